@@ -1,0 +1,12 @@
+"""ipvs_py: a userspace model of Linux IPVS (LVS).
+
+The model keeps the kernel's IPVS tables and makes the kernel's decisions,
+fast enough to replay millions of connections; see README.md and docs/.
+"""
+from ._core import load as _load
+
+hashing = _load("hashing")
+
+__version__ = "0.1.0"
+
+__all__ = ["hashing", "__version__"]
