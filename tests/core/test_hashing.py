@@ -261,3 +261,30 @@ def test_bad_key(core, key, exc, word):
 def test_bad_words_name_the_argument(core, call, exc, name):
     with pytest.raises(exc, match=name):
         call(core.hashing)
+
+
+def test_batches_from_many_threads_agree(compiled_core):
+    """The batch loops run without the GIL; concurrent calls must not
+    interfere (each thread's result equals the single-threaded one)."""
+    import threading
+
+    h = compiled_core.hashing
+    words = _rows(100_000, 2, np.uint64, 99)
+    expected = h.siphash_u64_batch(words, kv.KEY)
+    results, errors = [None] * 4, []
+
+    def work(i):
+        try:
+            for _ in range(5):
+                results[i] = h.siphash_u64_batch(words, kv.KEY)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for res in results:
+        assert np.array_equal(res, expected)

@@ -1,0 +1,56 @@
+"""The ipvs-py command: help, hash and demo."""
+import subprocess
+import sys
+
+import pytest
+
+from ipvs_py import cli
+
+
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for name in cli.COMMANDS:
+        assert name in out
+
+
+def test_no_command_prints_help_and_fails(capsys):
+    assert cli.main([]) == 2
+    assert "usage: ipvs-py" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["siphash_1u64", "0x0706050403020100"], "0x93f5f5799a932462"),
+    (["siphash", "0001020304050607"], "0x93f5f5799a932462"),
+    (["hsiphash_1u32", "0x03020100"], "0x88d38328"),
+    (["jhash", "466f75722073636f726520616e6420736576656e207965617273206167" "6f"],
+     "0x17770551"),
+    (["hash_32", "1", "--bits", "8"], "0x61"),
+])
+def test_hash_command(capsys, argv, expected):
+    assert cli.main(["hash", *argv]) == 0
+    assert capsys.readouterr().out.strip() == expected
+
+
+def test_hash_command_bad_input_is_one_clear_line(capsys):
+    assert cli.main(["hash", "siphash_1u64", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ipvs-py hash:") and "first" in err
+    assert cli.main(["hash", "siphash_1u64", "1", "--key", "00"]) == 2
+    assert "16 bytes" in capsys.readouterr().err
+
+
+def test_demo_runs_as_a_console_script():
+    proc = subprocess.run([sys.executable, "-m", "ipvs_py.cli", "demo",
+                           "--keys", "5000"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "siphash_2u64" in proc.stdout and "jhash_3words" in proc.stdout
+    assert "batch ns/key" in proc.stdout
+
+
+def test_demo_rejects_zero_keys():
+    from ipvs_py.demo import run
+    assert run(n_keys=0) == 2
