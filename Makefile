@@ -21,7 +21,8 @@ test-deps:              ## system packages (qemu, kernel, clang...) and test ext
 	$(PIP) install -e '.[test,bench,plot,kernel]'
 	@$(REHASH)
 
-test: test-deps         ## the whole suite, kernel-VM and BPF tests included
+test: test-deps         ## ASan run of the core, then the whole suite (kernel VM and BPF included)
+	bash scripts/asan-test.sh -q -m "not kernel_vm and not slow"
 	$(PYTHON) -m pytest
 
 test-fast: install      ## everything but the kernel VM
@@ -31,8 +32,8 @@ bench: install          ## print the benchmark tables
 	$(PIP) install -e '.[bench]'
 	for b in bench/bench_*.py; do $(PYTHON) $$b || exit 1; done
 
-asan:                   ## core + tests under AddressSanitizer/UBSan
-	tox -e asan
+asan: install           ## core + tests under AddressSanitizer/UBSan
+	bash scripts/asan-test.sh
 
 clean:
 	rm -rf build ipvs_py/_core/*.c ipvs_py/_core/*.so ipvs_py/_core/*.html
