@@ -7,6 +7,8 @@ from ._core import load as _load
 
 hashing = _load("hashing")
 
+from .packets import PacketBatch  # noqa: E402  (after the core check)
+
 __version__ = "0.1.0"
 
-__all__ = ["hashing", "__version__"]
+__all__ = ["hashing", "PacketBatch", "__version__"]
