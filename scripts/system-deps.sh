@@ -69,6 +69,8 @@ if [ "$pip_vng" = 1 ]; then
     else
         echo "system-deps: pip install virtme-ng (with $py)"
         "$py" -m pip install -q virtme-ng
+        # pyenv only shows new console scripts through its shims after this
+        if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
     fi
     if [ ! -x "$bindir/virtme-run" ] && ! command -v virtme-run >/dev/null 2>&1; then
         echo "system-deps: warning: virtme-run not found in $bindir nor on PATH" >&2

@@ -42,10 +42,12 @@ import sys
 import pytest
 
 _HERE = pathlib.Path(__file__).resolve().parent
-if str(_HERE) not in sys.path:  # works with any --import-mode
-    sys.path.insert(0, str(_HERE))
-
-import vm  # noqa: E402  (tests/kernel/vm.py)
+if __package__:  # tests/kernel is a package (tests/__init__.py exists)
+    from . import vm
+else:  # rootless collection: import the sibling file directly
+    if str(_HERE) not in sys.path:
+        sys.path.insert(0, str(_HERE))
+    import vm  # noqa: E402  (tests/kernel/vm.py)
 
 _BOOTS: list[tuple[str, vm.GuestResult, bool]] = []
 

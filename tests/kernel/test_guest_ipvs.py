@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import pathlib
 import re
+import sys
 
 import pytest
 
@@ -100,6 +101,14 @@ def test_guest_script_ran(guest):
 
 def test_kernel_is_debian_6_1(guest):
     assert guest.text("uname_r.txt").startswith("6.1.")
+
+
+def test_guest_python_imports_checkout(guest):
+    # differential tests run the model in the guest with "$PY" (see vm.py)
+    assert guest.text("guest_python.rc").strip() == "0", guest.text("guest_python.err")
+    version, path = guest.lines("guest_python.txt")[:2]
+    assert version == sys.version.split()[0]
+    assert pathlib.Path(path).resolve().is_relative_to(HERE.parents[1])
 
 
 def test_modprobe_ip_vs(guest):

@@ -11,6 +11,11 @@ step kernel
 uname -r > uname_r.txt
 ipvsadm --version > ipvsadm_version.txt 2>&1
 
+step python
+# the host interpreter, its site-packages and this checkout (PYTHONPATH)
+"$PY" -c 'import sys, ipvs_py; print(sys.version.split()[0]); print(ipvs_py.__file__)' \
+    > guest_python.txt 2> guest_python.err; echo $? > guest_python.rc
+
 step modprobe ip_vs
 modprobe ip_vs; echo $? > modprobe_ip_vs.rc
 lsmod > lsmod_after_ip_vs.txt
