@@ -1,0 +1,2 @@
+def attach_clsact(): pass
+def detach_clsact(): pass
