@@ -1,0 +1,55 @@
+"""Echo server / client run inside the test namespaces (as scripts).
+
+server HOST TCPPORT UDPPORT: echo one TCP connection and one UDP datagram,
+  replying b"echo:<data>|peer=<addr>:<port>" so the client can see which
+  source address the real server saw (masq keeps the client's).
+client VIP TCPPORT UDPPORT CPORT_TCP CPORT_UDP: send, print what came back
+  and from where, as one line per protocol.
+Socket timeouts only bound a failing run; nothing asserts on time.
+"""
+import socket
+import sys
+
+TIMEOUT = 10
+
+
+def server(host, tport, uport):
+    t = socket.socket()
+    t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    t.bind((host, tport))
+    t.listen(1)
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind((host, uport))
+    t.settimeout(TIMEOUT)
+    u.settimeout(TIMEOUT)
+    print("ready", flush=True)
+    conn, peer = t.accept()
+    with conn:
+        data = conn.recv(4096)
+        conn.sendall(b"echo:" + data + f"|peer={peer[0]}:{peer[1]}".encode())
+    data, peer = u.recvfrom(4096)
+    u.sendto(b"echo:" + data + f"|peer={peer[0]}:{peer[1]}".encode(), peer)
+
+
+def client(vip, tport, uport, ctport, cuport):
+    t = socket.socket()
+    t.settimeout(TIMEOUT)
+    t.bind(("0.0.0.0", ctport))
+    t.connect((vip, tport))
+    t.sendall(b"tcp-ping")
+    print("tcp", t.recv(4096).decode(), flush=True)
+    t.close()
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.settimeout(TIMEOUT)
+    u.bind(("0.0.0.0", cuport))
+    u.sendto(b"udp-ping", (vip, uport))
+    data, src = u.recvfrom(4096)
+    print("udp", data.decode(), f"from={src[0]}:{src[1]}", flush=True)
+
+
+if __name__ == "__main__":
+    role, *args = sys.argv[1:]
+    if role == "server":
+        server(args[0], int(args[1]), int(args[2]))
+    else:
+        client(args[0], *map(int, args[1:]))
