@@ -13,12 +13,20 @@ import sys
 TIMEOUT = 10
 
 
+def family(addr):
+    return socket.AF_INET6 if ":" in addr else socket.AF_INET
+
+
+def peer_text(peer):
+    return f"|peer={peer[0]}:{peer[1]}".encode()
+
+
 def server(host, tport, uport):
-    t = socket.socket()
+    t = socket.socket(family(host))
     t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     t.bind((host, tport))
     t.listen(1)
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u = socket.socket(family(host), socket.SOCK_DGRAM)
     u.bind((host, uport))
     t.settimeout(TIMEOUT)
     u.settimeout(TIMEOUT)
@@ -26,22 +34,24 @@ def server(host, tport, uport):
     conn, peer = t.accept()
     with conn:
         data = conn.recv(4096)
-        conn.sendall(b"echo:" + data + f"|peer={peer[0]}:{peer[1]}".encode())
+        conn.sendall(b"echo:" + data + peer_text(peer))
     data, peer = u.recvfrom(4096)
-    u.sendto(b"echo:" + data + f"|peer={peer[0]}:{peer[1]}".encode(), peer)
+    u.sendto(b"echo:" + data + peer_text(peer), peer)
 
 
 def client(vip, tport, uport, ctport, cuport):
-    t = socket.socket()
+    fam = family(vip)
+    anyaddr = "::" if fam == socket.AF_INET6 else "0.0.0.0"
+    t = socket.socket(fam)
     t.settimeout(TIMEOUT)
-    t.bind(("0.0.0.0", ctport))
+    t.bind((anyaddr, ctport))
     t.connect((vip, tport))
     t.sendall(b"tcp-ping")
     print("tcp", t.recv(4096).decode(), flush=True)
     t.close()
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u = socket.socket(fam, socket.SOCK_DGRAM)
     u.settimeout(TIMEOUT)
-    u.bind(("0.0.0.0", cuport))
+    u.bind((anyaddr, cuport))
     u.sendto(b"udp-ping", (vip, uport))
     data, src = u.recvfrom(4096)
     print("udp", data.decode(), f"from={src[0]}:{src[1]}", flush=True)

@@ -16,7 +16,7 @@ import pytest
 
 from ipvs_py.bpf import ConnRecord, attach_clsact
 
-from .nettopo import CLIENT, SERVER, VIP, Topology
+from .nettopo import CLIENT, CLIENT6, SERVER, SERVER6, VIP, VIP6, Topology
 
 pytest.importorskip("pyroute2", reason="attaching needs pyroute2 (extra 'bpf')")
 
@@ -40,7 +40,12 @@ def topo():
     t.close()
 
 
-def test_tcp_and_udp_through_fast_path(topo, fastpath, mirror):
+ADDRS = {4: (CLIENT, VIP, SERVER), 6: (CLIENT6, VIP6, SERVER6)}
+
+
+@pytest.mark.parametrize("fam", [4, 6], ids=["ipv4", "ipv6"])
+def test_tcp_and_udp_through_fast_path(topo, fastpath, mirror, fam):
+    CLIENT, VIP, SERVER = ADDRS[fam]
     for dev in ("l0", "l1"):   # client side: forward; server side: replies
         attach_clsact(fastpath.prog_fd, dev, netns=topo.lb)
     tcp = ConnRecord("tcp", CLIENT, CPORT_T, VIP, VPORT_T, SERVER, RPORT_T)
