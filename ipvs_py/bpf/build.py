@@ -3,7 +3,7 @@
 The object depends only on the C source, the flags and the compiler, so it
 is cached under a name made from their hash: the first ``FastPath()`` of a
 given source pays one clang run (~0.2 s), later ones reuse the file.
-``python -m ipvs_py.bpf.build`` compiles ahead of time (setup/CI step).
+``python -m ipvs_py.bpf build`` compiles ahead of time (setup/CI step).
 
 Debian packages: ``clang`` (any version with ``-mcpu=v3``, i.e. >= 12) and
 ``linux-libc-dev`` for the uapi headers.  Cache directory:
@@ -15,7 +15,6 @@ import os
 import platform
 import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -83,6 +82,3 @@ def compile_program(source=DEFAULT_SOURCE, out_dir=None):
     os.replace(tmp, target)
     return target
 
-
-if __name__ == "__main__":
-    print(compile_program(*(sys.argv[1:2] or [DEFAULT_SOURCE])))

@@ -18,7 +18,6 @@ from ipvs_py.bpf import ConnRecord, attach_clsact
 
 from .nettopo import CLIENT, CLIENT6, SERVER, SERVER6, VIP, VIP6, Topology
 
-pytest.importorskip("pyroute2", reason="attaching needs pyroute2 (extra 'bpf')")
 
 HERE = os.path.dirname(__file__)
 PEER = os.path.join(HERE, "echo_peer.py")

@@ -1,7 +1,7 @@
 """The tc program under BPF_PROG_TEST_RUN with crafted frames.
 
 Each case checks the rewritten frame by parsing it and recomputing every
-checksum from scratch (tests/bpf/pkt.py), never by trusting the program.
+checksum from scratch (ipvs_py/bpf/packet.py), never by trusting the program.
 """
 import struct
 
@@ -9,8 +9,8 @@ import pytest
 
 from ipvs_py.bpf import ConnRecord
 
-from . import pkt
-from .pkt import TCP, UDP
+from ipvs_py.bpf import packet as pkt
+from ipvs_py.bpf.packet import TCP, UDP
 
 TC_ACT_OK, TC_ACT_SHOT = 0, 2
 CLIENT, VIP, RS = "10.1.0.2", "10.9.9.9", "10.2.0.2"

@@ -1,4 +1,4 @@
-"""Craft and parse Ethernet/IPv4/IPv6 + TCP/UDP frames for the BPF tests.
+"""Craft and parse Ethernet/IPv4/IPv6 + TCP/UDP frames (tests, bench, demo).
 
 Independent of the program under test: checksums are computed from
 scratch (RFC 1071 one's-complement sum), so a wrong incremental update in
