@@ -77,8 +77,8 @@ def compile_program(source=DEFAULT_SOURCE, out_dir=None):
     cmd = [cc, *flags, "-c", str(source), "-o", tmp]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
-        os.unlink(tmp)
+        if os.path.exists(tmp):   # clang removes it on some failures
+            os.unlink(tmp)
         raise BpfBuildError(f"{' '.join(cmd)} failed:\n{res.stderr}")
     os.replace(tmp, target)
     return target
-

@@ -1,14 +1,19 @@
 """Echo server / client run inside the test namespaces (as scripts).
 
-server HOST TCPPORT UDPPORT: echo one TCP connection and one UDP datagram,
-  replying b"echo:<data>|peer=<addr>:<port>" so the client can see which
-  source address the real server saw (masq keeps the client's).
+server HOST TCPPORT UDPPORT: answer one TCP connection and one UDP
+  datagram with b"echo:<data>|peer=<addr>:<port>" so the client can see
+  which source address the real server saw (masq keeps the client's).
+  Over TCP the client first sends BULK bytes (segmentation offload and GRO
+  at work) and <data> is their sha256 prefix plus the closing text.
 client VIP TCPPORT UDPPORT CPORT_TCP CPORT_UDP: send, print what came back
   and from where, as one line per protocol.
 Socket timeouts only bound a failing run; nothing asserts on time.
 """
+import hashlib
 import socket
 import sys
+
+BULK = 4 << 20   # 4 MiB: many full-size and offloaded segments
 
 TIMEOUT = 10
 
@@ -33,8 +38,18 @@ def server(host, tport, uport):
     print("ready", flush=True)
     conn, peer = t.accept()
     with conn:
-        data = conn.recv(4096)
-        conn.sendall(b"echo:" + data + peer_text(peer))
+        got, h = 0, hashlib.sha256()
+        tail = b""
+        while got < BULK or not tail.endswith(b"tcp-ping"):
+            chunk = conn.recv(1 << 16)
+            if not chunk:
+                raise SystemExit("client closed early")
+            take = min(len(chunk), max(BULK - got, 0))
+            h.update(chunk[:take])
+            got += take
+            tail += chunk[take:]
+        digest = h.hexdigest()[:16].encode()
+        conn.sendall(b"echo:" + digest + b"+" + tail + peer_text(peer))
     data, peer = u.recvfrom(4096)
     u.sendto(b"echo:" + data + peer_text(peer), peer)
 
@@ -46,8 +61,10 @@ def client(vip, tport, uport, ctport, cuport):
     t.settimeout(TIMEOUT)
     t.bind((anyaddr, ctport))
     t.connect((vip, tport))
-    t.sendall(b"tcp-ping")
-    print("tcp", t.recv(4096).decode(), flush=True)
+    bulk = bytes(range(256)) * (BULK // 256)
+    t.sendall(bulk + b"tcp-ping")
+    print("tcp", t.recv(4096).decode(),
+          "sent=" + hashlib.sha256(bulk).hexdigest()[:16], flush=True)
     t.close()
     u = socket.socket(fam, socket.SOCK_DGRAM)
     u.settimeout(TIMEOUT)

@@ -23,6 +23,7 @@ HERE = os.path.dirname(__file__)
 PEER = os.path.join(HERE, "echo_peer.py")
 VPORT_T, VPORT_U, RPORT_T, RPORT_U = 80, 53, 8080, 8053
 CPORT_T, CPORT_U = 41000, 41001
+BULK_BYTES = 4 << 20   # echo_peer.BULK
 
 
 @pytest.fixture
@@ -72,12 +73,15 @@ def test_tcp_and_udp_through_fast_path(topo, fastpath, mirror, fam):
     lines = dict(line.split(" ", 1) for line in out.splitlines())
     # The real server saw the client's own address (masq), the client saw
     # replies from the VIP.
-    assert lines["tcp"] == f"echo:tcp-ping|peer={CLIENT}:{CPORT_T}"
+    reply, sent = lines["tcp"].split(" sent=")
+    # Every byte of the bulk transfer arrived intact, then the ping.
+    assert reply == f"echo:{sent}+tcp-ping|peer={CLIENT}:{CPORT_T}"
     assert lines["udp"] == (f"echo:udp-ping|peer={CLIENT}:{CPORT_U} "
                             f"from={VIP}:{VPORT_U}")
 
     fwd, rev = mirror.stats(tcp)
     assert fwd.packets >= 3 and rev.packets >= 2   # handshake + data each way
+    assert fwd.bytes > BULK_BYTES
     assert fwd.tcp_flags & 0x02 and rev.tcp_flags & 0x12 == 0x12  # SYN, SYN|ACK
     fwd, rev = mirror.stats(udp)
     assert (fwd.packets, rev.packets) == (1, 1)
