@@ -56,16 +56,19 @@ class ElfError(ValueError):
 
 
 def from_errno(err, command, detail=""):
-    """Map an errno from ``command`` to the most specific BpfError."""
+    """Map an errno from ``command`` to the most specific BpfError; the
+    message says what the caller was doing (``detail``) and, for the
+    classes a user can act on, what to do."""
+    hint = ""
     if err in (_errno.EPERM, _errno.EACCES):
         cls = BpfPermissionError
-        detail = detail or "run as root (CAP_BPF/CAP_SYS_ADMIN and CAP_NET_ADMIN)"
+        hint = "needs root (CAP_BPF/CAP_SYS_ADMIN, CAP_NET_ADMIN for tc)"
     elif err in (_errno.ENOSYS, _errno.EOPNOTSUPP):
         cls = BpfUnsupportedError
-        detail = detail or "kernel built without this BPF support"
+        hint = "this kernel lacks the BPF support for it"
     elif err == _errno.E2BIG and command in ("MAP_UPDATE_ELEM", "MAP_UPDATE_BATCH"):
         cls = BpfMapFullError
-        detail = detail or "map is full (max_entries reached)"
+        hint = "map is full (max_entries reached)"
     else:
         cls = BpfError
-    return cls(err, command, detail)
+    return cls(err, command, "; ".join(x for x in (detail, hint) if x))
