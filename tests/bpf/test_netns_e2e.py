@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from ipvs_py.bpf import ConnRecord, attach_clsact
+from ipvs_py.bpf import ConnRecord, attach_clsact, detach_clsact
 
 from .nettopo import CLIENT, CLIENT6, SERVER, SERVER6, VIP, VIP6, Topology
 
@@ -87,3 +87,23 @@ def test_tcp_and_udp_through_fast_path(topo, fastpath, mirror, fam):
     assert (fwd.packets, rev.packets) == (1, 1)
     st = fastpath.stats()
     assert st["in"] >= 4 and st["out"] >= 3 and st["err"] == 0
+
+
+def _tc_show(topo, *args):
+    return subprocess.run(["ip", "netns", "exec", topo.lb, "tc", *args],
+                          capture_output=True, text=True, check=True).stdout
+
+
+def test_attach_is_what_tc_sees_and_detach_removes_it(topo, fastpath):
+    attach_clsact(fastpath.prog_fd, "l0", netns=topo.lb)
+    attach_clsact(fastpath.prog_fd, "l0", netns=topo.lb, direction="egress",
+                  prio=2)   # clsact already there: reused, not an error
+    ingress = _tc_show(topo, "filter", "show", "dev", "l0", "ingress")
+    assert "ipvs_fastpath" in ingress and "direct-action" in ingress
+    assert "ipvs_fastpath" in _tc_show(topo, "filter", "show", "dev", "l0",
+                                       "egress")
+    detach_clsact("l0", netns=topo.lb)
+    assert "clsact" not in _tc_show(topo, "qdisc", "show", "dev", "l0")
+    detach_clsact("l0", netns=topo.lb)   # idempotent
+    with pytest.raises(LookupError):
+        attach_clsact(fastpath.prog_fd, "nonexistent0", netns=topo.lb)
