@@ -16,12 +16,17 @@ import errno as _errno
 PARENTS = {"ingress": 0xFFFFFFF2, "egress": 0xFFFFFFF3}
 
 
-def _iproute(netns):
+def _pyroute2():
     try:
-        from pyroute2 import IPRoute
+        import pyroute2
     except ImportError as e:   # optional dependency: say which one
         raise ImportError("attaching the fast path needs pyroute2 "
                           "(pip install 'ipvs_py[bpf]')") from e
+    return pyroute2
+
+
+def _iproute(netns):
+    IPRoute = _pyroute2().IPRoute
     return IPRoute(netns=netns) if netns else IPRoute()
 
 
@@ -37,7 +42,7 @@ def attach_clsact(prog_fd, ifname, netns=None, direction="ingress",
     """Attach ``prog_fd`` (a sched_cls program) in direct-action mode at
     ``direction`` of ``ifname``, in network namespace ``netns`` (a name
     under /run/netns) or ours.  Creates the clsact qdisc if missing."""
-    from pyroute2 import NetlinkError
+    NetlinkError = _pyroute2().NetlinkError
     with _iproute(netns) as ipr:
         idx = _ifindex(ipr, ifname)
         try:
@@ -52,7 +57,7 @@ def attach_clsact(prog_fd, ifname, netns=None, direction="ingress",
 
 def detach_clsact(ifname, netns=None):
     """Remove the clsact qdisc of ``ifname`` and every filter on it."""
-    from pyroute2 import NetlinkError
+    NetlinkError = _pyroute2().NetlinkError
     with _iproute(netns) as ipr:
         idx = _ifindex(ipr, ifname)
         try:

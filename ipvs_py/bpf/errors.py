@@ -29,8 +29,9 @@ class BpfPermissionError(BpfError):
 
 
 class BpfUnsupportedError(BpfError):
-    """ENOSYS/EOPNOTSUPP, or EINVAL where the kernel does not know a map
-    type, command or flag: this kernel lacks the needed BPF support."""
+    """ENOSYS/EOPNOTSUPP, or EINVAL from a batch command (unknown to
+    kernels before 5.6; our batch arguments are checked before the call):
+    this kernel lacks the needed BPF support."""
 
 
 class BpfMapFullError(BpfError):
@@ -66,6 +67,9 @@ def from_errno(err, command, detail=""):
     elif err in (_errno.ENOSYS, _errno.EOPNOTSUPP):
         cls = BpfUnsupportedError
         hint = "this kernel lacks the BPF support for it"
+    elif err == _errno.EINVAL and command.endswith("_BATCH"):
+        cls = BpfUnsupportedError
+        hint = "batch map operations need Linux 5.6 or later"
     elif err == _errno.E2BIG and command in ("MAP_UPDATE_ELEM", "MAP_UPDATE_BATCH"):
         cls = BpfMapFullError
         hint = "map is full (max_entries reached)"

@@ -9,6 +9,10 @@ creates a connection and removes it when the connection goes):
 * :meth:`SessionMirror.resync` - make the maps equal to a full iteration
   of the table (after a restart, a flush, or a suspected divergence).
 
+:meth:`SessionMirror.on_state_change` covers both directions of a state
+transition (e.g. ESTABLISHED -> FIN_WAIT removes the session, so the rest
+of the teardown is seen by the model's state machine).
+
 Only masq connections of TCP/UDP are mirrored: DR and tunnel do not
 rewrite addresses at the balancer, and the program parses no SCTP.  TCP
 connections are mirrored from ESTABLISHED only, so handshakes keep going
@@ -17,6 +21,12 @@ through the model's state machine.
 Ordering: the reply entry is written before the forward entry and removed
 after it, so a packet the program rewrites towards a real server always
 finds its reply path already installed.
+
+Limit: entries are keyed by the tuple on the wire, so two connections
+whose reply tuples coincide (the same client address and port sent to the
+same real server port through two virtual services) share one reply
+entry; the later install wins and removing either removes it.  IPVS's own
+out-direction lookup is ambiguous in that case too.
 """
 import errno as _errno
 from dataclasses import dataclass
@@ -78,6 +88,14 @@ class SessionMirror:
     def on_established(self, conn):
         """Hook: ``conn`` became established.  Same as :meth:`install`."""
         return self.install(conn)
+
+    def on_state_change(self, conn):
+        """Hook: ``conn`` changed state.  Installs it if it is now
+        eligible, removes it otherwise; returns True if it is mirrored."""
+        if eligible(conn):
+            return self.install(conn)
+        self.remove(conn)
+        return False
 
     def on_expired(self, conn):
         """Hook: ``conn`` expired or was deleted.  Same as :meth:`remove`."""

@@ -5,6 +5,9 @@ object declares (session maps sized by the caller), points the program at
 them and loads it.  It owns every fd it opens; ``close()`` releases them,
 and an attached program keeps its maps alive in the kernel on its own.
 """
+import os
+import sys
+
 from .build import DEFAULT_SOURCE, compile_program
 from .elf import BpfObject
 from .layout import STAT_NAMES, check_mapdefs
@@ -53,13 +56,12 @@ class FastPath:
 
     def stats(self):
         """Program counters: pass / in / out / err packet counts."""
-        m = self.maps["stats"]
-        return {name: int.from_bytes(m.lookup(i.to_bytes(4, "little")), "little")
+        m, order = self.maps["stats"], sys.byteorder   # host-endian u32/u64
+        return {name: int.from_bytes(m.lookup(i.to_bytes(4, order)), order)
                 for i, name in enumerate(STAT_NAMES)}
 
     def close(self):
         """Release the program fd and our map fds."""
-        import os
         fd = getattr(self, "prog_fd", -1)
         if fd >= 0:
             os.close(fd)

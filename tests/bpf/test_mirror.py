@@ -59,6 +59,15 @@ def test_hooks_install_and_remove(m, session_maps):
     assert len(m) == 0 and len(session_maps[1]) == 0
 
 
+def test_state_changes(m):
+    assert m.on_state_change(rec(state="SYN_RECV")) is False
+    assert len(m) == 0
+    assert m.on_state_change(rec()) is True
+    assert len(m) == 1
+    assert m.on_state_change(rec(state="FIN_WAIT")) is False
+    assert len(m) == 0
+
+
 def test_reinstall_keeps_counters_changed_dest_overwrites(m, session_maps):
     m.install(rec())
     (ik, iv), _ = entries(rec())

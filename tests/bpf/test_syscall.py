@@ -101,6 +101,13 @@ def test_errno_classes(err, cls):
     assert e.errno == err and "MAP_CREATE" in str(e)
 
 
+def test_einval_on_batch_means_unsupported():
+    assert isinstance(from_errno(errno.EINVAL, "MAP_UPDATE_BATCH"),
+                      BpfUnsupportedError)
+    assert not isinstance(from_errno(errno.EINVAL, "MAP_CREATE"),
+                          BpfUnsupportedError)
+
+
 def test_e2big_is_map_full_only_on_update():
     assert isinstance(from_errno(errno.E2BIG, "MAP_UPDATE_ELEM"), BpfMapFullError)
     assert not isinstance(from_errno(errno.E2BIG, "PROG_LOAD"), BpfMapFullError)
