@@ -1,0 +1,45 @@
+"""Fixtures for the BPF fast-path tests.
+
+Tests skip, with the kernel's reason, only when the kernel refuses BPF
+(EPERM/EACCES, missing support).  A missing clang or a verifier rejection
+is a failure: those are bugs or setup errors, not the kernel saying no.
+"""
+import pytest
+
+from ipvs_py.bpf import (BpfPermissionError, BpfUnsupportedError, FastPath,
+                         Map, SessionMirror)
+from ipvs_py.bpf.layout import KEY, VALUE
+from ipvs_py.bpf.syscall import MAP_TYPE_HASH
+
+
+def kernel_refuses(exc):
+    pytest.skip(f"kernel refuses BPF here: {exc}")
+
+
+@pytest.fixture
+def fastpath():
+    """A freshly loaded program with small session maps."""
+    try:
+        fp = FastPath(max_sessions=1024)
+    except (BpfPermissionError, BpfUnsupportedError) as e:
+        kernel_refuses(e)
+    yield fp
+    fp.close()
+
+
+@pytest.fixture
+def mirror(fastpath):
+    return SessionMirror(fastpath)
+
+
+@pytest.fixture
+def session_maps():
+    """Two bare session-layout maps (no program) of 8 entries each."""
+    try:
+        maps = [Map(MAP_TYPE_HASH, KEY.size, VALUE.size, 8, name=n)
+                for n in ("t_in", "t_out")]
+    except (BpfPermissionError, BpfUnsupportedError) as e:
+        kernel_refuses(e)
+    yield maps
+    for m in maps:
+        m.close()
