@@ -15,8 +15,10 @@ set -euo pipefail
 #     socat (tiny TCP/UDP servers/clients in the guest).
 VM_PKGS=(qemu-system-x86 linux-image-amd64 ipvsadm busybox-static kmod
          iproute2 socat procps)
-# bpf: clang/llvm for -target bpf, libbpf headers, tc (iproute2), bpftool.
-BPF_PKGS=(clang llvm iproute2 libbpf-dev libelf-dev bpftool)
+# bpf: clang for -target bpf (ipvs_py/bpf/build.py), the kernel UAPI headers
+#      it includes (linux-libc-dev), ip/tc for the namespaces (iproute2),
+#      llvm for llvm-objdump when debugging the object.
+BPF_PKGS=(clang llvm linux-libc-dev iproute2)
 
 usage() { echo "usage: $0 {vm|bpf}..." >&2; exit 2; }
 [ $# -ge 1 ] || usage

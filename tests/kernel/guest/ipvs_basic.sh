@@ -108,6 +108,11 @@ sleep 2
 save traffic_proc_ip_vs_conn.txt cat /proc/net/ip_vs_conn
 save traffic_ipvsadm_Lnc.txt ipvsadm -Lnc
 save traffic_ipvsadm_Ln.txt ipvsadm -Ln
+# Totals and per-service stats are folded in by the 2 s estimator, so under
+# a slow (TCG, loaded) guest they can lag: wait, bounded, until it has run.
+for i in $(seq 50); do
+    [ "$(awk 'NR==3 {print $1}' /proc/net/ip_vs_stats)" = 2 ] && break; sleep 0.2
+done
 save traffic_ipvsadm_Ln_stats.txt ipvsadm -Ln --stats
 save traffic_proc_ip_vs_stats.txt cat /proc/net/ip_vs_stats
 wait $cl2; echo $? > client2.rc
