@@ -78,8 +78,8 @@ def unicast_ok(af, addr):
 def check(op, sreq, dreq, view):
     """Raise IPVSError if the kernel would refuse ``op``; return None.
 
-    ``view`` answers ``has_service(key)``, ``has_dest(key, dkey)`` and
-    ``sync_state``.
+    ``view`` answers ``has_service(key)``, ``has_dest(key, dkey)``,
+    ``sync_state`` and ``schedulers`` (the scheduler modules available).
     """
     if op in ("flush", "set_timeout") or (op == "zero" and sreq is None):
         return
@@ -102,9 +102,9 @@ def check(op, sreq, dreq, view):
     if op == "add_service":
         if exists:
             fail(op, errno.EEXIST, "service exists")
-        _check_svc_fields(op, sreq)
+        _check_svc_fields(op, sreq, view.schedulers)
     elif op == "edit_service":
-        _check_svc_fields(op, sreq)
+        _check_svc_fields(op, sreq, view.schedulers)
     elif op in ("add_dest", "edit_dest"):
         if dreq.weight < 0:
             fail(op, errno.ERANGE, "server weight less than zero")
@@ -130,8 +130,8 @@ def check(op, sreq, dreq, view):
             fail(op, errno.ENOENT, "destination not found")
 
 
-def _check_svc_fields(op, sreq):
-    if sreq.sched_name != "none" and sreq.sched_name not in SCHEDULERS:
+def _check_svc_fields(op, sreq, schedulers=SCHEDULERS):
+    if sreq.sched_name != "none" and sreq.sched_name not in schedulers:
         fail(op, errno.ENOENT,
              f"scheduler module ip_vs_{sreq.sched_name} not found")
     if sreq.pe_name and sreq.pe_name not in PERSISTENCE_ENGINES:

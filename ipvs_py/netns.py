@@ -21,7 +21,8 @@ from .dest import Dest, DEST_F_OVERLOAD
 from .errors import IPVSError, NoSuchFile
 from .requests import DestReq, SvcReq
 from .service import (AF_INET, AF_INET6, FTPPORT, IPPROTO_SCTP, IPPROTO_TCP,
-                      IPPROTO_UDP, PE_CONN_OUT, Service, svc_key)
+                      IPPROTO_UDP, PE_CONN_OUT, SCHEDULERS, Service,
+                      svc_key)
 from .stats import Stats
 from .svctable import ServiceTable
 from .sysctl import Sysctl
@@ -91,6 +92,10 @@ class Netns:
             "ftpsvc_counter", "nullsvc_counter", "conn_out_counter")}
         self.mixed_address_family_dests = 0
         self.sync_state = 0
+        #: scheduler modules that load (Debian's 6.1 lacks ip_vs_twos:
+        #: CONFIG_IP_VS_TWOS is not set)
+        self.schedulers = tuple(s for s in SCHEDULERS
+                                if kernel != "6.1" or s != "twos")
         self.enable = False
         self.tot_stats = Stats()
         self.timeouts = {"tcp": 900, "tcp_fin": 120, "udp": 300}

@@ -669,6 +669,7 @@ class _Overlay:
         self.svcs = {}          # key -> None (gone) or set of dest keys
         self.flushed = False
         self.sync_state = net.sync_state
+        self.schedulers = net.schedulers
 
     def _real(self, key):
         if self.flushed:
