@@ -121,9 +121,7 @@ def _heredoc(path, text):
 
 
 def GUEST_SCRIPT():
-    s = ["cd \"$OUT\"", "modprobe ip_vs || exit 3",
-         "for f in /proc/sys/net/ipv4/vs/*; do printf '%s\\t%s\\n' "
-         "\"${f##*/}\" \"$(cat $f)\"; done > sysctl.txt"]
+    s = ["cd \"$OUT\"", "modprobe ip_vs || exit 3"]
     # ipvsadm -C, -R, then capture; the schedulers load on first use
     for i, lines in enumerate(SETS):
         s.append(_heredoc(f"set{i}.rules", "\n".join(lines) + "\n"))
@@ -139,6 +137,10 @@ def GUEST_SCRIPT():
         s.append(f"ipvsadm {line} > bad{j}.out 2> bad{j}.err; "
                  f"echo $? > bad{j}.rc")
     s.append("ipvsadm -S -n > base.S; cat /proc/net/ip_vs > base.proc")
+    # lblc/lblcr add their sysctls when loaded
+    s.append("modprobe ip_vs_lblc; modprobe ip_vs_lblcr")
+    s.append("for f in /proc/sys/net/ipv4/vs/*; do printf '%s\\t%s\\n' "
+             "\"${f##*/}\" \"$(cat $f)\"; done > sysctl.txt")
     s.append("echo done > done.txt")
     return "\n".join(s) + "\n"
 
