@@ -100,6 +100,12 @@ class Netns:
         self.tot_stats = Stats()
         self.timeouts = {"tcp": 900, "tcp_fin": 120, "udp": 300}
         self.conn_count = 0           # issue 6 keeps this
+        # 7.1: conn_tab is allocated by the first service add (2^8 buckets,
+        # the conn_lfactor of that moment) and only freed with the netns
+        # (ip_vs_conn_flush); issue 6 grows it with the connections.
+        self.conn_tab_size_ = 0
+        self.conn_tab_lfactor = 0
+        self._conn_work_due = None
         # estimator kthreads (ip_vs_est.c; 7.1 status rows): calibrated at
         # run time in the kernel, so plain attributes here
         self.est_kt_count = 1
@@ -129,6 +135,7 @@ class Netns:
         if seconds < 0:
             raise ValueError("the clock only moves forward")
         target = self.jiffies + int(round(seconds * self.hz))
+        self._conn_resize_work(target)
         while self._timers and self._timers[0][0] <= target:
             expires, _, timer = heapq.heappop(self._timers)
             if not timer.active or timer.expires != expires:
@@ -251,6 +258,11 @@ class Netns:
         """ip_vs_add_service()"""
         svc = Service(u.af, u.protocol, u.addr, u.port, u.fwmark,
                       u.sched_name, u.flags, u.timeout, u.netmask, u.pe_name)
+        if self.kernel != "6.1" and not self.conn_tab_size_:
+            self.conn_tab_size_ = 1 << CONN_TAB_MIN_BITS
+            self.conn_tab_lfactor = self.sysctl["conn_lfactor"]
+            # conn_resize_work re-checks the table every 2 s
+            self._conn_work_due = self.jiffies + 2 * self.hz
         self._count(svc, +1)
         self.svc_table.insert(svc)
         self._sched_hook("init_service", svc)
@@ -387,6 +399,25 @@ class Netns:
         self.dest_trash = keep
         if keep:
             self._mod_timer(self._trash_timer, now + (period >> 1))
+
+    def _conn_resize_work(self, until):
+        """conn_resize_work_handler() every 2 s; without connections the
+        desired size stays 2^8, so only a new conn_lfactor rebuilds.  The
+        connection table itself (sizes with conns) is issue 6's."""
+        due = self._conn_work_due
+        if due is None or due > until:
+            return
+        lf = self.sysctl["conn_lfactor"]
+        if self.conn_count == 0 and lf != self.conn_tab_lfactor:
+            self.conn_tab_size_ = 1 << CONN_TAB_MIN_BITS
+            self.conn_tab_lfactor = lf
+        period = 2 * self.hz
+        self._conn_work_due = due + ((until - due) // period + 1) * period
+
+    def conn_chain_lengths(self):
+        """Chain-length histogram of the conn table (all empty until the
+        packet path of issue 6 adds connections)."""
+        return [self.conn_tab_size_] + [0] * 7
 
     def _sched_hook(self, name, svc, dest=None):
         """Scheduler hooks (issue 7 binds real schedulers here)."""
@@ -549,12 +580,12 @@ class Netns:
 
     @property
     def conn_tab_size(self):
-        """Conn table size shown as ``size=`` (6.1: fixed 2^conn_tab_bits;
-        7.1: the current per-net table, 2^8 while services exist and no
-        connections, 0 without a table)."""
+        """Conn table size shown as ``size=`` (6.1: the fixed global
+        2^conn_tab_bits; 7.1: the per-net table, 0 until the first service
+        is added, then 2^8 while there are no connections)."""
         if self.kernel == "6.1":
             return 1 << self.conn_tab_bits
-        return 1 << CONN_TAB_MIN_BITS if len(self.svc_table) else 0
+        return self.conn_tab_size_
 
     def __repr__(self):
         return (f"<Netns kernel={self.kernel} services={len(self.svc_table)}"

@@ -471,9 +471,7 @@ def status(net):
     nconn = net.conn_count
     csize = net.conn_tab_size
     if csize:
-        lf = getattr(net, "conn_tab_lfactor", None)
-        if lf is None:
-            lf = net.sysctl["conn_lfactor"]
+        lf = net.conn_tab_lfactor
         out.append("Conns:\t%d\n" % nconn)
         out.append("Conn buckets:\t%d (%d bits, lfactor %d)\n"
                    % (csize, csize.bit_length() - 1, lf))

@@ -231,3 +231,21 @@ def test_rebuild_flips_table_id_and_rehashes():
     for svc in net.services():
         assert svc.hash_key & 0x80000000
         assert svc in t1.buckets[svc.hash_key & t1.mask]
+
+
+def test_conn_tab_lifetime_and_lfactor():
+    """7.1: the first service allocates conn_tab (2^8, conn_lfactor then);
+    deleting every service keeps it; a conn_lfactor write is picked up by
+    the 2 s conn_resize_work."""
+    net = ipvs_py.Netns(seed=1)
+    assert net.conn_tab_size == 0
+    assert net.list_text().startswith(
+        "IP Virtual Server version 1.2.1 (size=0)\n")
+    net.restore("-A -t 10.0.0.1:80")
+    assert net.conn_tab_size == 256
+    net.restore("-D -t 10.0.0.1:80")
+    assert net.conn_tab_size == 256
+    net.sysctl["conn_lfactor"] = 3
+    assert "Conn buckets:\t256 (8 bits, lfactor -4)" in net.status()
+    net.advance(2)
+    assert "Conn buckets:\t256 (8 bits, lfactor 3)" in net.status()
