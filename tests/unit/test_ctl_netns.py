@@ -187,8 +187,12 @@ def _expected_sizes(counts, lf=-3):
     return out
 
 
-def test_sizing_as_services_come_and_go():
-    net = ipvs_py.Netns(seed=5)
+@pytest.mark.parametrize("lf,init", [(-3, True), (-2, False), (0, True),
+                                     (2, True), (-8, True)])
+def test_sizing_as_services_come_and_go(lf, init):
+    net = ipvs_py.Netns(seed=5, init_net=init)
+    if lf != net.sysctl["svc_lfactor"]:
+        net.sysctl["svc_lfactor"] = lf
     counts, sizes = [], []
     for i in range(300):
         net.add_service("tcp", f"10.0.{i // 250}.{i % 250 + 1}", 80)
@@ -198,8 +202,10 @@ def test_sizing_as_services_come_and_go():
         net.del_service("tcp", f"10.0.{i // 250}.{i % 250 + 1}", 80)
         counts.append(len(net.svc_table))
         sizes.append(net.svc_table.size)
-    assert sizes == _expected_sizes(counts)
-    assert max(sizes) == 4096 and sizes[-1] == 0
+    assert sizes == _expected_sizes(counts, lf)
+    assert sizes[-1] == 0
+    if lf == -3:
+        assert max(sizes) == 4096
     assert net.svc_table.t is None
 
 
