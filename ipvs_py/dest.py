@@ -87,6 +87,17 @@ class Dest:
                 return
         self.flags &= ~DEST_F_OVERLOAD
 
+    def as_dict(self):
+        """The destination as IPVS_DEST_ATTR_* suffixes -> values."""
+        return {"addr": str(self.addr), "port": self.port,
+                "fwd_method": self.fwd_method, "weight": self.weight,
+                "tun_type": self.tun_type, "tun_port": self.tun_port,
+                "tun_flags": self.tun_flags, "u_thresh": self.u_thresh,
+                "l_thresh": self.l_thresh, "activeconns": self.activeconns,
+                "inactconns": self.inactconns,
+                "persistconns": self.persistconns, "addr_family": self.af,
+                "stats": self.stats.shown()}
+
     def __repr__(self):
         a = f"[{self.addr}]" if self.af == 10 else str(self.addr)
         return (f"<Dest {a}:{self.port} {FWD_NAMES[self.fwd_method]} "

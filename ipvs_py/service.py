@@ -93,6 +93,20 @@ class Service:
     def num_dests(self):
         return len(self.dests)
 
+    def as_dict(self):
+        """The service as IPVS_SVC_ATTR_* suffixes -> values (what a
+        netlink dump carries), stats included."""
+        d = {"af": self.af, "fwmark": self.fwmark,
+             "sched_name": self.sched_name, "flags": self.flags | F_HASHED,
+             "timeout": self.timeout, "netmask": self.netmask,
+             "stats": self.stats.shown()}
+        if not self.fwmark:
+            d.update(protocol=self.protocol, addr=str(self.addr),
+                     port=self.port)
+        if self.pe_name:
+            d["pe_name"] = self.pe_name
+        return d
+
     def __repr__(self):
         if self.fwmark:
             ident = f"FWM {self.fwmark}" + (" IPv6" if self.af == AF_INET6

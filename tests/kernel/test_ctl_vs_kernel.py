@@ -36,6 +36,42 @@ SEED = 20261124
 
 SETS = [rule_set(random.Random(SEED + i), LINES) for i in range(N_SETS)]
 
+# Hand-written syntax variety for the parser (popt forms, inet_aton forms,
+# service names, optional -p argument, -6 fwmark, edits, trash revival).
+SYNTAX = """\
+ipvsadm -A -t 10.1:http -s rr
+--add-service --udp-service=10.0.0.2:domain --scheduler wrr --persistent
+-A --tcp-service 0x0a000003:https -srr -p 100 -M 255.255.0.0
+-a -t 10.1:80 -r 10.2.0.1:8080 -mw3
+--add-server --tcp-service 10.0.0.1:80 --real-server=10.2.0.2 --gatewaying
+-a -t 10.0.0.1:80 -r 10.2.0.3 -i --tun-type=gue --tun-port=7777 --tun-remcsum
+-a -t 10.0.0.1:80 -r 10.2.0.4 --ipip --tun-type gre --tun-csum
+-a -t 10.0.0.1:80 -r [2001:db8::44]:80 -i
+-A -f 77 -6 -s mh -b mh-fallback -p 20 -M 48
+-a -f 77 -6 -r 2001:db8::9 -m -w 0
+-a -f 77 -6 -r [2001:db8::a]:99 -m -x 10
+-E -t 10.0.0.1:80 -s sh -b sh-port,sh-fallback
+-e -t 10.0.0.1:80 -r 10.2.0.2:80 -g -w 7 -x 100 -y 20
+-d -t 10.0.0.1:80 -r 10.2.0.1:8080
+-a -t 10.0.0.1:80 -r 10.2.0.1:8080 -m -w 9
+-A -u 10.0.0.9:0 -s lblcr -p 5 -o --pe sip
+-a -u 10.0.0.9:0 -r 10.3.0.1 -m
+-D -u 10.0.0.9:0
+-A -u 10.0.0.9:0 -s dh -p 5
+-a -u 10.0.0.9:0 -r 10.3.0.1 -g
+-A --sctp-service [2001:db8::1]:3868 -s fo -p 7 --pe sip
+-a --sctp-service [2001:db8::1]:3868 -r [2001:db8::2]:3868 -m -w 65536
+-A -f 4294967295 -s none
+-a -f 4294967295 -r 10.4.0.1 -g
+-A -t 200.0.0.1:80 -s nq
+-A -t 100.0.0.1:80 -s sed
+-A -t 10.0.0.100:80 -s lblc
+-A -t 150.0.0.1:80 -s ovf
+-A -t 250.0.0.1:80 -s lc
+""".splitlines()
+SETS.append(SYNTAX)
+N_SETS += 1
+
 BASE = """\
 -A -t 10.0.0.1:80 -s rr
 -a -t 10.0.0.1:80 -r 10.0.1.1:80 -m -w 2

@@ -255,3 +255,17 @@ def test_conn_tab_lifetime_and_lfactor():
     assert "Conn buckets:\t256 (8 bits, lfactor -4)" in net.status()
     net.advance(2)
     assert "Conn buckets:\t256 (8 bits, lfactor 3)" in net.status()
+
+
+def test_as_dict_netlink_names():
+    net = ipvs_py.Netns(seed=1)
+    net.restore("-A -u 10.0.0.1:53 -s sh -b sh-port -p 30 --pe sip\n"
+                "-a -u 10.0.0.1:53 -r 10.1.0.1:53 -m -w 4 -x 9 -y 3\n")
+    svc = net.services()[0]
+    d = svc.as_dict()
+    assert d["protocol"] == 17 and d["addr"] == "10.0.0.1" and d["port"] == 53
+    assert d["flags"] == 0x1 | 0x2 | 0x10 and d["pe_name"] == "sip"
+    assert d["timeout"] == 30 and d["netmask"] == 0xFFFFFFFF
+    dd = svc.dests[0].as_dict()
+    assert (dd["weight"], dd["u_thresh"], dd["l_thresh"],
+            dd["fwd_method"], dd["addr_family"]) == (4, 9, 3, 0, 2)
