@@ -193,7 +193,8 @@ class Sysctl(MutableMapping):
                 cpus = _parse_cpulist(value)
             except ValueError:
                 raise self._bad(spec, value) from None
-            if not cpus or max(cpus) >= self._cpus:
+            # an empty list is valid: it stops the estimator kthreads
+            if cpus and max(cpus) >= self._cpus:
                 raise self._bad(spec, value)
             return _fmt_cpulist(cpus)
         if isinstance(value, bool) or not isinstance(value, int):
