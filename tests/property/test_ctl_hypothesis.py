@@ -111,3 +111,47 @@ def test_invalid_lines_change_nothing(seed, bad, where):
     probe.restore("\n".join(rule_set(random.Random(seed), 15,
                                      kernel="7.1")))
     probe.restore("\n".join(text))
+
+
+@SETTINGS
+@given(ops=st.lists(st.tuples(st.sampled_from(["add", "del", "lf"]),
+                              st.integers(0, 300), st.integers(-8, 8)),
+                    max_size=120),
+       init=st.booleans())
+def test_svc_table_invariants(ops, init):
+    """Whatever adds, deletes and svc_lfactor writes happen, the 7.1 table
+    keeps every service findable in bucket ``hash_key & mask`` of the
+    current table (whose id the hash_key carries), its size is what the
+    kernel's sizing policy gives, and no resize stays pending."""
+    from ipvs_py.svctable import thresholds
+    net = ipvs_py.Netns(seed=len(ops), init_net=init)
+    live = set()
+    for op, i, lf in ops:
+        fw = i % 7 == 0
+        ident = dict(fwmark=i + 1) if fw else dict(
+            protocol="tcp", addr=f"10.{i >> 8}.{i & 255}.1", port=80)
+        if op == "lf":
+            net.sysctl["svc_lfactor"] = lf
+        elif op == "add" and i not in live:
+            net.add_service(**ident)
+            live.add(i)
+        elif op == "del" and i in live:
+            net.del_service(**ident)
+            live.discard(i)
+        t = net.svc_table
+        assert len(t) == len(live)
+        assert not t.resize_queued
+        if not live:
+            assert t.t is None
+            continue
+        tab = t.t
+        u, l_ = thresholds(tab.size, tab.lfactor)
+        assert (tab.u_thresh, tab.l_thresh) == (u, l_)
+        for svc in t.walk():
+            assert svc.hash_key & 0x80000000 == tab.table_id
+            assert svc in tab.buckets[svc.hash_key & tab.mask]
+        for j in live:
+            fwj = j % 7 == 0
+            got = (net.get_service(fwmark=j + 1) if fwj else
+                   net.get_service("tcp", f"10.{j >> 8}.{j & 255}.1", 80))
+            assert got is not None
