@@ -141,9 +141,17 @@ def string_to_number(s, lo, hi):
     return n if lo <= n <= hi else -1
 
 
+_DOTTED = re.compile(r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+                     r"(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9]))"
+                     r"{3}\Z")
+
+
 def inet_aton(s):
     """glibc inet_aton(): 1-4 parts, each decimal, 0-octal or 0x-hex; the
     last part fills the remaining bytes.  Returns the address int or None."""
+    if _DOTTED.match(s):                    # the usual a.b.c.d, fast
+        a, b, c, d = s.split(".")
+        return (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)
     if not s or s[0] in " \t" or s.endswith("."):
         return None
     parts = s.split(".")
@@ -239,10 +247,12 @@ def parse_service(buf, protocol):
             return 0, None, None, None
         portp = rest[1:]
     af = addr = None
-    try:
-        a6 = ipaddress.IPv6Address(buf)
-    except ValueError:
-        a6 = None
+    a6 = None
+    if buf.count(":") >= 2:                 # inet_pton(AF_INET6) needs two
+        try:
+            a6 = ipaddress.IPv6Address(buf)
+        except ValueError:
+            a6 = None
     if a6 is not None and "%" not in buf:
         af, addr = AF_INET6, a6
     else:
