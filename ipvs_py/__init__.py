@@ -8,7 +8,12 @@ from ._core import load as _load
 hashing = _load("hashing")
 
 from .packets import PacketBatch  # noqa: E402  (after the core check)
+from .errors import IPVSError, NoSuchFile, RuleError  # noqa: E402
+from .service import Service  # noqa: E402
+from .dest import Dest  # noqa: E402
+from .netns import Netns  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["hashing", "PacketBatch", "__version__"]
+__all__ = ["hashing", "PacketBatch", "Netns", "Service", "Dest", "IPVSError",
+           "RuleError", "NoSuchFile", "__version__"]
