@@ -6,9 +6,10 @@ fast enough to replay millions of connections; see README.md and docs/.
 from ._core import load as _load
 
 hashing = _load("hashing")
+table = _load("table")
 
 from .packets import PacketBatch  # noqa: E402  (after the core check)
 
 __version__ = "0.1.0"
 
-__all__ = ["hashing", "PacketBatch", "__version__"]
+__all__ = ["hashing", "table", "PacketBatch", "__version__"]
