@@ -150,7 +150,8 @@ class Table:
         if isinstance(keys, str):
             raise BadKeyError("keys must be a buffer of keys, not str")
         try:
-            raw = memoryview(keys).cast("B").tobytes()
+            mv = memoryview(keys)
+            raw = mv.cast("B").tobytes() if mv.nbytes else b""
         except TypeError:
             raise BadKeyError(f"keys must be a C-contiguous buffer of "
                               f"{self.key_size}-byte keys") from None
