@@ -464,7 +464,13 @@ static inline struct iht_node *iht_tbl_lookup(struct iht_tbl *tb,
 }
 
 /* Look @key up in the table: the current array, then the new one during a
- * resize (ip_vs_rht_for_each_table_rcu + walk_bucket_rcu).
+ * resize (ip_vs_rht_for_each_table_rcu + walk_bucket_rcu).  A hit in
+ * either array is final.  A miss counts only if neither bucket's seqcount
+ * moved during its walk; otherwise both are walked again.  Unlike the
+ * kernel's per-bucket retry, the new array is tried before waiting on the
+ * old one's writer: an entry that is being moved is usually already there,
+ * so readers rarely wait for the resizer (which, unlike the kernel's,
+ * can be descheduled inside its writer section).
  * Context: read-side section (iht_read_lock).  Returns the node or NULL;
  * the node stays valid until the section ends. */
 static inline struct iht_node *iht_lookup(struct iht_table *t,
@@ -472,17 +478,33 @@ static inline struct iht_node *iht_lookup(struct iht_table *t,
 					  iht_key_hash_fn khash,
 					  iht_key_cmp_fn cmp, void *ctx)
 {
-	struct iht_tbl *tb;
+	unsigned int spins = 0;
 
-	for (tb = iht_first_tbl(t); tb; tb = iht_next_tbl(tb)) {
-		uint32_t hk = iht_build_hash_key(tb,
-						 khash(key, &tb->hash_key, ctx));
-		struct iht_node *n = iht_tbl_lookup(tb, hk, key, cmp, ctx);
+	for (;;) {
+		int stable = 1;
 
-		if (n)
-			return n;
+		for (struct iht_tbl *tb = iht_first_tbl(t); tb;
+		     tb = iht_next_tbl(tb)) {
+			uint32_t hk = iht_build_hash_key(tb,
+				khash(key, &tb->hash_key, ctx));
+			iht_seqcount *sc = iht_seqc(tb, hk);
+			uint32_t seq = iht_raw_read_seqcount(sc);
+
+			for (struct iht_node *n = iht_bl_first_rcu(
+				     iht_bucket(tb, hk));
+			     n; n = iht_node_next_rcu(n)) {
+				if (atomic_load_explicit(&n->hash_key,
+						memory_order_relaxed) == hk &&
+				    cmp(n, key, ctx))
+					return n;
+			}
+			if (iht_read_seqcount_retry(sc, seq))
+				stable = 0;
+		}
+		if (stable)
+			return NULL;
+		iht_spin_wait(&spins);	/* an entry was in flight: retry */
 	}
-	return NULL;
 }
 
 struct iht_batch_slot {
