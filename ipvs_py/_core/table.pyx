@@ -18,6 +18,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 import os
 
@@ -398,6 +399,57 @@ cdef class Table:
                 self._maybe_resize_nogil()
         if rc < 0:
             raise MemoryError("cannot allocate a table entry")
+
+    def probe_lookups(self, keys, double seconds, int stop_after_resizes=-1):
+        """Latency probe for benchmarks: look the keys up one by one, in a
+        loop, without the GIL, timing each lookup.
+
+        Stops after ``seconds`` or once ``stop_after_resizes`` rebuilds
+        have completed (if >= 0).  Returns a dict: ``lookups``, ``misses``,
+        ``max_ns`` and ``log2_ns`` (a histogram: index i counts lookups that
+        took [2^i, 2^(i+1)) ns).
+        """
+        flat, n = self._keys_view(keys)
+        if n == 0:
+            raise ValueError("keys must not be empty")
+        cdef const uint8_t[::1] kv = flat
+        cdef size_t i = 0, cnt = n, ks = self.ctx.key_size
+        cdef uint64_t lookups = 0, misses = 0, max_ns = 0, ns, v
+        cdef uint64_t hist[40]
+        cdef timespec a, b, start
+        cdef double limit = seconds * 1e9
+        cdef int bucket
+        cdef uint64_t target = <uint64_t>stop_after_resizes
+        for bucket in range(40):
+            hist[bucket] = 0
+        with nogil:
+            clock_gettime(CLOCK_MONOTONIC, &start)
+            while True:
+                clock_gettime(CLOCK_MONOTONIC, &a)
+                if not ihb_lookup(&self.t, &self.ctx, &kv[i * ks], &v):
+                    misses += 1
+                clock_gettime(CLOCK_MONOTONIC, &b)
+                ns = <uint64_t>((b.tv_sec - a.tv_sec) * 1000000000 +
+                                (b.tv_nsec - a.tv_nsec))
+                if ns > max_ns:
+                    max_ns = ns
+                bucket = 0
+                while bucket < 39 and (ns >> (bucket + 1)) != 0:
+                    bucket += 1
+                hist[bucket] += 1
+                lookups += 1
+                i += 1
+                if i == cnt:
+                    i = 0
+                if (lookups & 1023) == 0:
+                    if stop_after_resizes >= 0 and \
+                            iht_resizes(&self.t) >= target:
+                        break
+                    if (b.tv_sec - start.tv_sec) * 1e9 + \
+                            (b.tv_nsec - start.tv_nsec) > limit:
+                        break
+        return {"lookups": lookups, "misses": misses, "max_ns": max_ns,
+                "log2_ns": [hist[j] for j in range(40)]}
 
     # ------------------------------------------------------------ resizing
 
