@@ -245,3 +245,17 @@ def test_bad_batches(Table):
         t.lookup_batch("x" * 16)
     with pytest.raises(ValueError, match="values"):
         t.insert_batch(np.zeros((3, 16), np.uint8), [1, 2])
+
+
+@pytest.mark.parametrize("key_size", [16, 8, 13, 1])
+def test_entry_hash_key_is_siphash_with_table_id(core, Table, key_size):
+    """hash_key = table id (bit 31) | low 31 bits of (u32)siphash(key)
+    under the current array's key, before and after a rebuild (the C
+    table hashes 16/8-byte keys with the word forms: same values)."""
+    t = Table(4, 8, 0, key_size=key_size)
+    for rebuild in range(3):
+        for i in range(50):
+            key = k(i * 7919 % 256 ** min(key_size, 2), key_size)
+            sip = core.hashing.siphash(key, t.hash_key) & 0xFFFFFFFF
+            assert t.entry_hash_key(key) == t.table_id | (sip & 0x7FFFFFFF)
+        t.resize_to(5)
