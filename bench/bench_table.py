@@ -135,11 +135,16 @@ def bench_resize(n, repeat):
     sample = np.ascontiguousarray(keys[:: max(1, n // 100000)])
     print(f"\n== resize of a {n:,}-entry table, 1 reader thread probing "
           f"single lookups ==")
+    print("(max lookup: slowest single lookup, OS preemption included; "
+          "mover wait: longest\n time a lookup spent retrying because an "
+          "entry was being moved)")
     print(f"{'resize':>14} {'total ms':>9} {'lookups':>9} {'misses':>7} "
-          f"{'max wait us':>11} {'>=64us':>7} {'p99.9 us':>9}")
+          f"{'max lookup us':>13} {'>=64us':>7} {'p99.9 us':>9} "
+          f"{'retries':>8} {'mover wait us':>13}")
     for target_bits in ([21, 20] * repeat):
         res = {}
         before = t.resizes
+        t.reset_wait_stats()
 
         def reader():
             res.update(t.probe_lookups(sample, 30.0, before + 1))
@@ -161,7 +166,9 @@ def bench_resize(n, repeat):
         slow = sum(hist[16:])
         print(f"{'2^%d->2^%d' % (20 if target_bits == 21 else 21, target_bits):>14} "
               f"{total * 1e3:>9.1f} {res['lookups']:>9,} {res['misses']:>7} "
-              f"{res['max_ns'] / 1000:>11.1f} {slow:>7} {p999:>9.2f}")
+              f"{res['max_ns'] / 1000:>13.1f} {slow:>7} {p999:>9.2f} "
+              f"{t.info()['read_retries']:>8} "
+              f"{t.info()['max_wait_ns'] / 1000:>13.1f}")
 
 
 def main():

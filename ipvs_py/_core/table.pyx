@@ -491,6 +491,11 @@ cdef class Table:
             if rc < 0:
                 raise MemoryError("cannot allocate the new bucket array")
 
+    def reset_wait_stats(self):
+        """Zero ``info()['read_retries']`` and ``['max_wait_ns']``: lookups
+        that waited for a resize to move an entry, and the longest wait."""
+        iht_reset_wait_stats(&self.t)
+
     def reclaim(self):
         """Free removed entries now (one grace period) instead of in
         batches of 1024."""
@@ -517,6 +522,8 @@ cdef class Table:
                  min_bits=self.t.min_bits, max_bits=self.t.max_bits,
                  resizes=iht_resizes(&self.t), moved=iht_moved(&self.t),
                  grace_periods=iht_grace_periods(&self.t),
+                 read_retries=iht_read_retries(&self.t),
+                 max_wait_ns=iht_max_wait_ns(&self.t),
                  resize_pending=bool(iht_resize_pending(&self.t)),
                  retired_pending=iht_retired_pending(&self.t),
                  key_size=self.ctx.key_size,

@@ -135,6 +135,8 @@ struct iht_table {
 	struct iht_mem mem;
 	_Atomic uint64_t resizes;		/* completed rebuilds */
 	_Atomic uint64_t moved;			/* entries moved by rebuilds */
+	_Atomic uint64_t read_retries;		/* lookups that had to retry */
+	_Atomic uint64_t max_wait_ns;		/* longest such retry wait */
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -301,6 +303,8 @@ static inline int iht_init(struct iht_table *t, int min_bits, int max_bits,
 	atomic_init(&t->lfactor, lfactor);
 	atomic_init(&t->resizes, 0);
 	atomic_init(&t->moved, 0);
+	atomic_init(&t->read_retries, 0);
+	atomic_init(&t->max_wait_ns, 0);
 	iht_mem_init(&t->mem);
 	if (iht_rcu_init(&t->rcu))
 		return -ENOMEM;
@@ -434,6 +438,28 @@ static inline int iht_retired_pending(struct iht_table *t)
 
 /* ------------------------------------------------------------ lookup */
 
+static inline uint64_t iht_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Account a lookup that waited for a mover since @t0 (slow path only). */
+static inline void iht_note_wait(struct iht_table *t, uint64_t t0)
+{
+	uint64_t w = iht_now_ns() - t0;
+	uint64_t cur = atomic_load_explicit(&t->max_wait_ns,
+					    memory_order_relaxed);
+
+	atomic_fetch_add_explicit(&t->read_retries, 1, memory_order_relaxed);
+	while (w > cur && !atomic_compare_exchange_weak_explicit(
+		       &t->max_wait_ns, &cur, w, memory_order_relaxed,
+		       memory_order_relaxed))
+		;
+}
+
 /* Look @key up in one array @tb, whose hash key for it is @hash_key.
  * A hit returns at once; a miss is returned only when the bucket's seqcount
  * shows no move ran during the walk, else the bucket is walked again.
@@ -479,6 +505,7 @@ static inline struct iht_node *iht_lookup(struct iht_table *t,
 					  iht_key_cmp_fn cmp, void *ctx)
 {
 	unsigned int spins = 0;
+	uint64_t t0 = 0;
 
 	for (;;) {
 		int stable = 1;
@@ -495,14 +522,22 @@ static inline struct iht_node *iht_lookup(struct iht_table *t,
 			     n; n = iht_node_next_rcu(n)) {
 				if (atomic_load_explicit(&n->hash_key,
 						memory_order_relaxed) == hk &&
-				    cmp(n, key, ctx))
+				    cmp(n, key, ctx)) {
+					if (t0)
+						iht_note_wait(t, t0);
 					return n;
+				}
 			}
 			if (iht_read_seqcount_retry(sc, seq))
 				stable = 0;
 		}
-		if (stable)
+		if (stable) {
+			if (t0)
+				iht_note_wait(t, t0);
 			return NULL;
+		}
+		if (!t0)
+			t0 = iht_now_ns();
 		iht_spin_wait(&spins);	/* an entry was in flight: retry */
 	}
 }
@@ -953,6 +988,23 @@ static inline uint64_t iht_resizes(struct iht_table *t)
 static inline uint64_t iht_moved(struct iht_table *t)
 {
 	return atomic_load_explicit(&t->moved, memory_order_relaxed);
+}
+
+/* Lookups that retried for a mover, and the longest such wait (ns). */
+static inline uint64_t iht_read_retries(struct iht_table *t)
+{
+	return atomic_load_explicit(&t->read_retries, memory_order_relaxed);
+}
+
+static inline uint64_t iht_max_wait_ns(struct iht_table *t)
+{
+	return atomic_load_explicit(&t->max_wait_ns, memory_order_relaxed);
+}
+
+static inline void iht_reset_wait_stats(struct iht_table *t)
+{
+	atomic_store(&t->read_retries, 0);
+	atomic_store(&t->max_wait_ns, 0);
 }
 
 static inline uint64_t iht_grace_periods(struct iht_table *t)
