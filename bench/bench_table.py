@@ -10,7 +10,7 @@ with like:
    ns/lookup of ``Table.lookup_batch`` vs a Python ``dict`` with the same
    16-byte keys (``list(map(d.__getitem__, keys))``, its fastest form) vs a
    plain C chained table (bench/c/chained.c, same siphash, same bucket
-   count, compiled with setup.py's release flags, called through ctypes);
+   count, compiled by bench/_cbuild.py with setup.py's flags, via ctypes);
 2. a resize of a 1M-entry table (grow 2^20 -> 2^21 and shrink back):
    total time, and the longest single lookup of a reader thread running
    meanwhile (``Table.probe_lookups``: every lookup timed, no GIL);
@@ -24,9 +24,7 @@ import argparse
 import ctypes
 import gc
 import os
-import subprocess
 import sys
-import sysconfig
 import threading
 import time
 
@@ -36,21 +34,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)
 
+sys.path.insert(0, HERE)
+import _cbuild  # noqa: E402
+
 from ipvs_py._core import table as T  # noqa: E402
 
 
 def build_baseline():
-    """Compile bench/c/chained.c with setup.py's release flags."""
-    out = os.path.join(HERE, "out")
-    os.makedirs(out, exist_ok=True)
-    so = os.path.join(out, "chained.so")
-    src = os.path.join(HERE, "c", "chained.c")
-    cc = sysconfig.get_config_var("CC").split()[0] or "cc"
-    cmd = [cc, "-std=gnu11", "-O3", "-DNDEBUG", "-Wall", "-fPIC", "-shared",
-           "-I", os.path.join(ROOT, "ipvs_py", "_core", "include"),
-           src, "-o", so]
-    subprocess.run(cmd, check=True)
-    lib = ctypes.CDLL(so)
+    """bench/c/chained.c built with setup.py's flags (bench/_cbuild.py)."""
+    lib = _cbuild.load("chained")
     lib.ct_new.restype = ctypes.c_void_p
     lib.ct_new.argtypes = [ctypes.c_uint64]
     lib.ct_insert.argtypes = [ctypes.c_void_p, ctypes.c_void_p,

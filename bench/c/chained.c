@@ -4,8 +4,8 @@
  * of a 16-byte key under a fixed key (the same siphash.h), a power-of-two
  * array of list heads, malloc'd nodes {next, hash, value, key[16]}, a
  * straight loop: hash, walk, compare.  No locks, no seqcounts, no grace
- * periods, no prefetching.  Built by bench_table.py with setup.py's release
- * flags (-O3 -DNDEBUG -std=gnu11) and loaded with ctypes.
+ * periods, no prefetching.  bench_table.py builds it with setup.py's flags
+ * (bench/_cbuild.py) and calls it through ctypes.
  */
 #include <stdint.h>
 #include <stdlib.h>
