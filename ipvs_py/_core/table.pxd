@@ -158,6 +158,8 @@ cdef extern from "iht_bytes.h" nogil:
                           uint64_t *out, size_t max)
     int ihb_remove(iht_table *t, ihb_ctx *c, const uint8_t *key,
                    uint64_t *value)
+    int ihb_unlink_one(iht_table *t, ihb_ctx *c, const uint8_t *key,
+                       uint64_t *value)
     uint64_t ihb_lookup_batch(iht_table *t, ihb_batch *b, const uint8_t *keys,
                               size_t n)
     void ihb_free_node(iht_node *n, void *ctx)

@@ -234,7 +234,7 @@ cdef class Table:
 
     def _keys_view(self, keys):
         """``keys`` as a flat uint8 view and the number of keys in it."""
-        cdef size_t ks = self.ctx.key_size
+        cdef Py_ssize_t ks = <Py_ssize_t>self.ctx.key_size
         if isinstance(keys, str):
             raise BadKeyError("keys must be a buffer of keys, not str")
         try:
@@ -245,7 +245,7 @@ cdef class Table:
                               f"{type(keys).__name__}") from None
         if not mv.c_contiguous:
             raise BadKeyError("keys must be C-contiguous")
-        row = mv.itemsize
+        cdef Py_ssize_t row = mv.itemsize
         for d in mv.shape[1:]:
             row *= d
         if mv.ndim >= 2 and row != ks:
@@ -322,7 +322,23 @@ cdef class Table:
             raise KeyError(key)
         return v
 
+    def _unlink_one(self, key):
+        """Test hook: remove one entry with ``key`` through ``iht_unlink``
+        (unlink by saved hash_key, as the conn table does), return its
+        value or raise KeyError.  Only safe while no other thread removes
+        entries from this table."""
+        cdef bytes kb = self._key(key)
+        cdef const uint8_t *p = <const uint8_t *>PyBytes_AS_STRING(kb)
+        cdef uint64_t v = 0
+        cdef int found
+        with nogil:
+            found = ihb_unlink_one(&self.t, &self.ctx, p, &v)
+        if not found:
+            raise KeyError(key)
+        return v
+
     def __len__(self):
+        """Number of entries (an atomic counter; exact when quiet)."""
         return iht_count(&self.t)
 
     def __contains__(self, key):

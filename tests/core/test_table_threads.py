@@ -207,3 +207,32 @@ def test_memory_returns_to_baseline_after_removals():
     m = t.memory()
     assert m["entries"] == 0 and len(t) == 0
     assert m == base
+
+
+def test_unlink_by_hash_key_follows_resizes():
+    """iht_unlink (remove by the node's saved hash_key, the conn table's
+    way) while another thread keeps rebuilding: every unlink finds its
+    node, wherever the resizer has moved it."""
+    t = T.Table(4, 16, 0, auto_resize=False)
+    n = 20000
+    for i in range(n):
+        t.insert(k(i), i)
+    stop = threading.Event()
+
+    def unlinker():
+        try:
+            for i in range(n):
+                assert t._unlink_one(k(i)) == i
+        finally:
+            stop.set()
+
+    def resizer():
+        bits = [8, 12, 16, 10, 14]
+        j = 0
+        while not stop.is_set():
+            t.resize_to(bits[j % len(bits)])
+            j += 1
+
+    run_threads([unlinker, resizer])
+    assert len(t) == 0 and t.items() == []
+    assert t.resizes > 2

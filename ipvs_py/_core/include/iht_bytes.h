@@ -169,6 +169,25 @@ static inline int ihb_remove(struct iht_table *t, struct ihb_ctx *c,
 	return 1;
 }
 
+/* Remove one entry with @key the way callers that hold entry pointers do
+ * (the conn table): find it, then iht_unlink() it by its saved hash_key,
+ * following a concurrent resize.  Only safe while no other thread removes
+ * entries of this table (the caller owns the entry between lookup and
+ * unlink); the Python layer exposes it as a test hook. */
+static inline int ihb_unlink_one(struct iht_table *t, struct ihb_ctx *c,
+				 const uint8_t *key, uint64_t *value)
+{
+	unsigned int slot = iht_read_lock(t);
+	struct iht_node *n = iht_lookup(t, key, ihb_key_hash, ihb_cmp, c);
+
+	iht_read_unlock(t, slot);
+	if (!n || iht_unlink(t, n, 1))
+		return 0;
+	*value = ihb_of(n)->value;
+	iht_retire(t, ihb_of(n), c->entry_size);
+	return 1;
+}
+
 static inline void ihb_emit(size_t i, struct iht_node *n, void *ctx)
 {
 	struct ihb_batch *b = ctx;
