@@ -16,7 +16,7 @@ the thing the tests and benchmarks drive.
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
-from libc.stdlib cimport malloc, free
+from libc.stdlib cimport malloc, free, realloc
 from libc.string cimport memcpy
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
@@ -346,22 +346,49 @@ cdef class Table:
 
     def items(self):
         """Snapshot list of ``(key, value)`` pairs (no entry twice: the
-        walk holds off resizes)."""
+        walk holds off resizes).
+
+        The walk copies keys and values into a C buffer without the GIL and
+        builds the Python objects after it: no Python code (a GC-run
+        ``__del__``) can run while the walk holds the resize lock.
+        """
         cdef iht_walker w
         cdef iht_node *n
         cdef ihb_entry *e
+        cdef size_t ks = self.ctx.key_size, rec = ks + 8
+        cdef size_t cap = <size_t>iht_count(&self.t) + 64, cnt = 0
+        cdef uint8_t *buf = <uint8_t *>malloc(cap * rec)
+        cdef uint8_t *grown
+        cdef bint oom = False
+        cdef uint64_t v
         cdef list out = []
-        cdef size_t ks = self.ctx.key_size
-        with nogil:
-            iht_walk_start(&self.t, &w)
+        if buf == NULL:
+            raise MemoryError()
         try:
-            n = iht_walk_next(&w)
-            while n != NULL:
-                e = ihb_of(n)
-                out.append(((<char *>e) [24:24 + ks], e.value))
+            with nogil:
+                iht_walk_start(&self.t, &w)
                 n = iht_walk_next(&w)
+                while n != NULL:
+                    if cnt == cap:
+                        grown = <uint8_t *>realloc(buf, 2 * cap * rec)
+                        if grown == NULL:
+                            oom = True
+                            break
+                        buf = grown
+                        cap *= 2
+                    e = ihb_of(n)
+                    memcpy(buf + cnt * rec, &e.value, 8)
+                    memcpy(buf + cnt * rec + 8, (<uint8_t *>e) + 24, ks)
+                    cnt += 1
+                    n = iht_walk_next(&w)
+                iht_walk_stop(&w)
+            if oom:
+                raise MemoryError()
+            for i in range(cnt):
+                memcpy(&v, buf + i * rec, 8)     # records are unaligned
+                out.append(((<char *>buf + i * rec + 8)[:ks], v))
         finally:
-            iht_walk_stop(&w)
+            free(buf)
         return out
 
     def __iter__(self):
