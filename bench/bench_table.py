@@ -137,6 +137,13 @@ def bench_resize(n, repeat):
     print(f"{'resize':>14} {'total ms':>9} {'lookups':>9} {'misses':>7} "
           f"{'max lookup us':>13} {'>=64us':>7} {'p99.9 us':>9} "
           f"{'retries':>8} {'mover wait us':>13}")
+    alone = []
+    for target_bits in ([21, 20] * repeat):
+        t0 = time.perf_counter()
+        t.resize_to(target_bits)
+        alone.append(time.perf_counter() - t0)
+    print(f"{'no reader':>14} {min(alone) * 1e3:>9.1f}  (best of "
+          f"{len(alone)} resizes 2^20<->2^21 with no other thread)")
     for target_bits in ([21, 20] * repeat):
         res = {}
         before = t.resizes
@@ -172,14 +179,18 @@ def main():
     ap.add_argument("--big", action="store_true", help="also 10M entries")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--n", type=int, default=1 << 20)
+    ap.add_argument("--lfactors", default="-3,0,3")
+    ap.add_argument("--no-resize", action="store_true")
     args = ap.parse_args()
     lib = build_baseline()
     print(f"python {sys.version.split()[0]}, numpy {np.__version__}, "
           f"{os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}")
-    bench_lookups(args.n, lib, args.repeat)
+    lfs = [int(x) for x in args.lfactors.split(",")]
+    bench_lookups(args.n, lib, args.repeat, lfs)
     if args.big:
-        bench_lookups(10_000_000, lib, max(1, args.repeat - 1))
-    bench_resize(1 << 20, args.repeat)
+        bench_lookups(10_000_000, lib, max(1, args.repeat - 1), lfs)
+    if not args.no_resize:
+        bench_resize(1 << 20, args.repeat)
 
 
 if __name__ == "__main__":
