@@ -4,8 +4,9 @@ Readers look up a fixed key set (batches and single keys, GIL released)
 while another thread rebuilds the table 100+ times, growing and shrinking,
 and a writer inserts and removes keys of a disjoint range: zero misses,
 zero wrong hits, exact count.  Default runs take a few seconds; the
-``slow`` variants run longer and bigger.  To run under ASan see tox.ini
-(``tox -e asan``) or docs in the module docstring of bench/bench_table.py.
+``slow`` variants run longer and bigger.  Under ASan + UBSan:
+``bash scripts/asan-test.sh tests/core/test_table_threads.py`` (see
+docs/table.md; ``tox -e asan`` runs the whole suite that way).
 """
 import random
 import threading
