@@ -361,6 +361,7 @@ cdef class Table:
         cdef uint8_t *grown
         cdef bint oom = False
         cdef uint64_t v
+        cdef size_t i
         cdef list out = []
         if buf == NULL:
             raise MemoryError()
