@@ -6,6 +6,7 @@ fast enough to replay millions of connections; see README.md and docs/.
 from ._core import load as _load
 
 hashing = _load("hashing")
+table = _load("table")
 
 from .packets import PacketBatch  # noqa: E402  (after the core check)
 from .errors import IPVSError, NoSuchFile, RuleError  # noqa: E402
@@ -15,5 +16,5 @@ from .netns import Netns  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["hashing", "PacketBatch", "Netns", "Service", "Dest", "IPVSError",
-           "RuleError", "NoSuchFile", "__version__"]
+__all__ = ["hashing", "table", "PacketBatch", "Netns", "Service", "Dest",
+           "IPVSError", "RuleError", "NoSuchFile", "__version__"]

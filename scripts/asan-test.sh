@@ -19,7 +19,8 @@ trap 'rm -rf "$work"' EXIT
 cd "$work"
 IPVS_PY_SANITIZE=1 python3 setup.py -q build_ext --inplace
 for so in ipvs_py/_core/*.so; do
-    ldd "$so" | grep -q libasan || { echo "asan: $so is not instrumented" >&2; exit 1; }
+    # grep without -q: -q exits early, ldd gets SIGPIPE and pipefail fails.
+    ldd "$so" | grep libasan >/dev/null || { echo "asan: $so is not instrumented" >&2; exit 1; }
 done
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

@@ -19,6 +19,7 @@ class CoreImpl:
 
     tag: str
     hashing: types.ModuleType
+    table: types.ModuleType     # Table, desired_size, thresholds, ...
 
     @property
     def is_pure_python(self):
@@ -26,8 +27,8 @@ class CoreImpl:
 
 
 _IMPLS = {
-    "c": CoreImpl("c", ipvs_py.hashing),
-    "py": CoreImpl("py", _pyref),
+    "c": CoreImpl("c", ipvs_py.hashing, ipvs_py.table),
+    "py": CoreImpl("py", _pyref, _pyref),
 }
 
 

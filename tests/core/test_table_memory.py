@@ -1,0 +1,93 @@
+"""Memory accounting of the compiled table, checked three ways: against
+the sizes the table must have allocated (formula), against tracemalloc's
+view of the table's domain, and back to the baseline after removals."""
+import tracemalloc
+
+import pytest
+
+from ipvs_py._core import table as T
+
+NODE, VALUE = 16, 8
+SEQC, SPINLOCK, HEADER_MIN = 4, 64, 64
+
+
+def k(i):
+    return i.to_bytes(16, "little")
+
+
+def domain_bytes():
+    snap = tracemalloc.take_snapshot().filter_traces(
+        [tracemalloc.DomainFilter(True, T.TRACE_DOMAIN)])
+    return sum(s.size for s in snap.statistics("filename"))
+
+
+def expected(t, entries):
+    info = t.info()
+    return {
+        "buckets": info["size"] * 8,
+        "entries": entries * info["entry_size"],
+        "meta": 1024 * 16,                    # retire list: ptr + size
+        "seqc_locks": info["nseqc"] * SEQC + info["nlocks"] * SPINLOCK,
+    }
+
+
+@pytest.mark.parametrize("key_size,entry_size", [(16, 40), (8, 32), (1, 32),
+                                                 (13, 40)])
+def test_entry_size(key_size, entry_size):
+    t = T.Table(4, 8, 0, key_size=key_size)
+    assert t.info()["entry_size"] == entry_size == \
+        (NODE + VALUE + key_size + 7) // 8 * 8
+
+
+@pytest.mark.parametrize("profile", ["conn", "svc"])
+def test_accounting_matches_allocations(profile):
+    t = T.Table(4, 16, 0, profile=profile, ncpus=8)
+    for i in range(3000):
+        t.insert(k(i), i)
+    m, e = t.memory(), expected(t, 3000)
+    assert m["buckets"] == e["buckets"]
+    assert m["entries"] == e["entries"]
+    assert m["meta"] == e["meta"]
+    header = m["locks"] - e["seqc_locks"]
+    assert HEADER_MIN <= header <= 256            # one struct iht_tbl
+    assert m["total"] == sum(m[c] for c in ("buckets", "locks", "entries",
+                                            "meta"))
+    # blocks: 3000 entries, retire list, array header, buckets, seqc,
+    # stripe locks (svc has none)
+    assert m["blocks"] == 3000 + 1 + 3 + (profile == "conn")
+
+
+def test_tracemalloc_domain_matches():
+    tracemalloc.start()
+    try:
+        assert domain_bytes() == 0
+        t = T.Table(4, 16, -2)
+        assert domain_bytes() == t.memory()["total"]
+        for i in range(2000):
+            t.insert(k(i), i)
+        assert domain_bytes() == t.memory()["total"]
+        for i in range(1500):
+            t.remove(k(i))
+        assert domain_bytes() == t.memory()["total"]
+        t.reclaim()
+        t.maybe_resize()
+        t.lfactor = 2
+        assert domain_bytes() == t.memory()["total"]
+        assert t.memory()["entries"] == 500 * 40
+        del t
+        assert domain_bytes() == 0               # dealloc frees everything
+    finally:
+        tracemalloc.stop()
+
+
+def test_bytes_per_entry_at_lfactor_0():
+    """Table overhead (buckets + node + locks), payload (key, value) aside:
+    the target is <= 24 bytes an entry at lfactor 0 near a power of two."""
+    t = T.Table(8, 20, 0)
+    n = 1 << 16
+    for i in range(n):
+        t.insert(k(i), i)
+    m = t.memory()
+    overhead = m["buckets"] + m["locks"] + n * NODE
+    assert t.size == n
+    assert overhead / n <= 24.01
