@@ -40,6 +40,7 @@ import dataclasses
 import errno
 import ipaddress
 import logging
+import time
 from math import gcd as _gcd
 from typing import Any, Callable, Optional, Protocol
 
@@ -54,7 +55,8 @@ __all__ = [
     "ServiceLike", "DestLike", "PacketInfo", "Scheduler", "SchedulerError",
     "SchedulerNotFound", "s32", "u32", "c_div", "gcd", "addr_fold",
     "dest_conn_overhead", "hash_port", "scheduler_err", "jiffies", "svc_now",
-    "sysctl", "link_dest", "unlink_dest", "update_dest",
+    "sysctl", "link_dest", "unlink_dest", "update_dest", "bind_conn",
+    "unbind_conn",
 ]
 
 AF_INET = 2
@@ -235,7 +237,8 @@ def _proto_name(p):
 
 
 def scheduler_err(svc, name, msg):
-    """``ip_vs_scheduler_err()``: the shared error line, logged at WARNING.
+    """``ip_vs_scheduler_err()``: the shared error line, logged at WARNING
+    and rate-limited like the kernel's ``IP_VS_ERR_RL``.
 
     Returns the formatted text (tests compare it)."""
     fwmark = getattr(svc, "fwmark", 0)
@@ -247,8 +250,23 @@ def scheduler_err(svc, name, msg):
     else:
         a = ipaddress.IPv4Address(_addr_int(svc.addr))
         text = f"{name}: {_proto_name(svc.protocol)} {a}:{svc.port} - {msg}"
-    log.warning("IPVS: %s", text)
+    now = time.monotonic()
+    if now - _rl[0] >= RATELIMIT_INTERVAL:
+        if _rl[2]:
+            log.warning("IPVS: %d scheduler messages suppressed", _rl[2])
+        _rl[:] = [now, 0, 0]
+    if _rl[1] < RATELIMIT_BURST:
+        _rl[1] += 1
+        log.warning("IPVS: %s", text)
+    else:
+        _rl[2] += 1
     return text
+
+
+#: IP_VS_ERR_RL is printk_ratelimited: 10 messages per 5 s, then silence.
+RATELIMIT_INTERVAL = 5.0
+RATELIMIT_BURST = 10
+_rl = [float("-inf"), 0, 0]      # window start, printed, suppressed
 
 
 # ------------------------------------------------------------ time
@@ -327,3 +345,40 @@ def unlink_dest(svc, dest, sched=None):
         raise SchedulerError(errno.ENOENT, "destination not found")
     if sched is not None and sched.del_dest is not None:
         sched.del_dest(svc, dest)
+
+
+# ------------------------------------------------------------ counters
+
+def bind_conn(dest, active=False):
+    """``ip_vs_bind_dest()`` for a new (non-template) connection: count it
+    (new connections start INACTIVE; pass ``active`` for one counted as
+    established) and set OVERLOAD once ``activeconns + inactconns`` reaches
+    a non-zero upper threshold."""
+    if active:
+        dest.activeconns += 1
+    else:
+        dest.inactconns += 1
+    u = getattr(dest, "u_thresh", 0)
+    if u and u32(dest.activeconns + dest.inactconns) >= u:
+        dest.flags |= IP_VS_DEST_F_OVERLOAD
+
+
+def unbind_conn(dest, active=False):
+    """``ip_vs_unbind_dest()``: uncount a connection and clear OVERLOAD by
+    the kernel's rules (below l_thresh; else below 3/4 of u_thresh; else
+    unconditionally)."""
+    if active:
+        dest.activeconns -= 1
+    else:
+        dest.inactconns -= 1
+    total = dest.activeconns + dest.inactconns
+    lo = getattr(dest, "l_thresh", 0)
+    hi = getattr(dest, "u_thresh", 0)
+    if lo:
+        if total < lo:
+            dest.flags &= ~IP_VS_DEST_F_OVERLOAD
+    elif hi:
+        if total * 4 < hi * 3:
+            dest.flags &= ~IP_VS_DEST_F_OVERLOAD
+    else:
+        dest.flags &= ~IP_VS_DEST_F_OVERLOAD
