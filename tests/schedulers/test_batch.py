@@ -1,0 +1,124 @@
+"""The C batch path and the Python modules: identical decisions.
+
+Random services, random edits between batches (adds at the head, deletes,
+weight edits incl. 0, overload flags, counters), every hot scheduler and
+flag combination; both sides must agree on every decision and end state.
+"""
+import random
+
+import numpy as np
+import pytest
+
+from ipvs_py import schedulers as S
+from ipvs_py._core import is_compiled
+from ipvs_py._core import sched as csched
+from ipvs_py.schedulers.base import IP_VS_DEST_F_OVERLOAD
+
+from .conftest import HOT
+from .helpers import CDriver, Dest, PyDriver, Service, idx, pkt
+
+
+def test_compiled_scheduler_core_loaded():
+    assert is_compiled(csched)
+
+
+def _edit(rng, svc, sched):
+    op = rng.random()
+    dests = svc.destinations
+    if op < 0.25 or not dests:
+        S.link_dest(svc, Dest(rng.getrandbits(32), rng.randrange(1, 65536),
+                              rng.choice([0, 1, 1, 2, 3, 5, 8, 100])), sched)
+    elif op < 0.4 and len(dests) > 1:
+        S.unlink_dest(svc, rng.choice(dests), sched)
+    elif op < 0.7:
+        S.update_dest(svc, rng.choice(dests), sched,
+                      weight=rng.choice([0, 1, 2, 3, 4, 6, 7, 1000]))
+    elif op < 0.85:
+        rng.choice(dests).flags ^= IP_VS_DEST_F_OVERLOAD
+    else:
+        d = rng.choice(dests)
+        d.activeconns = rng.randrange(0, 50)
+        d.inactconns = rng.randrange(0, 500)
+
+
+@pytest.mark.parametrize("name", HOT)
+@pytest.mark.parametrize("seed", range(6))
+def test_random_differential(name, seed):
+    import copy
+    rng = random.Random(f"{name}-{seed}")
+    flags = rng.choice([0, 0x08, 0x10, 0x18]) if name in ("sh", "mh") else 0
+    svc = Service(sched_name=name, flags=flags)
+    sched = S.lookup_scheduler(name)
+    S.bind_scheduler(svc, sched)
+    for _ in range(rng.randrange(1, 8)):
+        S.link_dest(svc, Dest(rng.getrandbits(32), 80,
+                              rng.choice([0, 1, 2, 3, 5])), sched)
+    count = rng.choice(["none", "active", "inactive"])
+    for _round in range(8):
+        packets = [pkt(rng.getrandbits(32), rng.randrange(65536),
+                       daddr=rng.getrandbits(32), proto=rng.choice([6, 17, 1]),
+                       inverse=rng.random() < 0.05)
+                   for _ in range(rng.randrange(1, 300))]
+        twin = copy.deepcopy(svc)
+        got_py = PyDriver().run(svc, sched, packets, count)
+        got_c = CDriver().run(twin, sched, packets, count)
+        assert got_c == got_py
+        # end state agrees too: positions and counters
+        for a, b in zip(svc.destinations, twin.destinations):
+            assert (a.activeconns, a.inactconns, a.flags) == \
+                (b.activeconns, b.inactconns, b.flags)
+        if name == "rr":
+            assert idx(svc, svc.sched_data.cur) == \
+                idx(twin, twin.sched_data.cur)
+        if name == "wrr":
+            m1, m2 = svc.sched_data, twin.sched_data
+            assert (m1.cl, m1.cw, m1.mw, m1.di) == (m2.cl, m2.cw, m2.mw, m2.di)
+        for _ in range(rng.randrange(0, 4)):
+            _edit(rng, svc, sched)
+
+
+@pytest.mark.parametrize("name", ["wrr", "sh", "dh", "mh"])
+@pytest.mark.parametrize("seed", range(5))
+def test_c_builds_the_same_tables_and_marks(name, seed):
+    rng = random.Random(seed)
+    svc = Service(sched_name=name)
+    sched = S.lookup_scheduler(name)
+    for _ in range(rng.randrange(0, 12)):
+        S.link_dest(svc, Dest(rng.getrandbits(32), rng.randrange(65536),
+                              rng.choice([0, 1, 2, 7, 64, 1000, 99999])))
+    S.bind_scheduler(svc, sched)
+    from_py = csched.BatchScheduler(svc)
+    from_c = csched.BatchScheduler(svc, from_python=False)
+    if name == "wrr":
+        assert from_py.state()[1:] == from_c.state()[1:]
+    else:
+        assert (from_py.table() == from_c.table()).all()
+    if svc.destinations:
+        S.update_dest(svc, svc.destinations[-1], sched, weight=3)
+        from_c.refresh_dests()
+        from_c.dest_changed()
+        from_py = csched.BatchScheduler(svc)
+        if name == "wrr":
+            assert from_py.state()[1:] == from_c.state()[1:]
+        elif name != "dh":               # dh has no upd_dest
+            assert (from_py.table() == from_c.table()).all()
+
+
+def test_batch_rejects_python_only_schedulers():
+    for name in ("lblc", "lblcr", "twos"):
+        svc = Service(sched_name=name)
+        with pytest.raises(ValueError, match="no C implementation"):
+            csched.BatchScheduler(svc)
+
+
+def test_batch_releases_the_gil_and_counts():
+    svc = Service(sched_name="rr")
+    sched = S.lookup_scheduler("rr")
+    S.bind_scheduler(svc, sched)
+    for i in range(3):
+        S.link_dest(svc, Dest(i + 1), sched)
+    bs = csched.BatchScheduler(svc)
+    out = bs.schedule_batch(np.zeros(9, np.uint32), count="inactive")
+    assert out.tolist() == [0, 1, 2] * 3
+    assert bs.counters()[1].tolist() == [3, 3, 3]
+    assert bs.decisions == 9
