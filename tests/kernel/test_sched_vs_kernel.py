@@ -1,0 +1,211 @@
+"""Differential test: every deterministic scheduler against Debian 6.1's IPVS.
+
+One boot.  In the guest (see guest/sched_driver.py and sched_plan.py) a
+namespace "lb" runs IPVS with one UDP service per scheduler variant (mixed
+weights including 0, sh/mh with and without fallback+port flags, fwmark
+services spread over a /16 of destination addresses for dh/lblc/lblcr,
+upper thresholds that overload a dest mid-way); the root namespace sends
+6400 new connections from distinct client addresses/ports through a veth;
+between send steps weights are edited, a dest is deleted, one added and the
+deleted one re-added from the dest trash.  Connections stay (UDP timeout
+3600 s), so counters are the kernel's: every new UDP connection counts as
+inactive on its dest, as ``bind_conn`` does in the model.
+
+On the host the model replays the same plan and must choose the same dest
+for every connection (the kernel's choice read from /proc/net/ip_vs_conn),
+list the dests in the same order with the same weights and counters after
+every rule step, and end with the same per-dest counters.  twos is not in
+6.1 (and draws kernel randomness): it has its own distribution tests.
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+
+import pytest
+
+try:                                       # the harness of branch vm-harness
+    from . import vm  # noqa: F401
+except ImportError:                        # pragma: no cover
+    pytest.skip("tests/kernel/vm.py (the VM harness) is not on this branch",
+                allow_module_level=True)
+
+from ipvs_py import schedulers as S
+from ipvs_py.schedulers.base import PacketInfo, bind_conn
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import sched_plan  # noqa: E402
+
+pytestmark = pytest.mark.kernel_vm
+PLAN = sched_plan.build()
+LABELS = [sc.label for sc in PLAN]
+GUEST_TIMEOUT = 900
+
+
+def guest_script(repo='"$REPO"'):
+    tc = "\n".join(
+        f"ip netns exec lb tc filter add dev lb0 ingress protocol ip prio "
+        f"{10 + sc.i} u32 match ip dst {sched_plan.ntoa(sc.fwm_net)}/16 "
+        f"action skbedit mark {sc.fwmark} >> tc.log 2>&1; echo $? >> tc.rc"
+        for sc in PLAN if sc.kind == "fwm")
+    scheds = " ".join(sorted({sc.sched for sc in PLAN}))
+    return f"""set -u
+cd "$OUT"
+modprobe ip_vs
+for s in {scheds}; do modprobe ip_vs_$s || echo "no ip_vs_$s"; done
+{{
+set -x
+ip netns add lb
+ip link add lbv type veth peer name lb0
+ip link set lb0 netns lb
+ip addr add 10.0.2.2/24 dev lbv && ip link set lbv up
+ip -n lb addr add 10.0.2.1/24 dev lb0 && ip -n lb link set lb0 up
+ip -n lb link set lo up
+ip route add 10.0.0.0/24 via 10.0.2.1
+ip route add 10.128.0.0/9 via 10.0.2.1
+ip -n lb route add local 10.0.0.0/24 dev lo
+ip -n lb route add local 10.128.0.0/9 dev lo
+ip -n lb link add rsd type dummy && ip -n lb link set rsd up
+ip -n lb route add 172.16.0.0/12 dev rsd
+ip netns exec lb sysctl -qw net.ipv4.ip_forward=1
+for k in all default lb0; do ip netns exec lb sysctl -qw net.ipv4.conf.$k.rp_filter=0; done
+ip netns exec lb ipvsadm --set 0 0 3600
+ip netns exec lb tc qdisc add dev lb0 clsact
+set +x
+}} > net_setup.log 2>&1
+: > tc.rc
+{tc}
+ip netns exec lb sleep 900 &
+lbpid=$!
+sleep 0.5
+"$PY" {repo}/tests/kernel/guest/sched_driver.py $lbpid "$OUT" > driver.out 2>&1
+echo $? > driver.rc
+cat driver.out
+ip netns exec lb ipvsadm -Ln > ipvsadm_Ln.txt 2>&1
+kill $lbpid
+exit 0
+"""
+
+
+GUEST_SCRIPT = guest_script
+
+
+# ------------------------------------------------------------------ model
+
+class ModelDest:
+    __slots__ = ("addr", "port", "weight", "last_weight", "flags",
+                 "activeconns", "inactconns", "persistconns", "u_thresh",
+                 "l_thresh")
+
+    def __init__(self, addr, port):
+        self.addr, self.port = addr, port
+        self.weight = self.last_weight = self.flags = 0
+        self.activeconns = self.inactconns = self.persistconns = 0
+        self.u_thresh = self.l_thresh = 0
+
+
+class ModelService:
+    def __init__(self, sc):
+        self.af, self.protocol = 2, 17
+        self.addr, self.port, self.fwmark = sc.vip, sc.vport, sc.fwmark
+        self.sched_name = sc.sched
+        self.flags = S.parse_sched_flags(sc.sched, sc.flags) if sc.flags else 0
+        self.destinations = []
+        self.sched_data = None
+        self.now = 0.0
+
+
+def _arg(args, opt, default=None):
+    return args[args.index(opt) + 1] if opt in args else default
+
+
+def replay(sc):
+    """Run the plan on the model: choices and per-step dest snapshots."""
+    svc = ModelService(sc)
+    sched = S.lookup_scheduler(sc.sched)
+    S.bind_scheduler(svc, sched)
+    known = {}                         # (addr, port) -> dest, trash included
+    choices, snaps = {}, {}
+    for si, (kind, body) in enumerate(sc.steps):
+        if kind == "rules":
+            for args in body:
+                if args[0] == "-A":
+                    continue
+                a, p = _arg(args, "-r").split(":")
+                key = (int(sched_plan.ipaddress.IPv4Address(a)), int(p))
+                w, x = int(_arg(args, "-w", 1)), int(_arg(args, "-x", 0))
+                if args[0] == "-a":
+                    d = known.setdefault(key, ModelDest(*key))
+                    if x == 0 or x > d.u_thresh:     # __ip_vs_update_dest
+                        d.flags &= ~S.IP_VS_DEST_F_OVERLOAD
+                    d.u_thresh = x
+                    d.weight = w
+                    S.link_dest(svc, d, sched)
+                elif args[0] == "-e":
+                    S.update_dest(svc, known[key], sched, weight=w, u_thresh=x)
+                elif args[0] == "-d":
+                    S.unlink_dest(svc, known[key], sched)
+            snaps[si] = [(d.addr, d.port, d.weight, d.activeconns, d.inactconns)
+                         for d in svc.destinations]
+        else:
+            for saddr, sport, daddr, dport in body:
+                d = sched.schedule(svc, PacketInfo(saddr=saddr, sport=sport,
+                                                   daddr=daddr, dport=dport,
+                                                   protocol=17, now=0.0))
+                if d is not None:
+                    bind_conn(d)
+                choices[(saddr, sport)] = None if d is None else (d.addr, d.port)
+    return svc, choices, snaps
+
+
+def svc_key(sc):
+    return ("FWM", sc.fwmark) if sc.kind == "fwm" else ("UDP", sc.vip, sc.vport)
+
+
+# ------------------------------------------------------------------ tests
+
+def test_guest_ran_every_step(guest):
+    assert guest.text("driver.rc").strip() == "0", guest.text("driver.out")
+    log = json.loads(guest.text("driver_log.json"))["log"]
+    failed = [e for e in log if e.get("rc")]
+    assert not failed, failed[:5]
+    assert set(guest.text("tc.rc").split()) <= {"0"}, guest.text("tc.log")
+    sent = sum(e.get("sent", 0) for e in log)
+    assert sent == sum(len(b) for sc in PLAN for k, b in sc.steps if k == "send")
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_same_choice_for_every_connection(guest, label):
+    sc = PLAN[LABELS.index(label)]
+    conns = sched_plan.parse_conns(guest.text("conn.txt"))
+    _, choices, _ = replay(sc)
+    mismatches = []
+    for (saddr, sport), want in choices.items():
+        got = conns.get((saddr, sport))
+        got = None if got is None else got[2:]
+        if got != want:
+            mismatches.append((sched_plan.ntoa(saddr), sport, got, want))
+    n = len(choices)
+    assert not mismatches, (f"{label}: {len(mismatches)}/{n} differ "
+                            f"(client, port, kernel, model): {mismatches[:8]}")
+    assert sum(1 for c in choices.values() if c is not None) > n // 2
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_same_dest_list_after_every_rule_step(guest, label):
+    sc = PLAN[LABELS.index(label)]
+    _, _, snaps = replay(sc)
+    for si, want in snaps.items():
+        got = sched_plan.parse_proc_ip_vs(
+            guest.text(f"ipvs_{label}_{si}.txt")).get(svc_key(sc))
+        assert got == want, f"{label} after step {si}"
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_same_counters_at_the_end(guest, label):
+    sc = PLAN[LABELS.index(label)]
+    svc, _, _ = replay(sc)
+    got = sched_plan.parse_proc_ip_vs(guest.text("ip_vs.txt")).get(svc_key(sc))
+    assert got == [(d.addr, d.port, d.weight, d.activeconns, d.inactconns)
+                   for d in svc.destinations]
