@@ -59,7 +59,7 @@ cdef class BatchScheduler:
         self.svc = svc
         self.s.kind = KINDS[name]
         self.s.svc_flags = <uint32_t>(int(svc.flags) & 0xFFFFFFFF)
-        self.dests = list(svc.destinations)
+        self.dests = list(_base.dests_of(svc))
         n = len(self.dests)
         self.rows = <ipvs_sched_dest_t *>PyMem_Malloc(
             max(n, 1) * sizeof(ipvs_sched_dest_t))
@@ -91,7 +91,9 @@ cdef class BatchScheduler:
             lw = getattr(d, "last_weight", None)
             self.rows[i].weight = _clamp32(d.weight)
             self.rows[i].last_weight = _clamp32(d.weight if lw is None else lw)
-            self.rows[i].flags = <uint32_t>(int(d.flags) & 0xFFFFFFFF)
+            self.rows[i].flags = <uint32_t>(
+                (int(d.flags) & 0xFFFFFFFF & ~_base.IP_VS_DEST_F_AVAILABLE)
+                | (_base.IP_VS_DEST_F_AVAILABLE if _base.is_available(d) else 0))
             self.rows[i].activeconns = _clamp32(d.activeconns)
             self.rows[i].inactconns = _clamp32(d.inactconns)
             self.rows[i].u_threshold = <uint32_t>(
@@ -242,7 +244,12 @@ cdef class BatchScheduler:
         elif k == IPVS_SCHED_WRR and st is not None:
             st.cl, st.cw, st.mw, st.di = (self.s.wrr_cl, self.s.wrr_cw,
                                           self.s.wrr_mw, self.s.wrr_di)
+        avail = _base.IP_VS_DEST_F_AVAILABLE
         for i, d in enumerate(self.dests):
             d.activeconns = self.rows[i].activeconns
             d.inactconns = self.rows[i].inactconns
-            d.flags = self.rows[i].flags
+            f = self.rows[i].flags
+            if hasattr(d, "available"):      # kept apart from the flags
+                d.flags = f & ~avail
+            else:
+                d.flags = f

@@ -14,14 +14,17 @@ attribute suffixes, as the control plane's ``Service``/``Dest`` do):
 ``svc.protocol``      6 / 17 / 132 (0 for fwmark services)
 ``svc.addr`` ``svc.port`` ``svc.fwmark``   identity, for error messages
 ``svc.flags``         IP_VS_SVC_F_* bits; sh/mh read SCHED1/SCHED2
-``svc.destinations``  the dests in *kernel list order* (see below)
+``svc.dests``         the dests in *kernel list order* (see below); the
+                      kernel's name, ``svc.destinations``, works too
 ``svc.sched_data``    opaque per-service scheduler state, owned by the hooks
 
 ``dest.addr`` ``dest.port``            the real server (port in host order)
 ``dest.weight``                         int, >= 0
 ``dest.last_weight``                    latest non-zero weight (mh only;
                                         falls back to ``weight`` if absent)
-``dest.flags``                          IP_VS_DEST_F_AVAILABLE / _OVERLOAD
+``dest.flags``                          IP_VS_DEST_F_OVERLOAD (and
+                                        IP_VS_DEST_F_AVAILABLE, unless the
+                                        dest has an ``available`` bool)
 ``dest.activeconns`` ``dest.inactconns``   connection counters
 
 Kernel list order: ``__ip_vs_update_dest()`` links a new dest with
@@ -54,6 +57,7 @@ __all__ = [
     "IP_VS_SCHEDNAME_MAXLEN", "HZ",
     "ServiceLike", "DestLike", "PacketInfo", "Scheduler", "SchedulerError",
     "SchedulerNotFound", "s32", "u32", "c_div", "gcd", "addr_fold",
+    "dests_of", "is_available",
     "dest_conn_overhead", "hash_port", "scheduler_err", "jiffies", "svc_now",
     "sysctl", "link_dest", "unlink_dest", "update_dest", "bind_conn",
     "unbind_conn",
@@ -94,7 +98,7 @@ class ServiceLike(Protocol):
     port: int
     fwmark: int
     flags: int
-    destinations: list
+    dests: list                 # or ``destinations``
     sched_data: Any
 
 
@@ -149,6 +153,7 @@ class Scheduler:
     schedule: Hook = None        # (svc, pkt) -> dest or None
     tick: Hook = None            # (svc, now): run due timers (model only)
     doc: str = ""
+    uses_netns: bool = False     # init_service(svc, netns=...) for clock/sysctl
 
     def __repr__(self):
         return f"<Scheduler {self.name}>"
@@ -168,6 +173,33 @@ class SchedulerNotFound(SchedulerError, LookupError):
         super().__init__(errno.ENOENT,
                          f"Scheduler module ip_vs_{name} not found")
         self.sched_name = name
+
+
+def dests_of(svc):
+    """The dests of ``svc`` in kernel list order (``svc.dests``, the control
+    plane's name, or ``svc.destinations``, the kernel's)."""
+    try:
+        return svc.dests
+    except AttributeError:
+        return svc.destinations
+
+
+def is_available(dest):
+    """IP_VS_DEST_F_AVAILABLE: set while the dest is linked in a service.
+    The control plane keeps it as ``dest.available``; else the flags bit."""
+    a = getattr(dest, "available", None)
+    if a is None:
+        return bool(dest.flags & IP_VS_DEST_F_AVAILABLE)
+    return bool(a)
+
+
+def _set_available(dest, on):
+    if hasattr(dest, "available"):
+        dest.available = on
+    elif on:
+        dest.flags |= IP_VS_DEST_F_AVAILABLE
+    else:
+        dest.flags &= ~IP_VS_DEST_F_AVAILABLE
 
 
 # ------------------------------------------------------------ arithmetic
@@ -276,22 +308,29 @@ def jiffies(seconds):
     return int(seconds * HZ)
 
 
-def svc_now(svc):
-    """The virtual clock as the service sees it: ``svc.now``, else
-    ``svc.netns.now``/``.clock``, else 0."""
-    for holder in (svc, getattr(svc, "netns", None)):
+def _holders(svc, netns=None):
+    return (netns, svc, getattr(svc, "netns", None))
+
+
+def svc_now(svc, netns=None):
+    """The virtual clock in seconds as the service sees it: from ``netns``
+    (the one the scheduler was bound in: ``.now``, or ``.jiffies / .hz``),
+    else ``svc.now``/``svc.netns``, else 0."""
+    for holder in _holders(svc, netns):
         if holder is None:
             continue
-        for attr in ("now", "clock"):
-            v = getattr(holder, attr, None)
-            if isinstance(v, (int, float)):
-                return v
+        v = getattr(holder, "now", None)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return v
+        j, hz = getattr(holder, "jiffies", None), getattr(holder, "hz", None)
+        if isinstance(j, int) and isinstance(hz, int) and hz:
+            return j / hz
     return 0.0
 
 
-def sysctl(svc, name, default):
-    """A per-netns sysctl (``svc.netns.sysctl[name]`` or ``svc.sysctl``)."""
-    for holder in (getattr(svc, "netns", None), svc):
+def sysctl(svc, name, default, netns=None):
+    """A per-netns sysctl (``netns.sysctl[name]``, ``svc.sysctl``...)."""
+    for holder in _holders(svc, netns):
         table = getattr(holder, "sysctl", None)
         if table is not None:
             try:
@@ -309,8 +348,8 @@ def link_dest(svc, dest, sched=None):
     the scheduler's ``add_dest``."""
     if hasattr(dest, "last_weight"):
         dest.last_weight = dest.weight
-    dest.flags |= IP_VS_DEST_F_AVAILABLE
-    svc.destinations.insert(0, dest)
+    _set_available(dest, True)
+    dests_of(svc).insert(0, dest)
     if sched is not None and sched.add_dest is not None:
         sched.add_dest(svc, dest)
 
@@ -323,7 +362,7 @@ def update_dest(svc, dest, sched=None, *, weight=None, u_thresh=None):
         if weight != 0 and hasattr(dest, "last_weight"):
             dest.last_weight = weight
         dest.weight = weight
-    dest.flags |= IP_VS_DEST_F_AVAILABLE
+    _set_available(dest, True)
     if u_thresh is not None:
         old = getattr(dest, "u_thresh", 0)
         if u_thresh == 0 or u_thresh > old:
@@ -336,10 +375,11 @@ def update_dest(svc, dest, sched=None, *, weight=None, u_thresh=None):
 def unlink_dest(svc, dest, sched=None):
     """Remove ``dest`` as ``__ip_vs_unlink_dest(svcupd=1)`` does: clear
     AVAILABLE, unlink, then call ``del_dest``."""
-    dest.flags &= ~IP_VS_DEST_F_AVAILABLE
-    for i, d in enumerate(svc.destinations):
+    _set_available(dest, False)
+    dests = dests_of(svc)
+    for i, d in enumerate(dests):
         if d is dest:
-            del svc.destinations[i]
+            del dests[i]
             break
     else:
         raise SchedulerError(errno.ENOENT, "destination not found")

@@ -7,8 +7,8 @@ no ``upd_dest`` -- so a weight edit changes only whether a bucket's dest is
 usable: weight <= 0, OVERLOAD, or not AVAILABLE yields no dest (no
 fallback).  Useful with fwmark services that cover many destinations.
 """
-from .base import (IP_VS_DEST_F_AVAILABLE, IP_VS_DEST_F_OVERLOAD, Scheduler,
-                   addr_fold, scheduler_err)
+from .base import (IP_VS_DEST_F_OVERLOAD, Scheduler, addr_fold, dests_of,
+                   is_available, scheduler_err)
 from .sched import register_scheduler
 
 NAME = "dh"
@@ -30,16 +30,16 @@ def build_table(dests):
 
 
 def init_service(svc):
-    svc.sched_data = build_table(svc.destinations)
+    svc.sched_data = build_table(dests_of(svc))
 
 
 def dest_changed(svc, dest):
-    svc.sched_data = build_table(svc.destinations)
+    svc.sched_data = build_table(dests_of(svc))
 
 
 def schedule(svc, pkt):
     d = svc.sched_data[hashkey(addr_fold(svc.af, pkt.daddr))]
-    if d is None or not (d.flags & IP_VS_DEST_F_AVAILABLE) \
+    if d is None or not is_available(d) \
             or d.weight <= 0 or (d.flags & IP_VS_DEST_F_OVERLOAD):
         scheduler_err(svc, NAME, "no destination available")
         return None

@@ -17,7 +17,7 @@ idle for 6 min, bucket by bucket from a rover, until ``(entries - 16384) *
 (:data:`~.base.HZ`); timers fire exactly on their jiffy (the kernel's timer
 wheel may run a 60 s timer up to ~2 s late).
 """
-from .base import (IP_VS_DEST_F_AVAILABLE, Scheduler, addr_fold, addr_key,
+from .base import (Scheduler, addr_fold, addr_key, dests_of, is_available,
                    jiffies, s32, scheduler_err, svc_now, sysctl)
 from .sched import register_scheduler
 from .wlc import least_loaded
@@ -49,9 +49,10 @@ class Table:
     """``struct ip_vs_lblc_table`` (also used by lblcr with its entries)."""
 
     __slots__ = ("bucket", "index", "entries", "max_size", "rover",
-                 "counter", "dead", "next_timer")
+                 "counter", "dead", "next_timer", "netns")
 
-    def __init__(self, now_j):
+    def __init__(self, now_j, netns=None):
+        self.netns = netns                             # clock and sysctls
         self.bucket = [[] for _ in range(TAB_SIZE)]   # newest first
         self.index = {}                                # key -> entry
         self.entries = 0                               # the kernel's count
@@ -122,19 +123,27 @@ def _hz():
 
 
 def expiration_j(svc, name="lblc_expiration"):
-    return int(sysctl(svc, name, DEFAULT_EXPIRATION)) * _hz()
+    netns = getattr(svc.sched_data, "netns", None)
+    return int(sysctl(svc, name, DEFAULT_EXPIRATION, netns)) * _hz()
+
+
+def now_of(svc, pkt=None):
+    """The packet's time, else the bound netns's clock (seconds)."""
+    if pkt is not None and pkt.now is not None:
+        return pkt.now
+    return svc_now(svc, getattr(svc.sched_data, "netns", None))
 
 
 def is_overloaded(dest, svc):
     if dest.activeconns > dest.weight:
-        for d in svc.destinations:
+        for d in dests_of(svc):
             if s32(d.activeconns * 2) < d.weight:
                 return True
     return False
 
 
-def init_service(svc):
-    svc.sched_data = Table(jiffies(svc_now(svc)))
+def init_service(svc, netns=None):
+    svc.sched_data = Table(jiffies(svc_now(svc, netns)), netns)
 
 
 def done_service(svc):
@@ -152,18 +161,17 @@ def tick(svc, now):
 
 def schedule(svc, pkt):
     tbl = svc.sched_data
-    now = pkt.now if pkt.now is not None else svc_now(svc)
-    now_j = jiffies(now)
+    now_j = jiffies(now_of(svc, pkt))
     tbl.run_timers(now_j, expiration_j(svc))
     key = addr_key(pkt.daddr)
     en = tbl.get(key)
     if en is not None:
         en.lastuse = now_j
         d = en.dest
-        if (d.flags & IP_VS_DEST_F_AVAILABLE) and d.weight > 0 \
+        if is_available(d) and d.weight > 0 \
                 and not is_overloaded(d, svc):
             return d
-    d = least_loaded(svc.destinations)
+    d = least_loaded(dests_of(svc))
     if d is None:
         scheduler_err(svc, NAME, "no destination available")
         return None
@@ -179,4 +187,4 @@ def schedule(svc, pkt):
 
 scheduler = register_scheduler(Scheduler(
     name=NAME, init_service=init_service, done_service=done_service,
-    schedule=schedule, tick=tick, doc=__doc__))
+    schedule=schedule, tick=tick, doc=__doc__, uses_netns=True))

@@ -9,10 +9,10 @@ has more than one member and was last changed more than
 overloaded in lblc's sense, wlc over the whole service picks a dest that
 joins the set.  Table, timer and expiry are lblc's (see :mod:`.lblc`).
 """
-from .base import (IP_VS_DEST_F_AVAILABLE, IP_VS_DEST_F_OVERLOAD, Scheduler,
-                   addr_key, dest_conn_overhead, jiffies, scheduler_err,
-                   svc_now)
-from .lblc import Table, expiration_j, hashkey, is_overloaded
+from .base import (IP_VS_DEST_F_OVERLOAD, Scheduler, addr_key,
+                   dest_conn_overhead, dests_of, is_available, jiffies,
+                   scheduler_err, svc_now)
+from .lblc import Table, expiration_j, hashkey, is_overloaded, now_of
 from .sched import register_scheduler
 from .wlc import least_loaded
 
@@ -47,7 +47,7 @@ class DestSet:
         for least in it:
             if least.flags & IP_VS_DEST_F_OVERLOAD:
                 continue
-            if least.weight > 0 and (least.flags & IP_VS_DEST_F_AVAILABLE):
+            if least.weight > 0 and is_available(least):
                 break
         else:
             return None
@@ -57,7 +57,7 @@ class DestSet:
                 continue
             doh = dest_conn_overhead(d)
             if loh * d.weight > doh * least.weight \
-                    and (d.flags & IP_VS_DEST_F_AVAILABLE):
+                    and is_available(d):
                 least, loh = d, doh
         return least
 
@@ -84,8 +84,8 @@ class Entry:
         self.key, self.set, self.lastuse = key, DestSet(), lastuse
 
 
-def init_service(svc):
-    svc.sched_data = Table(jiffies(svc_now(svc)))
+def init_service(svc, netns=None):
+    svc.sched_data = Table(jiffies(svc_now(svc, netns)), netns)
 
 
 def done_service(svc):
@@ -104,8 +104,7 @@ def tick(svc, now):
 
 def schedule(svc, pkt):
     tbl = svc.sched_data
-    now = pkt.now if pkt.now is not None else svc_now(svc)
-    now_j = jiffies(now)
+    now_j = jiffies(now_of(svc, pkt))
     exp_j = expiration_j(svc, "lblcr_expiration")
     tbl.run_timers(now_j, exp_j)
     key = addr_key(pkt.daddr)
@@ -120,14 +119,14 @@ def schedule(svc, pkt):
                 s.erase(m, now_j)
         if d is not None and not is_overloaded(d, svc):
             return d
-        d = least_loaded(svc.destinations)
+        d = least_loaded(dests_of(svc))
         if d is None:
             scheduler_err(svc, NAME, "no destination available")
             return None
         if not tbl.dead:
             s.insert(d, now_j, check=True)
         return d
-    d = least_loaded(svc.destinations)
+    d = least_loaded(dests_of(svc))
     if d is None:
         return None                  # the kernel only logs at debug level
     if not tbl.dead:
@@ -139,4 +138,4 @@ def schedule(svc, pkt):
 
 scheduler = register_scheduler(Scheduler(
     name=NAME, init_service=init_service, done_service=done_service,
-    schedule=schedule, tick=tick, doc=__doc__))
+    schedule=schedule, tick=tick, doc=__doc__, uses_netns=True))

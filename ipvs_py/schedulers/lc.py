@@ -6,7 +6,7 @@ are -- skipping OVERLOADed dests and those of weight 0.  Ties go to the
 first in list order (strict ``<``).  Weights other than 0 play no part.
 """
 from .base import (IP_VS_DEST_F_OVERLOAD, Scheduler, dest_conn_overhead,
-                   scheduler_err, u32)
+                   dests_of, scheduler_err, u32)
 from .sched import register_scheduler
 
 NAME = "lc"
@@ -15,7 +15,7 @@ NAME = "lc"
 def schedule(svc, pkt=None):
     least = None
     loh = 0
-    for d in svc.destinations:
+    for d in dests_of(svc):
         if (d.flags & IP_VS_DEST_F_OVERLOAD) or d.weight == 0:
             continue
         doh = u32(dest_conn_overhead(d))

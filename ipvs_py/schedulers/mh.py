@@ -14,7 +14,7 @@ rebuild moves few keys (the Maglev property).
 from . import _mh_table as T
 from .base import (IP_VS_DEST_F_OVERLOAD, IP_VS_SVC_F_SCHED_MH_FALLBACK,
                    IP_VS_SVC_F_SCHED_MH_PORT, Scheduler, SchedulerError,
-                   addr_fold, hash_port, scheduler_err)
+                   addr_fold, dests_of, hash_port, scheduler_err)
 from .sched import register_scheduler
 
 NAME = "mh"
@@ -33,7 +33,7 @@ class MHState:
 
 
 def _reassign(svc, st):
-    dests = svc.destinations
+    dests = dests_of(svc)
     weights = [last_weight(d) for d in dests]
     st.gcd = T.gcd_weight(weights)
     st.rshift = T.shift_weight(weights, st.gcd)

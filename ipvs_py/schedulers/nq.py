@@ -5,7 +5,8 @@ at once; otherwise it is sed's choice, ``(activeconns + 1) / weight``
 smallest, ties to the earlier dest.  OVERLOADed dests and weight 0 are
 skipped.
 """
-from .base import IP_VS_DEST_F_OVERLOAD, Scheduler, scheduler_err, u32
+from .base import (IP_VS_DEST_F_OVERLOAD, Scheduler, dests_of, scheduler_err,
+                   u32)
 from .sched import register_scheduler
 
 NAME = "nq"
@@ -14,7 +15,7 @@ NAME = "nq"
 def schedule(svc, pkt=None):
     least = None
     loh = 0
-    for d in svc.destinations:
+    for d in dests_of(svc):
         if (d.flags & IP_VS_DEST_F_OVERLOAD) or not d.weight:
             continue
         doh = u32(d.activeconns + 1)

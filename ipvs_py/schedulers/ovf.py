@@ -6,7 +6,7 @@ overflows to the next-heaviest dest.  OVERLOADed dests and weight 0 are
 skipped.  (Only active connections count, so the kernel warns it may not
 suit UDP, whose connections stay inactive.)
 """
-from .base import IP_VS_DEST_F_OVERLOAD, Scheduler, scheduler_err
+from .base import (IP_VS_DEST_F_OVERLOAD, Scheduler, dests_of, scheduler_err)
 from .sched import register_scheduler
 
 NAME = "ovf"
@@ -15,7 +15,7 @@ NAME = "ovf"
 def schedule(svc, pkt=None):
     h = None
     hw = 0
-    for d in svc.destinations:
+    for d in dests_of(svc):
         w = d.weight
         if (d.flags & IP_VS_DEST_F_OVERLOAD) or d.activeconns > w or w == 0:
             continue

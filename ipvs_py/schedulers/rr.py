@@ -16,7 +16,7 @@ a copy of the list order, refreshed by ``add_dest``/``del_dest``, to know
 that predecessor (the kernel's ``add_dest`` is NULL; ours changes no
 decision).
 """
-from .base import IP_VS_DEST_F_OVERLOAD, Scheduler, scheduler_err
+from .base import (IP_VS_DEST_F_OVERLOAD, Scheduler, dests_of, scheduler_err)
 from .sched import register_scheduler
 
 NAME = "rr"
@@ -30,7 +30,7 @@ class RRState:
     def __init__(self, svc):
         self.cur = None
         self.idx = -1
-        self.order = list(svc.destinations)
+        self.order = list(dests_of(svc))
 
     def position(self, dests):
         """Index of ``cur`` in ``dests`` (-1 = head)."""
@@ -53,7 +53,7 @@ def init_service(svc):
 
 
 def add_dest(svc, dest):
-    svc.sched_data.order = list(svc.destinations)
+    svc.sched_data.order = list(dests_of(svc))
 
 
 def del_dest(svc, dest):
@@ -65,11 +65,11 @@ def del_dest(svc, dest):
                 prev = st.order[i - 1] if i > 0 else None
                 break
         st.cur, st.idx = prev, -1
-    st.order = list(svc.destinations)
+    st.order = list(dests_of(svc))
 
 
 def schedule(svc, pkt=None):
-    dests = svc.destinations
+    dests = dests_of(svc)
     st = svc.sched_data
     start = st.position(dests)
     n = len(dests)

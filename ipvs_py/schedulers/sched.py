@@ -106,11 +106,16 @@ def lookup_scheduler(name):
     return sched
 
 
-def bind_scheduler(svc, scheduler):
+def bind_scheduler(svc, scheduler, netns=None):
     """``ip_vs_bind_scheduler()``: run ``init_service``; errors propagate
-    and leave ``svc.sched_data`` as it was."""
+    and leave ``svc.sched_data`` as it was.  ``netns`` (anything with
+    ``.now`` or ``.jiffies``/``.hz``, and ``.sysctl``) gives lblc/lblcr
+    their clock and sysctls, the kernel's ``jiffies`` and ``svc->ipvs``."""
     if scheduler is not None and scheduler.init_service is not None:
-        scheduler.init_service(svc)
+        if scheduler.uses_netns:
+            scheduler.init_service(svc, netns=netns)
+        else:
+            scheduler.init_service(svc)
 
 
 def unbind_scheduler(svc, scheduler):

@@ -6,14 +6,15 @@ not enough", INFOCOM '88).  Compared as ``loh * dw > doh * lw`` in 64 bits
 with ``unsigned int`` overheads; otherwise exactly wlc's walk (first
 available dest of weight > 0, strict improvement, OVERLOAD skipped).
 """
-from .base import IP_VS_DEST_F_OVERLOAD, Scheduler, scheduler_err, u32
+from .base import (IP_VS_DEST_F_OVERLOAD, Scheduler, dests_of, scheduler_err,
+                   u32)
 from .sched import register_scheduler
 
 NAME = "sed"
 
 
 def schedule(svc, pkt=None):
-    it = iter(svc.destinations)
+    it = iter(dests_of(svc))
     for least in it:
         if not (least.flags & IP_VS_DEST_F_OVERLOAD) and least.weight > 0:
             break

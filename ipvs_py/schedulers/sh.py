@@ -14,8 +14,8 @@ the first usable dest.  ``inverse`` packets (ICMP about a reply) hash the
 destination address/port instead.
 """
 from .base import (IP_VS_DEST_F_OVERLOAD, IP_VS_SVC_F_SCHED_SH_FALLBACK,
-                   IP_VS_SVC_F_SCHED_SH_PORT, Scheduler, addr_fold, hash_port,
-                   scheduler_err)
+                   IP_VS_SVC_F_SCHED_SH_PORT, Scheduler, addr_fold, dests_of,
+                   hash_port, scheduler_err)
 from .sched import register_scheduler
 
 NAME = "sh"
@@ -55,11 +55,11 @@ def is_unavailable(d):
 
 
 def init_service(svc):
-    svc.sched_data = build_table(svc.destinations)
+    svc.sched_data = build_table(dests_of(svc))
 
 
 def dest_changed(svc, dest):
-    svc.sched_data = build_table(svc.destinations)
+    svc.sched_data = build_table(dests_of(svc))
 
 
 def lookup(table, fold, port, fallback):

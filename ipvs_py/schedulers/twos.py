@@ -18,8 +18,8 @@ from ``svc.sched_seed`` or :func:`seed`, default 0) and the tests check the
 """
 import random
 
-from .base import (IP_VS_DEST_F_OVERLOAD, Scheduler, dest_conn_overhead, s32,
-                   scheduler_err)
+from .base import (IP_VS_DEST_F_OVERLOAD, Scheduler, dest_conn_overhead,
+                   dests_of, s32, scheduler_err)
 from .sched import register_scheduler
 
 NAME = "twos"
@@ -51,7 +51,7 @@ def schedule(svc, pkt=None):
         st = svc.sched_data
     total = 0
     choice1 = choice2 = None
-    for d in svc.destinations:
+    for d in dests_of(svc):
         if not (d.flags & IP_VS_DEST_F_OVERLOAD) and d.weight > 0:
             total = s32(total + d.weight)
             choice1 = d
@@ -63,7 +63,7 @@ def schedule(svc, pkt=None):
     r2 = s32(st.u32() % (total & 0xFFFFFFFF))
     w1 = w2 = -1
     oh1 = oh2 = 0
-    for d in svc.destinations:
+    for d in dests_of(svc):
         if d.flags & IP_VS_DEST_F_OVERLOAD:
             continue
         w = d.weight

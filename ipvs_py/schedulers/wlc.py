@@ -9,7 +9,7 @@ weight 0 are *not* skipped explicitly: ``loh * 0 > doh * lw`` is false for
 any non-negative overhead, so they never win.
 """
 from .base import (IP_VS_DEST_F_OVERLOAD, Scheduler, dest_conn_overhead,
-                   scheduler_err)
+                   dests_of, scheduler_err)
 from .sched import register_scheduler
 
 NAME = "wlc"
@@ -35,7 +35,7 @@ def least_loaded(dests):
 
 
 def schedule(svc, pkt=None):
-    least = least_loaded(svc.destinations)
+    least = least_loaded(dests_of(svc))
     if least is None:
         scheduler_err(svc, NAME, "no destination available")
     return least

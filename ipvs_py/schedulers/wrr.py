@@ -16,7 +16,8 @@ dest of weight ``w`` is chosen exactly ``w/di`` times.  Every dest change
 (add/del/edit) resets ``cl`` to the head and recomputes ``di``/``mw``;
 ``cw`` is kept if still <= ``mw`` (rounded to ``k*di + 1`` when ``di > 1``).
 """
-from .base import IP_VS_DEST_F_OVERLOAD, Scheduler, c_div, gcd, scheduler_err
+from .base import (IP_VS_DEST_F_OVERLOAD, Scheduler, c_div, dests_of, gcd,
+                   scheduler_err)
 from .sched import register_scheduler
 
 NAME = "wrr"
@@ -33,7 +34,7 @@ class WRRMark:
 
 def gcd_weight(svc):
     g = 0
-    for d in svc.destinations:
+    for d in dests_of(svc):
         w = d.weight
         if w > 0:
             g = gcd(w, g) if g > 0 else w
@@ -42,7 +43,7 @@ def gcd_weight(svc):
 
 def max_weight(svc):
     m = 0
-    for d in svc.destinations:
+    for d in dests_of(svc):
         if d.weight > m:
             m = d.weight
     return m
@@ -70,7 +71,7 @@ def dest_changed(svc, dest):
 
 def schedule(svc, pkt=None):
     mark = svc.sched_data
-    dests = svc.destinations
+    dests = dests_of(svc)
     n = len(dests)
     pos = mark.cl if mark.cl < n else -1
     if mark.mw == 0:

@@ -95,12 +95,13 @@ GUEST_SCRIPT = guest_script
 
 class ModelDest:
     __slots__ = ("addr", "port", "weight", "last_weight", "flags",
-                 "activeconns", "inactconns", "persistconns", "u_thresh",
-                 "l_thresh")
+                 "available", "activeconns", "inactconns", "persistconns",
+                 "u_thresh", "l_thresh")
 
     def __init__(self, addr, port):
         self.addr, self.port = addr, port
         self.weight = self.last_weight = self.flags = 0
+        self.available = False
         self.activeconns = self.inactconns = self.persistconns = 0
         self.u_thresh = self.l_thresh = 0
 
@@ -111,7 +112,7 @@ class ModelService:
         self.addr, self.port, self.fwmark = sc.vip, sc.vport, sc.fwmark
         self.sched_name = sc.sched
         self.flags = S.parse_sched_flags(sc.sched, sc.flags) if sc.flags else 0
-        self.destinations = []
+        self.dests = []
         self.sched_data = None
         self.now = 0.0
 
@@ -147,7 +148,7 @@ def replay(sc):
                 elif args[0] == "-d":
                     S.unlink_dest(svc, known[key], sched)
             snaps[si] = [(d.addr, d.port, d.weight, d.activeconns, d.inactconns)
-                         for d in svc.destinations]
+                         for d in svc.dests]
         else:
             for saddr, sport, daddr, dport in body:
                 d = sched.schedule(svc, PacketInfo(saddr=saddr, sport=sport,
@@ -208,4 +209,4 @@ def test_same_counters_at_the_end(guest, label):
     svc, _, _ = replay(sc)
     got = sched_plan.parse_proc_ip_vs(guest.text("ip_vs.txt")).get(svc_key(sc))
     assert got == [(d.addr, d.port, d.weight, d.activeconns, d.inactconns)
-                   for d in svc.destinations]
+                   for d in svc.dests]

@@ -47,7 +47,7 @@ def wrr_cycle(ws):
 @settings(max_examples=60, deadline=None)
 def test_wrr_full_cycle_is_exact(ws, driver):
     svc, s = make("wrr", ws, bind_first=False)
-    listed = [d.weight for d in svc.destinations]
+    listed = [d.weight for d in svc.dests]
     want = wrr_cycle(listed)
     n = sum(want)
     note(f"list weights {listed} -> per cycle {want}")
@@ -70,14 +70,14 @@ def test_wrr_full_cycle_is_exact(ws, driver):
 @example([0, 0, 0])
 def test_sh_table_shares_follow_the_kernel_fill(ws):
     svc, s = make("sh", ws)
-    listed = [d.weight for d in svc.destinations]
+    listed = [d.weight for d in svc.dests]
     runs = [max(w, 1) for w in listed]
     seq = []
     while len(seq) < 256:
         for i, r in enumerate(runs):
             seq += [i] * r
     seq = seq[:256]
-    table = [svc.destinations.index(d) for d in svc.sched_data]
+    table = [svc.dests.index(d) for d in svc.sched_data]
     assert table == seq
     if 256 % sum(runs) == 0:
         k = 256 // sum(runs)
@@ -90,13 +90,13 @@ def test_sh_table_shares_follow_the_kernel_fill(ws):
 @settings(max_examples=40, deadline=None)
 def test_mh_table_shares_within_one_round(ws, rnd):
     svc, s = make("mh", ws)
-    for d in svc.destinations:
+    for d in svc.dests:
         d.addr = rnd.getrandbits(32)
     s.upd_dest(svc, None)
-    listed = [d.weight for d in svc.destinations]
+    listed = [d.weight for d in svc.dests]
     g = _mh_table.gcd_weight(listed)
     counts = [sum(1 for x in svc.sched_data.lookup if x is d)
-              for d in svc.destinations]
+              for d in svc.dests]
     if g < 1:
         assert counts == [0] * len(listed)
         return
@@ -113,7 +113,7 @@ def test_mh_table_shares_within_one_round(ws, rnd):
 @settings(max_examples=25, deadline=None)
 def test_mh_moves_few_keys_when_a_dest_changes(n, rnd):
     svc, s = make("mh", [1] * n)
-    for i, d in enumerate(svc.destinations):      # distinct, as in IPVS
+    for i, d in enumerate(svc.dests):      # distinct, as in IPVS
         d.addr = (rnd.getrandbits(32) & ~0xFF) | i
     s.upd_dest(svc, None)
     before = list(svc.sched_data.lookup)
@@ -125,7 +125,7 @@ def test_mh_moves_few_keys_when_a_dest_changes(n, rnd):
                        if a is not b and b is not new)
     assert abs(to_new - 4093 / (n + 1)) <= 4093 / (n + 1) * 0.05 + 1
     assert moved_others <= 0.06 * 4093
-    victim = svc.destinations[rnd.randrange(len(svc.destinations))]
+    victim = svc.dests[rnd.randrange(len(svc.dests))]
     before = list(after)
     S.unlink_dest(svc, victim, s)
     after = svc.sched_data.lookup
@@ -146,7 +146,7 @@ counter = st.one_of(st.integers(0, 20), st.integers(0, 2**31 - 1),
 @settings(max_examples=150, deadline=None)
 def test_counter_schedulers_wrap_like_c(name, rows):
     svc, s = make(name, [w for w, _, _ in rows])
-    for d, (_, a, i) in zip(reversed(svc.destinations), rows):
+    for d, (_, a, i) in zip(reversed(svc.dests), rows):
         d.activeconns, d.inactconns = a, i
     twin = copy.deepcopy(svc)
     assert PyDriver().run(svc, s, P[:1]) == CDriver().run(twin, s, P[:1])

@@ -26,6 +26,7 @@ class Dest:
     last_weight: int = 0
     u_thresh: int = 0
     l_thresh: int = 0
+    available: bool = False      # the control plane's IP_VS_DEST_F_AVAILABLE
 
     def __repr__(self):
         a = self.addr
@@ -45,7 +46,7 @@ class Service:
     flags: int = 0
     timeout: int = 0
     netmask: int = 0xFFFFFFFF
-    destinations: list = dataclasses.field(default_factory=list)
+    dests: list = dataclasses.field(default_factory=list)
     sched_data: object = None
     now: float = 0.0
     sysctl: dict = dataclasses.field(default_factory=dict)
@@ -84,7 +85,7 @@ def pkt(saddr, sport=1024, daddr="10.0.0.1", dport=80, proto=6, now=None,
 def idx(svc, d):
     if d is None:
         return -1
-    for i, x in enumerate(svc.destinations):
+    for i, x in enumerate(svc.dests):
         if x is d:
             return i
     raise AssertionError("dest not in service")

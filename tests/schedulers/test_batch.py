@@ -24,7 +24,7 @@ def test_compiled_scheduler_core_loaded():
 
 def _edit(rng, svc, sched):
     op = rng.random()
-    dests = svc.destinations
+    dests = svc.dests
     if op < 0.25 or not dests:
         S.link_dest(svc, Dest(rng.getrandbits(32), rng.randrange(1, 65536),
                               rng.choice([0, 1, 1, 2, 3, 5, 8, 100])), sched)
@@ -64,7 +64,7 @@ def test_random_differential(name, seed):
         got_c = CDriver().run(twin, sched, packets, count)
         assert got_c == got_py
         # end state agrees too: positions and counters
-        for a, b in zip(svc.destinations, twin.destinations):
+        for a, b in zip(svc.dests, twin.dests):
             assert (a.activeconns, a.inactconns, a.flags) == \
                 (b.activeconns, b.inactconns, b.flags)
         if name == "rr":
@@ -93,8 +93,8 @@ def test_c_builds_the_same_tables_and_marks(name, seed):
         assert from_py.state()[1:] == from_c.state()[1:]
     else:
         assert (from_py.table() == from_c.table()).all()
-    if svc.destinations:
-        S.update_dest(svc, svc.destinations[-1], sched, weight=3)
+    if svc.dests:
+        S.update_dest(svc, svc.dests[-1], sched, weight=3)
         from_c.refresh_dests()
         from_c.dest_changed()
         from_py = csched.BatchScheduler(svc)

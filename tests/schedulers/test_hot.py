@@ -30,34 +30,34 @@ def test_rr_walks_the_list_newest_first(driver):
 
 def test_rr_skips_weight_zero_and_overloaded(driver):
     svc, s = make("rr", [1, 0, 1, 1])     # list: d(1) c(1) b(0) a(1)
-    svc.destinations[1].flags |= IP_VS_DEST_F_OVERLOAD
+    svc.dests[1].flags |= IP_VS_DEST_F_OVERLOAD
     assert run(driver, svc, s, 4) == [0, 3, 0, 3]
 
 
 def test_rr_lone_dest_is_picked_again_and_none_when_nothing(driver):
     svc, s = make("rr", [0, 1, 0])
     assert run(driver, svc, s, 3) == [1, 1, 1]
-    svc.destinations[1].weight = 0
+    svc.dests[1].weight = 0
     assert run(driver, svc, s, 2) == [-1, -1]
 
 
 def test_rr_deleting_the_current_dest_steps_back_to_its_predecessor(driver):
     svc, s = make("rr", [1, 1, 1])        # list C B A
-    C, B, A = svc.destinations
+    C, B, A = svc.dests
     assert run(driver, svc, s, 2) == [0, 1]          # C, B: current is B
     unlink_dest(svc, B, s)                            # current -> C
     out = run(driver, svc, s, 3)
-    assert [svc.destinations[i] for i in out] == [A, C, A]
+    assert [svc.dests[i] for i in out] == [A, C, A]
 
 
 def test_rr_new_dest_at_head_is_reached_after_the_wrap(driver):
     svc, s = make("rr", [1, 1, 1])        # list C B A
-    C, B, A = svc.destinations
+    C, B, A = svc.dests
     assert run(driver, svc, s, 1) == [0]              # C
     D = Dest(ip("10.1.0.9"))
     link_dest(svc, D, s)                              # list D C B A
     out = run(driver, svc, s, 4)
-    assert [svc.destinations[i] for i in out] == [B, A, D, C]
+    assert [svc.dests[i] for i in out] == [B, A, D, C]
 
 
 # ----------------------------------------------------------------- wrr
@@ -84,7 +84,7 @@ def test_wrr_nothing_available(driver):
     svc, s = make("wrr", [0, 0])
     assert run(driver, svc, s, 2) == [-1, -1]
     svc, s = make("wrr", [1, 2])
-    for d in svc.destinations:
+    for d in svc.dests:
         d.flags |= IP_VS_DEST_F_OVERLOAD
     assert run(driver, svc, s, 2) == [-1, -1]
 
@@ -101,8 +101,8 @@ def test_lc_compares_the_overhead_unsigned_wlc_signed(driver):
     # wlc sees a negative load (tiny).
     for name, want in (("lc", 1), ("wlc", 0)):
         svc, s = make(name, [1, 1])
-        svc.destinations[0].activeconns = 1 << 23
-        svc.destinations[1].inactconns = 5
+        svc.dests[0].activeconns = 1 << 23
+        svc.dests[1].inactconns = 5
         assert run(driver, svc, s, 1) == [want], name
 
 
@@ -113,7 +113,7 @@ def test_wlc_weighs_the_overhead(driver):
 
 def test_wlc_later_weight_zero_never_wins(driver):
     svc, s = make("wlc", [0, 1])          # list b1 a0
-    svc.destinations[0].activeconns = 100
+    svc.dests[0].activeconns = 100
     assert run(driver, svc, s, 1) == [0]
 
 
@@ -130,7 +130,7 @@ def test_nq_prefers_an_idle_dest(driver):
 def test_fo_highest_weight_first_of_equals(driver):
     svc, s = make("fo", [1, 3, 3])        # list c3 b3 a1
     assert run(driver, svc, s, 2, count="active") == [0, 0]
-    svc.destinations[0].flags |= IP_VS_DEST_F_OVERLOAD
+    svc.dests[0].flags |= IP_VS_DEST_F_OVERLOAD
     assert run(driver, svc, s, 1) == [1]
 
 
@@ -141,9 +141,9 @@ def test_ovf_overflows_when_active_exceeds_weight(driver):
 
 def test_upper_threshold_sets_overload(driver):
     svc, s = make("rr", [1, 1])
-    svc.destinations[0].u_thresh = 2
+    svc.dests[0].u_thresh = 2
     assert run(driver, svc, s, 6, count="inactive") == [0, 1, 0, 1, 1, 1]
-    assert svc.destinations[0].flags & IP_VS_DEST_F_OVERLOAD
+    assert svc.dests[0].flags & IP_VS_DEST_F_OVERLOAD
 
 
 # ---------------------------------------------------------------- sh, dh
@@ -154,7 +154,7 @@ def _bucket(fold, port=0, offset=0):
 
 def test_sh_table_filled_by_weight_round_the_list():
     svc, s = make("sh", [2, 1, 0])        # list c0 b1 a2
-    c, b, a = svc.destinations
+    c, b, a = svc.dests
     assert svc.sched_data[:8] == [c, b, a, a, c, b, a, a]
 
 
@@ -162,12 +162,12 @@ def test_sh_picks_the_bucket_of_the_source(driver):
     svc, s = make("sh", [1, 1, 1, 1])
     for p in P[:20]:
         want = svc.sched_data[_bucket(addr_fold(2, p.saddr))]
-        assert driver.run(svc, s, [p]) == [svc.destinations.index(want)]
+        assert driver.run(svc, s, [p]) == [svc.dests.index(want)]
 
 
 def test_sh_unavailable_bucket_and_fallback(driver):
     svc, s = make("sh", [2, 1, 0])        # c (weight 0) holds buckets
-    c = svc.destinations[0]
+    c = svc.dests[0]
     for p in P:
         fold = addr_fold(2, p.saddr)
         ih = _bucket(fold)
@@ -178,7 +178,7 @@ def test_sh_unavailable_bucket_and_fallback(driver):
     # the kernel probes hashkey(roffset) = (offset + 2*ihash) & 255
     want = next(svc.sched_data[(k + 2 * ih) & 255] for k in range(256)
                 if svc.sched_data[(k + 2 * ih) & 255] is not c)
-    assert driver.run(svc, s, [p]) == [svc.destinations.index(want)]
+    assert driver.run(svc, s, [p]) == [svc.dests.index(want)]
 
 
 def test_sh_port_flag_and_inverse(driver):
@@ -186,14 +186,14 @@ def test_sh_port_flag_and_inverse(driver):
     for p in P[:16]:
         b = _bucket(addr_fold(2, p.saddr), p.sport)
         assert driver.run(svc, s, [p]) == \
-            [svc.destinations.index(svc.sched_data[b])]
+            [svc.dests.index(svc.sched_data[b])]
     q = pkt("1.2.3.4", 5, daddr="10.9.8.7", dport=4242, inverse=True)
     b = _bucket(ip("10.9.8.7"), 4242)
-    assert driver.run(svc, s, [q]) == [svc.destinations.index(svc.sched_data[b])]
+    assert driver.run(svc, s, [q]) == [svc.dests.index(svc.sched_data[b])]
     svc.flags = 0
     q = pkt("1.2.3.4", 5, proto=1)                 # no ports: port 0
     b = _bucket(ip("1.2.3.4"))
-    assert driver.run(svc, s, [q]) == [svc.destinations.index(svc.sched_data[b])]
+    assert driver.run(svc, s, [q]) == [svc.dests.index(svc.sched_data[b])]
 
 
 def test_sh_ipv6_folds_the_four_words():
@@ -205,11 +205,11 @@ def test_sh_ipv6_folds_the_four_words():
 
 def test_dh_is_not_weighted_and_ignores_weight_edits(driver):
     svc, s = make("dh", [5, 1])           # list b1 a5
-    b, a = svc.destinations
+    b, a = svc.dests
     assert svc.sched_data[:4] == [b, a, b, a]
     daddrs = [ip("10.7.0.%d" % i) for i in range(1, 40)]
     packets = [pkt("1.1.1.1", daddr=d) for d in daddrs]
-    want = [svc.destinations.index(svc.sched_data[dh.hashkey(d)])
+    want = [svc.dests.index(svc.sched_data[dh.hashkey(d)])
             for d in daddrs]
     assert driver.run(svc, s, packets) == want
     table = list(svc.sched_data)
@@ -227,7 +227,7 @@ def _mh_counts(svc):
 
 def test_mh_turns_and_rshift_fill_exactly():
     svc, s = make("mh", [1000, 1])        # list b1 a1000
-    b, a = svc.destinations
+    b, a = svc.dests
     # gcd 1, fls(1000)=10 -> rshift 4: turns a=62, b=1 (1>>4 is 0, lw!=0)
     # rounds of b,a(62): 64 full rounds = 4032, then b 1 + a 60 = 4093
     c = _mh_counts(svc)
@@ -237,11 +237,11 @@ def test_mh_turns_and_rshift_fill_exactly():
 def test_mh_quiesce_keeps_the_table(driver):
     svc, s = make("mh", [3, 3, 3, 3])
     table = list(svc.sched_data.lookup)
-    q = svc.destinations[2]
+    q = svc.dests[2]
     update_dest(svc, q, s, weight=0)      # last_weight stays 3
     assert svc.sched_data.lookup == table
     out = driver.run(svc, s, P)
-    base = [svc.destinations.index(table[
+    base = [svc.dests.index(table[
         hashing.hsiphash_1u32(addr_fold(2, p.saddr), _key1()) % 4093])
         for p in P]
     assert out == [-1 if i == 2 else i for i in base]
@@ -258,6 +258,6 @@ def _key1():
 
 def test_mh_zero_weight_added_dest_gets_no_slot():
     svc, s = make("mh", [1, 0, 1])
-    assert id(svc.destinations[1]) not in _mh_counts(svc)
+    assert id(svc.dests[1]) not in _mh_counts(svc)
     svc, s = make("mh", [0, 0])
     assert svc.sched_data.lookup == [None] * 4093

@@ -1,18 +1,18 @@
 """lblc and lblcr: caches keyed by destination address, on the virtual clock."""
 from ipvs_py.schedulers import lblc, lblcr
-from ipvs_py.schedulers.base import (HZ, IP_VS_DEST_F_AVAILABLE,
+from ipvs_py.schedulers.base import (HZ, is_available,
                                      unlink_dest)
 
 from .helpers import make, pkt
 
 
 def to(svc, d):
-    return svc.destinations.index(d) if d is not None else -1
+    return svc.dests.index(d) if d is not None else -1
 
 
 def test_lblc_sticks_to_the_cached_dest_until_overloaded():
     svc, s = make("lblc", [1, 1])         # list b a
-    b, a = svc.destinations
+    b, a = svc.dests
     p = pkt("1.1.1.1", daddr="10.9.0.1", now=0)
     assert s.schedule(svc, p) is b        # wlc: first of equals
     b.activeconns = a.activeconns = 0
@@ -28,7 +28,7 @@ def test_lblc_sticks_to_the_cached_dest_until_overloaded():
 
 def test_lblc_replacing_an_entry_leaks_the_count_like_the_kernel():
     svc, s = make("lblc", [1, 1])
-    b, a = svc.destinations
+    b, a = svc.dests
     p = pkt("1.1.1.1", daddr="10.9.0.1", now=0)
     s.schedule(svc, p)
     b.weight = 0                          # cached dest unusable -> replace
@@ -39,18 +39,18 @@ def test_lblc_replacing_an_entry_leaks_the_count_like_the_kernel():
 
 def test_lblc_removed_dest_is_not_available():
     svc, s = make("lblc", [1, 1])
-    b, a = svc.destinations
+    b, a = svc.dests
     p = pkt("1.1.1.1", daddr="10.9.0.1", now=0)
     assert s.schedule(svc, p) is b
     unlink_dest(svc, b, s)
-    assert not b.flags & IP_VS_DEST_F_AVAILABLE
+    assert not b.available and not is_available(b)
     assert s.schedule(svc, p) is a
 
 
 def test_lblc_full_expiry_runs_every_30th_tick():
     svc, s = make("lblc", [1, 1])
     svc.sysctl["lblc_expiration"] = 60
-    b, a = svc.destinations
+    b, a = svc.dests
     p = pkt("1.1.1.1", daddr="10.9.0.1", now=0)
     assert s.schedule(svc, p) is b
     b.inactconns = 9                      # wlc prefers a from now on
@@ -102,7 +102,7 @@ def test_lblc_partial_gc_above_max_size():
 def test_lblcr_replicates_when_overloaded_and_shrinks_after_expiry():
     svc, s = make("lblcr", [1, 1])        # list b a
     svc.sysctl["lblcr_expiration"] = 100
-    b, a = svc.destinations
+    b, a = svc.dests
     d = pkt("1.1.1.1", daddr="10.9.0.1", now=0)
     assert s.schedule(svc, d) is b
     b.activeconns, a.activeconns = 2, 0   # b overloaded, a lightly loaded

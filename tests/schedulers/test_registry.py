@@ -127,7 +127,7 @@ def test_mh_init_refuses_more_dests_than_slots():
     from ipvs_py.schedulers import mh
     from .helpers import Dest
     svc = Service(sched_name="mh")
-    svc.destinations = [Dest(i + 1, 80, 1) for i in range(mh.TAB_SIZE + 1)]
+    svc.dests = [Dest(i + 1, 80, 1) for i in range(mh.TAB_SIZE + 1)]
     with pytest.raises(S.SchedulerError) as ei:
         S.bind_scheduler(svc, S.scheduler_get("mh"))
     assert ei.value.errno == errno.EINVAL

@@ -11,10 +11,10 @@ N = 40000
 
 
 def shares(svc, s, n=N):
-    counts = [0] * len(svc.destinations)
+    counts = [0] * len(svc.dests)
     p = pkt("1.1.1.1")
     for _ in range(n):
-        counts[svc.destinations.index(s.schedule(svc, p))] += 1
+        counts[svc.dests.index(s.schedule(svc, p))] += 1
     return counts
 
 
@@ -24,8 +24,8 @@ def test_same_seed_same_choices():
     twos.seed(a, 42)
     twos.seed(b, 42)
     p = pkt("1.1.1.1")
-    assert [a.destinations.index(s.schedule(a, p)) for _ in range(200)] == \
-        [b.destinations.index(s.schedule(b, p)) for _ in range(200)]
+    assert [a.dests.index(s.schedule(a, p)) for _ in range(200)] == \
+        [b.dests.index(s.schedule(b, p)) for _ in range(200)]
 
 
 def test_idle_dests_get_choice1_weighted_with_the_kernels_plus_one():
@@ -46,7 +46,7 @@ def test_idle_dests_get_choice1_weighted_with_the_kernels_plus_one():
 def test_less_loaded_of_the_two_wins():
     svc, s = make("twos", [1, 1])
     twos.seed(svc, 3)
-    busy, idle = svc.destinations
+    busy, idle = svc.dests
     busy.activeconns = 10
     got = shares(svc, s, 20000)
     # idle wins unless both draws hit busy: P = ((1+1)/3)^2 = 4/9
@@ -57,8 +57,8 @@ def test_less_loaded_of_the_two_wins():
 
 def test_overloaded_and_zero_weight_never_chosen():
     svc, s = make("twos", [0, 5, 5])
-    svc.destinations[0].flags |= IP_VS_DEST_F_OVERLOAD
+    svc.dests[0].flags |= IP_VS_DEST_F_OVERLOAD
     got = shares(svc, s, 2000)
     assert got[0] == 0 and got[2] == 0 and got[1] == 2000
-    svc.destinations[1].weight = 0
+    svc.dests[1].weight = 0
     assert s.schedule(svc, pkt("1.1.1.1")) is None
