@@ -20,7 +20,8 @@ from .base import (AF_INET, AF_INET6, HZ, IP_VS_DEST_F_AVAILABLE,
                    link_dest, unlink_dest, update_dest)
 from .sched import (KERNEL_SCHEDULERS, SchedFlagError, bind_scheduler,
                     check_flags, lookup_scheduler, parse_sched_flags,
-                    register_scheduler, sched_flags_text, scheduler_get,
+                    register_scheduler, sched_flags_text, sched_hook,
+                    scheduler_get,
                     scheduler_names, unbind_scheduler, unregister_scheduler)
 
 __all__ = [
@@ -31,7 +32,7 @@ __all__ = [
     "IP_VS_SVC_F_SCHED_SH_PORT", "KERNEL_SCHEDULERS", "PacketInfo",
     "SchedFlagError", "Scheduler", "SchedulerError", "SchedulerNotFound",
     "bind_scheduler", "check_flags", "link_dest", "lookup_scheduler",
-    "parse_sched_flags", "register_scheduler", "sched_flags_text",
+    "parse_sched_flags", "register_scheduler", "sched_flags_text", "sched_hook",
     "scheduler_get", "scheduler_names", "unbind_scheduler", "unlink_dest",
     "unregister_scheduler", "update_dest",
 ]

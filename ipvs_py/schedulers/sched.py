@@ -20,7 +20,7 @@ __all__ = [
     "register_scheduler", "unregister_scheduler", "scheduler_get",
     "lookup_scheduler", "bind_scheduler", "unbind_scheduler",
     "scheduler_names", "KERNEL_SCHEDULERS", "parse_sched_flags",
-    "sched_flags_text", "check_flags",
+    "sched_flags_text", "check_flags", "sched_hook",
 ]
 
 #: Every scheduler of mainline Linux, in ``net/netfilter/ipvs/Kconfig`` order.
@@ -199,3 +199,25 @@ def check_flags(flags):
         raise SchedulerError(errno.EINVAL,
                              f"service flags must be a u32, got {flags!r}")
     return flags
+
+
+def sched_hook(netns, name, svc, dest=None):
+    """Run hook ``name`` of ``svc.sched_name``'s scheduler.
+
+    The body for the control plane's ``Netns._sched_hook(name, svc, dest)``:
+    ``init_service`` binds (with ``netns`` as clock and sysctl source),
+    ``done_service`` unbinds, ``add_dest``/``del_dest``/``upd_dest`` run the
+    scheduler's hook if it has one.  ``"none"`` has no hooks."""
+    sched = lookup_scheduler(svc.sched_name)
+    if sched is None:
+        return
+    if name == "init_service":
+        bind_scheduler(svc, sched, netns)
+    elif name == "done_service":
+        unbind_scheduler(svc, sched)
+    elif name in ("add_dest", "del_dest", "upd_dest"):
+        fn = getattr(sched, name)
+        if fn is not None:
+            fn(svc, dest)
+    else:
+        raise ValueError(f"unknown scheduler hook {name!r}")

@@ -131,3 +131,73 @@ def test_mh_init_refuses_more_dests_than_slots():
     with pytest.raises(S.SchedulerError) as ei:
         S.bind_scheduler(svc, S.scheduler_get("mh"))
     assert ei.value.errno == errno.EINVAL
+
+
+def test_sched_hook_drives_a_control_plane_like_netns():
+    from .helpers import Dest
+
+    class FakeNetns:                      # what ctl's Netns offers
+        jiffies, hz = 250 * 1000, 250
+        sysctl = {"lblc_expiration": 60}
+
+    net = FakeNetns()
+    svc = Service(sched_name="lblc")
+    S.sched_hook(net, "init_service", svc)
+    assert svc.sched_data.netns is net
+    assert svc.sched_data.next_timer == (1000 + 60) * 250
+    d = Dest(0x0A000101, 80, 1)
+    svc.dests.insert(0, d)
+    d.available = True
+    S.sched_hook(net, "add_dest", svc, d)          # lblc has no add hook
+    from ipvs_py.schedulers.base import PacketInfo
+    sch = S.scheduler_get("lblc")
+    assert sch.schedule(svc, PacketInfo(saddr=1, daddr=2)) is d
+    from ipvs_py.schedulers import lblc
+    assert lblc.expiration_j(svc) == 60 * 250
+    S.sched_hook(net, "done_service", svc)
+    assert svc.sched_data is None
+    svc.sched_name = "none"
+    S.sched_hook(net, "init_service", svc)         # no scheduler: nothing
+    assert svc.sched_data is None
+    with pytest.raises(ValueError):
+        svc.sched_name = "rr"
+        S.sched_hook(net, "bogus", svc)
+
+
+def test_flags_bit_style_dests_work_too():
+    """Dests without an ``available`` attribute keep it in ``flags``."""
+    import dataclasses
+
+    @dataclasses.dataclass(eq=False)
+    class D:
+        addr: int
+        port: int = 80
+        weight: int = 1
+        flags: int = 0
+        activeconns: int = 0
+        inactconns: int = 0
+
+    @dataclasses.dataclass(eq=False)
+    class Svc:
+        af: int = 2
+        protocol: int = 6
+        addr: int = 1
+        port: int = 80
+        fwmark: int = 0
+        flags: int = 0
+        destinations: list = dataclasses.field(default_factory=list)
+        sched_data: object = None
+
+    svc = Svc()
+    dh = S.scheduler_get("dh")
+    S.bind_scheduler(svc, dh)
+    a = D(5)
+    S.link_dest(svc, a, dh)
+    assert a.flags & S.IP_VS_DEST_F_AVAILABLE
+    from ipvs_py.schedulers.base import PacketInfo
+    assert dh.schedule(svc, PacketInfo(saddr=1, daddr=7)) is a
+    from ipvs_py._core.sched import BatchScheduler
+    bs = BatchScheduler(svc, "dh")
+    assert bs.schedule(0, 0, 7) == 0
+    S.unlink_dest(svc, a, dh)
+    assert not a.flags & S.IP_VS_DEST_F_AVAILABLE
