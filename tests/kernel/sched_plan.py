@@ -13,7 +13,10 @@ import ipaddress
 import random
 
 # label, scheduler, -b flags, kind ("vip": one VIP:port; "fwm": a fwmark
-# service over a /16 of destination addresses, marked by tc in the guest)
+# service over a /16 of destination addresses, marked by tc in the guest),
+# protocol: "udp" connections stay inactive; "tcp" ones get SYN then ACK,
+# which IPVS's state table (input ACK in SYN_RECV) makes ESTABLISHED, so
+# they count as active -- what lc/wlc/sed/nq/ovf/lblc* weigh.
 VARIANTS = [
     ("rr", "rr", None, "vip"), ("wrr", "wrr", None, "vip"),
     ("lc", "lc", None, "vip"), ("wlc", "wlc", None, "vip"),
@@ -23,10 +26,16 @@ VARIANTS = [
     ("mh", "mh", None, "vip"), ("mh_fb_port", "mh", "flag-1,flag-2", "vip"),
     ("dh", "dh", None, "fwm"), ("lblc", "lblc", None, "fwm"),
     ("lblcr", "lblcr", None, "fwm"), ("wrr_fwm", "wrr", None, "fwm"),
+    ("lc_tcp", "lc", None, "vip", "tcp"), ("wlc_tcp", "wlc", None, "vip", "tcp"),
+    ("sed_tcp", "sed", None, "vip", "tcp"), ("nq_tcp", "nq", None, "vip", "tcp"),
+    ("ovf_tcp", "ovf", None, "vip", "tcp"), ("rr_tcp", "rr", None, "vip", "tcp"),
+    ("lblc_tcp", "lblc", None, "fwm", "tcp"),
+    ("lblcr_tcp", "lblcr", None, "fwm", "tcp"),
 ]
 # dests with an upper threshold (-x): they go OVERLOADed mid-way
 THRESHOLD = {"rr": 25, "lc": 30, "wlc": 40, "sh_fb_port": 15,
-             "mh_fb_port": 15, "wrr_fwm": 20, "lblc": 30}
+             "mh_fb_port": 15, "wrr_fwm": 20, "lblc": 30, "wlc_tcp": 35,
+             "rr_tcp": 20, "lblcr_tcp": 30}
 VIP_NET = ipaddress.ip_network("10.0.0.0/24")
 FWM_BASE = 0x0A800000            # 10.128.0.0: scenario i uses 10.(128+i)/16
 CLIENT_BASE = 0x0A400000         # 10.64.0.0/10 client addresses
@@ -39,9 +48,10 @@ def ntoa(a):
 
 
 class Scenario:
-    def __init__(self, i, label, sched, flags, kind):
+    def __init__(self, i, label, sched, flags, kind, proto="udp"):
         self.i, self.label, self.sched, self.flags, self.kind = \
             i, label, sched, flags, kind
+        self.proto = proto
         self.vip = int(VIP_NET[1]) + i
         self.vport = 8000 + i
         self.fwmark = 100 + i if kind == "fwm" else 0
@@ -52,7 +62,8 @@ class Scenario:
     def svc_args(self):
         if self.kind == "fwm":
             return ["-f", str(self.fwmark)]
-        return ["-u", f"{ntoa(self.vip)}:{self.vport}"]
+        opt = "-t" if self.proto == "tcp" else "-u"
+        return [opt, f"{ntoa(self.vip)}:{self.vport}"]
 
     def dest(self, j):
         return DEST_BASE + (self.i << 8) + j, 80
@@ -62,8 +73,9 @@ def build(seed=20261124, n1=150, n2=150, n3=100):
     rng = random.Random(seed)
     k = 0                          # global client counter: unique tuples
     out = []
-    for i, (label, sched, flags, kind) in enumerate(VARIANTS):
-        sc = Scenario(i, label, sched, flags, kind)
+    for i, variant in enumerate(VARIANTS):
+        sc = Scenario(i, *variant)
+        label, sched, flags, kind = variant[:4]
         srng = random.Random(f"{seed}-{label}")
         w0 = [srng.choice([1, 2, 3, 5]) for _ in range(5)]
         w0[2] = 0                                      # one quiesced dest
@@ -144,3 +156,11 @@ def parse_proc_ip_vs(text):
             a, p = f[1].split(":")
             cur = svcs[(f[0], int(a, 16), int(p, 16))] = []
     return svcs
+
+
+def svc_key(sc):
+    """The key of ``sc``'s service in :func:`parse_proc_ip_vs`."""
+    if sc.kind == "fwm":
+        return ("FWM", sc.fwmark)
+    return ("TCP" if sc.proto == "tcp" else "UDP", sc.vip, sc.vport)
+
