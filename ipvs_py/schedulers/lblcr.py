@@ -12,7 +12,7 @@ joins the set.  Table, timer and expiry are lblc's (see :mod:`.lblc`).
 from .base import (IP_VS_DEST_F_OVERLOAD, Scheduler, addr_key,
                    dest_conn_overhead, dests_of, is_available, jiffies,
                    scheduler_err, svc_now)
-from .lblc import Table, expiration_j, hashkey, is_overloaded, now_of
+from ._lb_table import Table, expiration_j, hashkey, is_overloaded, now_of
 from .sched import register_scheduler
 from .wlc import least_loaded
 

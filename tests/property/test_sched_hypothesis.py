@@ -11,7 +11,6 @@
 """
 import copy
 import math
-import random
 
 import pytest
 

@@ -4,7 +4,6 @@ Expected sequences are worked out by hand from the kernel sources; dests
 are added in order a, b, c... so the kernel list (newest first) is the
 reverse and index 0 is the last dest added.
 """
-import pytest
 
 from ipvs_py import schedulers as S
 from ipvs_py._core import hashing
