@@ -192,7 +192,9 @@ def test_same_choice_for_every_connection(guest, label):
     n = len(choices)
     assert not mismatches, (f"{label}: {len(mismatches)}/{n} differ "
                             f"(client, port, kernel, model): {mismatches[:8]}")
-    assert sum(1 for c in choices.values() if c is not None) > n // 2
+    # not vacuous: connections were scheduled (ovf over TCP saturates after
+    # sum(weight + 1) of them; hashing leaves some on weight-0 dests)
+    assert sum(1 for c in choices.values() if c is not None) >= 20
 
 
 @pytest.mark.parametrize("label", LABELS)
