@@ -45,6 +45,7 @@ cdef extern from "ipvs_sched.h" nogil:
     int ipvs_sched_schedule(ipvs_sched_svc_t *s, uint32_t fold,
                             uint16_t port, uint32_t dfold)
     void ipvs_sched_count(ipvs_sched_svc_t *s, int i, int how)
+    uint32_t ipvs_sched_addr_fold(const uint8_t *a, int af)
     void ipvs_sched_wrr_init(ipvs_sched_svc_t *s)
     void ipvs_sched_wrr_changed(ipvs_sched_svc_t *s)
     void ipvs_sched_sh_build(ipvs_sched_svc_t *s)

@@ -21,7 +21,7 @@ import numpy as np
 
 from ipvs_py.schedulers import base as _base
 
-__all__ = ["BatchScheduler", "KINDS", "COUNT_MODES"]
+__all__ = ["BatchScheduler", "KINDS", "COUNT_MODES", "fold_addresses"]
 
 KINDS = {"rr": IPVS_SCHED_RR, "wrr": IPVS_SCHED_WRR, "lc": IPVS_SCHED_LC,
          "wlc": IPVS_SCHED_WLC, "sed": IPVS_SCHED_SED, "nq": IPVS_SCHED_NQ,
@@ -33,6 +33,30 @@ COUNT_MODES = {"none": IPVS_COUNT_NONE, "active": IPVS_COUNT_ACTIVE,
 
 cdef inline int32_t _clamp32(object v) except? -1:
     return <int32_t>(((int(v) + 0x80000000) & 0xFFFFFFFF) - 0x80000000)
+
+
+def fold_addresses(addrs, af=2, out=None):
+    """``ntohl(addr_fold)`` of every row of a ``(n, 16)`` uint8 array of
+    raw network-order addresses (PacketBatch's ``saddr``/``daddr``); ``af``
+    is one family for all rows or a uint8 array of them."""
+    cdef const uint8_t[:, ::1] a = np.ascontiguousarray(addrs, dtype=np.uint8)
+    if a.shape[1] != 16:
+        raise ValueError("addresses must have shape (n, 16)")
+    cdef Py_ssize_t n = a.shape[0], i
+    cdef const uint8_t[::1] fam
+    if np.isscalar(af):
+        fam = np.full(n, af, dtype=np.uint8)
+    else:
+        fam = np.ascontiguousarray(af, dtype=np.uint8)
+        if fam.shape[0] != n:
+            raise ValueError("af has the wrong length")
+    if out is None:
+        out = np.empty(n, dtype=np.uint32)
+    cdef uint32_t[::1] o = out
+    with nogil:
+        for i in range(n):
+            o[i] = ipvs_sched_addr_fold(&a[i, 0], fam[i])
+    return out
 
 
 @cython.final
@@ -232,6 +256,18 @@ cdef class BatchScheduler:
                 o[i] = d
             self.s.decisions += n
         return out
+
+    def schedule_packets(self, batch, count="none", out=None):
+        """:meth:`schedule_batch` over the rows of a ``PacketBatch`` (or
+        anything with its ``af``/``proto``/``saddr``/``sport``/``daddr``
+        columns), every row taken as the first packet of a new connection.
+        Ports count only for TCP, UDP and SCTP, as in the kernel."""
+        proto = np.asarray(batch.proto)
+        has_ports = (proto == 6) | (proto == 17) | (proto == 132)
+        ports = np.where(has_ports, np.asarray(batch.sport), 0).astype(np.uint16)
+        return self.schedule_batch(fold_addresses(batch.saddr, batch.af),
+                                   ports, fold_addresses(batch.daddr, batch.af),
+                                   count=count, out=out)
 
     def write_back(self):
         """Copy rr/wrr positions and dest counters/flags back to Python."""

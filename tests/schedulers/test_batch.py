@@ -122,3 +122,45 @@ def test_batch_releases_the_gil_and_counts():
     assert out.tolist() == [0, 1, 2] * 3
     assert bs.counters()[1].tolist() == [3, 3, 3]
     assert bs.decisions == 9
+
+
+def test_fold_addresses_matches_addr_fold():
+    import ipaddress
+    from ipvs_py.schedulers.base import addr_fold
+    rng = random.Random(5)
+    v4 = [rng.getrandbits(32) for _ in range(50)]
+    v6 = [rng.getrandbits(128) for _ in range(50)]
+    raw = np.zeros((100, 16), np.uint8)
+    for i, a in enumerate(v4):
+        raw[i, :4] = np.frombuffer(a.to_bytes(4, "big"), np.uint8)
+    for i, a in enumerate(v6):
+        raw[50 + i] = np.frombuffer(a.to_bytes(16, "big"), np.uint8)
+    af = np.array([2] * 50 + [10] * 50, np.uint8)
+    got = csched.fold_addresses(raw, af)
+    want = [addr_fold(2, a) for a in v4] + [addr_fold(10, a) for a in v6]
+    assert got.tolist() == want
+    assert addr_fold(10, ipaddress.ip_address("::1")) == 1
+
+
+def test_schedule_packets_takes_a_packet_batch():
+    from ipvs_py import PacketBatch
+    rows = [("udp" if i % 3 else "tcp", f"10.64.{i // 200}.{i % 200 + 1}",
+             1000 + i, "10.0.0.1", 80, "S", 0.0) for i in range(300)]
+    batch = PacketBatch.from_rows(rows)
+    for name, flags in (("sh", 0x10), ("mh", 0x18), ("wlc", 0)):
+        svc = Service(sched_name=name, flags=flags)
+        sched = S.lookup_scheduler(name)
+        S.bind_scheduler(svc, sched)
+        for w in (1, 3, 0, 2):
+            S.link_dest(svc, Dest(rng_addr(w), 80, w), sched)
+        import copy
+        twin = copy.deepcopy(svc)
+        got = csched.BatchScheduler(svc).schedule_packets(batch, count="inactive")
+        want = PyDriver().run(twin, sched, [
+            pkt(r[1], r[2], daddr=r[3], dport=r[4],
+                proto=6 if r[0] == "tcp" else 17) for r in rows], "inactive")
+        assert got.tolist() == want
+
+
+def rng_addr(w):
+    return 0xAC100000 + 17 * w + 1

@@ -492,6 +492,25 @@ static inline int ipvs_sched_mh(const ipvs_sched_svc_t *s, uint32_t fold,
 	return -1;
 }
 
+/*
+ * ntohl(addr_fold) of sh/dh/mh/lblc from 16 raw network-order bytes (the
+ * PacketBatch layout): the IPv4 address, or the XOR of the four words of
+ * an IPv6 address (ntohl distributes over XOR).
+ */
+static inline uint32_t ipvs_sched_addr_fold(const uint8_t *a, int af)
+{
+	uint32_t w = ((uint32_t)a[0] << 24) | ((uint32_t)a[1] << 16) |
+		     ((uint32_t)a[2] << 8) | a[3];
+	int k;
+
+	if (af != 10)
+		return w;
+	for (k = 4; k < 16; k += 4)
+		w ^= ((uint32_t)a[k] << 24) | ((uint32_t)a[k + 1] << 16) |
+		     ((uint32_t)a[k + 2] << 8) | a[k + 3];
+	return w;
+}
+
 /* ----------------------------------------------------------- dispatch */
 
 /*
