@@ -164,3 +164,42 @@ def svc_key(sc):
         return ("FWM", sc.fwmark)
     return ("TCP" if sc.proto == "tcp" else "UDP", sc.vip, sc.vport)
 
+
+
+def choices_text(plan, conns):
+    """The kernel's choices as the golden text: one line per scenario,
+    ``label: digits``, digit j = dest j of the scenario, 0 = no dest."""
+    lines = []
+    for sc in plan:
+        digits = []
+        for kind, body in sc.steps:
+            if kind != "send":
+                continue
+            for saddr, sport, _, _ in body:
+                c = conns.get((saddr, sport))
+                if c is None:
+                    digits.append("0")
+                else:
+                    j = c[2] - (DEST_BASE + (sc.i << 8))
+                    assert 1 <= j <= 9 and c[3] == 80, c
+                    digits.append(str(j))
+        lines.append(f"{sc.label}: {''.join(digits)}")
+    return "\n".join(lines) + "\n"
+
+
+def parse_choices_text(plan, text):
+    """Inverse of :func:`choices_text`: {label: {(saddr, sport): (daddr,
+    dport) or None}}."""
+    rows = dict(line.split(": ") for line in text.splitlines() if line)
+    out = {}
+    for sc in plan:
+        digits = iter(rows[sc.label])
+        got = out[sc.label] = {}
+        for kind, body in sc.steps:
+            if kind != "send":
+                continue
+            for saddr, sport, _, _ in body:
+                j = int(next(digits))
+                got[(saddr, sport)] = None if j == 0 else \
+                    (DEST_BASE + (sc.i << 8) + j, 80)
+    return out

@@ -22,8 +22,8 @@ every rule step, and end with the same per-dest counters.  twos is not in
 from __future__ import annotations
 
 import json
+import os
 import pathlib
-import sys
 
 import pytest
 
@@ -33,13 +33,11 @@ except ImportError:                        # pragma: no cover
     pytest.skip("tests/kernel/vm.py (the VM harness) is not on this branch",
                 allow_module_level=True)
 
-from ipvs_py import schedulers as S
-from ipvs_py.schedulers.base import PacketInfo, bind_conn
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import sched_plan  # noqa: E402
+from . import sched_plan
+from .sched_model import replay
 
 pytestmark = pytest.mark.kernel_vm
+GOLDEN = pathlib.Path(__file__).resolve().parent / "golden"
 PLAN = sched_plan.build()
 LABELS = [sc.label for sc in PLAN]
 GUEST_TIMEOUT = 900
@@ -93,79 +91,6 @@ exit 0
 GUEST_SCRIPT = guest_script
 
 
-# ------------------------------------------------------------------ model
-
-class ModelDest:
-    __slots__ = ("addr", "port", "weight", "last_weight", "flags",
-                 "available", "activeconns", "inactconns", "persistconns",
-                 "u_thresh", "l_thresh")
-
-    def __init__(self, addr, port):
-        self.addr, self.port = addr, port
-        self.weight = self.last_weight = self.flags = 0
-        self.available = False
-        self.activeconns = self.inactconns = self.persistconns = 0
-        self.u_thresh = self.l_thresh = 0
-
-
-class ModelService:
-    def __init__(self, sc):
-        self.af, self.protocol = 2, 6 if sc.proto == "tcp" else 17
-        self.addr, self.port, self.fwmark = sc.vip, sc.vport, sc.fwmark
-        self.sched_name = sc.sched
-        self.flags = S.parse_sched_flags(sc.sched, sc.flags) if sc.flags else 0
-        self.dests = []
-        self.sched_data = None
-        self.now = 0.0
-
-
-def _arg(args, opt, default=None):
-    return args[args.index(opt) + 1] if opt in args else default
-
-
-def replay(sc):
-    """Run the plan on the model: choices and per-step dest snapshots."""
-    svc = ModelService(sc)
-    sched = S.lookup_scheduler(sc.sched)
-    S.bind_scheduler(svc, sched)
-    known = {}                         # (addr, port) -> dest, trash included
-    choices, snaps = {}, {}
-    for si, (kind, body) in enumerate(sc.steps):
-        if kind == "rules":
-            for args in body:
-                if args[0] == "-A":
-                    continue
-                a, p = _arg(args, "-r").split(":")
-                key = (int(sched_plan.ipaddress.IPv4Address(a)), int(p))
-                w, x = int(_arg(args, "-w", 1)), int(_arg(args, "-x", 0))
-                if args[0] == "-a":
-                    d = known.setdefault(key, ModelDest(*key))
-                    if x == 0 or x > d.u_thresh:     # __ip_vs_update_dest
-                        d.flags &= ~S.IP_VS_DEST_F_OVERLOAD
-                    d.u_thresh = x
-                    d.weight = w
-                    S.link_dest(svc, d, sched)
-                elif args[0] == "-e":
-                    S.update_dest(svc, known[key], sched, weight=w, u_thresh=x)
-                elif args[0] == "-d":
-                    S.unlink_dest(svc, known[key], sched)
-            snaps[si] = [(d.addr, d.port, d.weight, d.activeconns, d.inactconns)
-                         for d in svc.dests]
-        else:
-            for saddr, sport, daddr, dport in body:
-                d = sched.schedule(svc, PacketInfo(saddr=saddr, sport=sport,
-                                                   daddr=daddr, dport=dport,
-                                                   protocol=svc.protocol,
-                                                   now=0.0))
-                if d is not None:            # UDP stays inactive; the ACK
-                    bind_conn(d, active=sc.proto == "tcp")   # makes TCP active
-                choices[(saddr, sport)] = None if d is None else (d.addr, d.port)
-    return svc, choices, snaps
-
-
-svc_key = sched_plan.svc_key
-
-
 # ------------------------------------------------------------------ tests
 
 def test_guest_ran_every_step(guest):
@@ -214,3 +139,18 @@ def test_same_counters_at_the_end(guest, label):
     got = sched_plan.parse_proc_ip_vs(guest.text("ip_vs.txt")).get(svc_key(sc))
     assert got == [(d.addr, d.port, d.weight, d.activeconns, d.inactconns)
                    for d in svc.dests]
+
+
+def test_kernel_matches_the_golden_copies(guest):
+    """The kernel is deterministic here: a new boot chooses as the one the
+    golden copies were taken from (tests/schedulers/test_kernel_golden.py
+    checks the model against them without booting).  Regenerate with
+    IPVS_PY_REGEN_GOLDEN=1 (then review the diff)."""
+    conns = sched_plan.parse_conns(guest.text("conn.txt"))
+    text = sched_plan.choices_text(PLAN, conns)
+    if os.environ.get("IPVS_PY_REGEN_GOLDEN", "") not in ("", "0"):
+        (GOLDEN / "sched_choices.txt").write_text(text)
+        (GOLDEN / "sched_proc_ip_vs.txt").write_text(guest.text("ip_vs.txt"))
+    assert text == (GOLDEN / "sched_choices.txt").read_text()
+    assert sched_plan.parse_proc_ip_vs(guest.text("ip_vs.txt")) == \
+        sched_plan.parse_proc_ip_vs((GOLDEN / "sched_proc_ip_vs.txt").read_text())
