@@ -4,14 +4,14 @@ One boot.  In the guest (see guest/sched_driver.py and sched_plan.py) a
 namespace "lb" runs IPVS with one service per scheduler variant (mixed
 weights including 0, sh/mh with and without fallback+port flags, fwmark
 services spread over a /16 of destination addresses for dh/lblc/lblcr,
-upper thresholds that overload a dest mid-way, UDP and TCP); the root
-namespace sends 9600 new connections from distinct client addresses/ports
-through a veth (raw sockets: UDP datagrams, or a TCP SYN then an ACK, which
-makes the IPVS connection ESTABLISHED); between send steps weights are
-edited, a dest is deleted, one added and the deleted one re-added from the
-dest trash.  Connections stay (timeouts 3600 s), so counters are the
-kernel's: a UDP connection counts as inactive on its dest, a TCP one as
-active, as ``bind_conn`` does in the model.
+upper thresholds that overload a dest mid-way, UDP and TCP, IPv4 and
+IPv6); the root namespace sends 12000 new connections from distinct client
+addresses/ports through a veth (raw sockets: UDP datagrams, or a TCP SYN
+then an ACK, which makes the IPVS connection ESTABLISHED); between send
+steps weights are edited, a dest is deleted, one added and the deleted one
+re-added from the dest trash.  Connections stay (timeouts 3600 s), so
+counters are the kernel's: a UDP connection counts as inactive on its dest,
+a TCP one as active, as ``bind_conn`` does in the model.
 
 On the host the model replays the same plan and must choose the same dest
 for every connection (the kernel's choice read from /proc/net/ip_vs_conn),
@@ -45,8 +45,10 @@ GUEST_TIMEOUT = 900
 
 def guest_script(repo='"$REPO"'):
     tc = "\n".join(
-        f"ip netns exec lb tc filter add dev lb0 ingress protocol ip prio "
-        f"{10 + sc.i} u32 match ip dst {sched_plan.ntoa(sc.fwm_net)}/16 "
+        f"ip netns exec lb tc filter add dev lb0 ingress protocol "
+        f"{'ipv6' if sc.af == 10 else 'ip'} prio {10 + sc.i} u32 match "
+        f"{'ip6' if sc.af == 10 else 'ip'} dst "
+        f"{sched_plan.ntoa(sc.fwm_net, sc.af)}/{sc.fwm_prefix} "
         f"action skbedit mark {sc.fwmark} >> tc.log 2>&1; echo $? >> tc.rc"
         for sc in PLAN if sc.kind == "fwm")
     scheds = " ".join(sorted({sc.sched for sc in PLAN}))
@@ -68,6 +70,14 @@ ip -n lb route add local 10.0.0.0/24 dev lo
 ip -n lb route add local 10.128.0.0/9 dev lo
 ip -n lb link add rsd type dummy && ip -n lb link set rsd up
 ip -n lb route add 172.16.0.0/12 dev rsd
+ip -6 addr add fd00:2::2/64 dev lbv nodad
+ip -n lb -6 addr add fd00:2::1/64 dev lb0 nodad
+ip -6 route add fd00::/64 via fd00:2::1
+ip -6 route add 2001:db8:8000::/33 via fd00:2::1
+ip -n lb -6 route add local fd00::/64 dev lo
+ip -n lb -6 route add local 2001:db8:8000::/33 dev lo
+ip -n lb -6 route add fd00:1::/32 dev rsd
+ip netns exec lb sysctl -qw net.ipv6.conf.all.forwarding=1
 ip netns exec lb sysctl -qw net.ipv4.ip_forward=1
 for k in all default lb0; do ip netns exec lb sysctl -qw net.ipv4.conf.$k.rp_filter=0; done
 ip netns exec lb ipvsadm --set 3600 0 3600
@@ -113,7 +123,7 @@ def test_same_choice_for_every_connection(guest, label):
         got = conns.get((saddr, sport))
         got = None if got is None else got[2:]
         if got != want:
-            mismatches.append((sched_plan.ntoa(saddr), sport, got, want))
+            mismatches.append((sched_plan.ntoa(saddr, sc.af), sport, got, want))
     n = len(choices)
     assert not mismatches, (f"{label}: {len(mismatches)}/{n} differ "
                             f"(client, port, kernel, model): {mismatches[:8]}")
@@ -128,7 +138,7 @@ def test_same_dest_list_after_every_rule_step(guest, label):
     _, _, snaps = replay(sc)
     for si, want in snaps.items():
         got = sched_plan.parse_proc_ip_vs(
-            guest.text(f"ipvs_{label}_{si}.txt")).get(svc_key(sc))
+            guest.text(f"ipvs_{label}_{si}.txt")).get(sched_plan.svc_key(sc))
         assert got == want, f"{label} after step {si}"
 
 
@@ -136,7 +146,7 @@ def test_same_dest_list_after_every_rule_step(guest, label):
 def test_same_counters_at_the_end(guest, label):
     sc = PLAN[LABELS.index(label)]
     svc, _, _ = replay(sc)
-    got = sched_plan.parse_proc_ip_vs(guest.text("ip_vs.txt")).get(svc_key(sc))
+    got = sched_plan.parse_proc_ip_vs(guest.text("ip_vs.txt")).get(sched_plan.svc_key(sc))
     assert got == [(d.addr, d.port, d.weight, d.activeconns, d.inactconns)
                    for d in svc.dests]
 

@@ -1,9 +1,9 @@
 """The model against the real kernel's choices, without booting.
 
 tests/kernel/golden/sched_choices.txt holds what Debian 6.1's IPVS chose
-for the 9600 connections of tests/kernel/sched_plan.py (24 scheduler
-variants, UDP and TCP, weight edits, deletes, re-adds from the dest trash,
-thresholds); sched_proc_ip_vs.txt its final /proc/net/ip_vs.  The live
+for the 12000 connections of tests/kernel/sched_plan.py (30 scheduler
+variants, IPv4 and IPv6, UDP and TCP, fwmark services, weight edits,
+deletes, re-adds from the dest trash, thresholds); sched_proc_ip_vs.txt its final /proc/net/ip_vs.  The live
 comparison (and the regeneration of these files) is
 tests/kernel/test_sched_vs_kernel.py.  Here the model must reproduce them
 every time: through the schedulers on stand-in objects and, when the
