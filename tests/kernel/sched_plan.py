@@ -1,0 +1,205 @@
+"""The scheduler differential plan, shared by the guest driver and the model.
+
+Pure Python on purpose (the guest driver imports it without the compiled
+core).  :func:`build` returns, deterministically, one scenario per scheduler
+variant: ipvsadm rule steps (add a service with mixed weights including 0,
+then edit weights, delete a dest, add one, re-add the deleted one from the
+dest trash, change an upper threshold) and send steps (new UDP connections
+from hundreds of client addresses/ports).  Every client (saddr, sport) is
+used once in the whole plan, so each packet makes exactly one new
+connection and ``/proc/net/ip_vs_conn`` tells which dest it got.
+"""
+import ipaddress
+import random
+
+# label, scheduler, -b flags, kind ("vip": one VIP:port; "fwm": a fwmark
+# service over a /16 of destination addresses, marked by tc in the guest),
+# protocol: "udp" connections stay inactive; "tcp" ones get SYN then ACK,
+# which IPVS's state table (input ACK in SYN_RECV) makes ESTABLISHED, so
+# they count as active -- what lc/wlc/sed/nq/ovf/lblc* weigh.
+VARIANTS = [
+    ("rr", "rr", None, "vip"), ("wrr", "wrr", None, "vip"),
+    ("lc", "lc", None, "vip"), ("wlc", "wlc", None, "vip"),
+    ("sed", "sed", None, "vip"), ("nq", "nq", None, "vip"),
+    ("fo", "fo", None, "vip"), ("ovf", "ovf", None, "vip"),
+    ("sh", "sh", None, "vip"), ("sh_fb_port", "sh", "sh-fallback,sh-port", "vip"),
+    ("mh", "mh", None, "vip"), ("mh_fb_port", "mh", "flag-1,flag-2", "vip"),
+    ("dh", "dh", None, "fwm"), ("lblc", "lblc", None, "fwm"),
+    ("lblcr", "lblcr", None, "fwm"), ("wrr_fwm", "wrr", None, "fwm"),
+    ("lc_tcp", "lc", None, "vip", "tcp"), ("wlc_tcp", "wlc", None, "vip", "tcp"),
+    ("sed_tcp", "sed", None, "vip", "tcp"), ("nq_tcp", "nq", None, "vip", "tcp"),
+    ("ovf_tcp", "ovf", None, "vip", "tcp"), ("rr_tcp", "rr", None, "vip", "tcp"),
+    ("lblc_tcp", "lblc", None, "fwm", "tcp"),
+    ("lblcr_tcp", "lblcr", None, "fwm", "tcp"),
+]
+# dests with an upper threshold (-x): they go OVERLOADed mid-way
+THRESHOLD = {"rr": 25, "lc": 30, "wlc": 40, "sh_fb_port": 15,
+             "mh_fb_port": 15, "wrr_fwm": 20, "lblc": 30, "wlc_tcp": 35,
+             "rr_tcp": 20, "lblcr_tcp": 30}
+VIP_NET = ipaddress.ip_network("10.0.0.0/24")
+FWM_BASE = 0x0A800000            # 10.128.0.0: scenario i uses 10.(128+i)/16
+CLIENT_BASE = 0x0A400000         # 10.64.0.0/10 client addresses
+DEST_BASE = 0xAC100000           # 172.16.0.0/12 real servers (dummy route)
+SPORT_BASE = 1024
+
+
+def ntoa(a):
+    return str(ipaddress.IPv4Address(a))
+
+
+class Scenario:
+    def __init__(self, i, label, sched, flags, kind, proto="udp"):
+        self.i, self.label, self.sched, self.flags, self.kind = \
+            i, label, sched, flags, kind
+        self.proto = proto
+        self.vip = int(VIP_NET[1]) + i
+        self.vport = 8000 + i
+        self.fwmark = 100 + i if kind == "fwm" else 0
+        self.fwm_net = FWM_BASE + (i << 16)
+        self.steps = []          # ("rules", [[ipvsadm args...]]) / ("send", [...])
+
+    @property
+    def svc_args(self):
+        if self.kind == "fwm":
+            return ["-f", str(self.fwmark)]
+        opt = "-t" if self.proto == "tcp" else "-u"
+        return [opt, f"{ntoa(self.vip)}:{self.vport}"]
+
+    def dest(self, j):
+        return DEST_BASE + (self.i << 8) + j, 80
+
+
+def build(seed=20261124, n1=150, n2=150, n3=100):
+    rng = random.Random(seed)
+    k = 0                          # global client counter: unique tuples
+    out = []
+    for i, variant in enumerate(VARIANTS):
+        sc = Scenario(i, *variant)
+        label, sched, flags, kind = variant[:4]
+        srng = random.Random(f"{seed}-{label}")
+        w0 = [srng.choice([1, 2, 3, 5]) for _ in range(5)]
+        w0[2] = 0                                      # one quiesced dest
+        add = ["-A", *sc.svc_args, "-s", sched]
+        if flags:
+            add += ["-b", flags]
+        rules = [add]
+        for j, w in enumerate(w0, 1):
+            a, p = sc.dest(j)
+            cmd = ["-a", *sc.svc_args, "-r", f"{ntoa(a)}:{p}", "-m", "-w", str(w)]
+            if j == 1 and label in THRESHOLD:
+                cmd += ["-x", str(THRESHOLD[label])]
+            rules.append(cmd)
+        sc.steps.append(("rules", rules))
+
+        def packets(n):
+            nonlocal k
+            pk = []
+            for _ in range(n):
+                saddr = CLIENT_BASE + rng.getrandbits(22)
+                sport = SPORT_BASE + k
+                k += 1
+                if kind == "fwm":
+                    daddr = sc.fwm_net + rng.getrandbits(16)
+                    dport = 9000
+                else:
+                    daddr, dport = sc.vip, sc.vport
+                pk.append((saddr, sport, daddr, dport))
+            return pk
+
+        sc.steps.append(("send", packets(n1)))
+        d = {j: sc.dest(j) for j in range(1, 7)}
+        r = lambda j: f"{ntoa(d[j][0])}:{d[j][1]}"      # noqa: E731
+        sc.steps.append(("rules", [
+            ["-e", *sc.svc_args, "-r", r(2), "-m", "-w", str(srng.choice([2, 4, 7]))],
+            ["-e", *sc.svc_args, "-r", r(5), "-m", "-w", "0"],
+            ["-d", *sc.svc_args, "-r", r(4)],
+            ["-a", *sc.svc_args, "-r", r(6), "-m", "-w", "2"],
+        ]))
+        sc.steps.append(("send", packets(n2)))
+        sc.steps.append(("rules", [
+            ["-a", *sc.svc_args, "-r", r(4), "-m", "-w", "1"],   # from the trash
+            ["-e", *sc.svc_args, "-r", r(3), "-m", "-w", "3"],
+            ["-e", *sc.svc_args, "-r", r(1), "-m", "-w", str(w0[0]), "-x", "0"],
+        ]))
+        sc.steps.append(("send", packets(n3)))
+        out.append(sc)
+    return out
+
+
+def parse_conns(text):
+    """/proc/net/ip_vs_conn -> {(caddr, cport): (vaddr, vport, daddr, dport)}."""
+    conns = {}
+    for line in text.splitlines()[1:]:
+        f = line.split()
+        if len(f) < 7:
+            continue
+        conns[(int(f[1], 16), int(f[2], 16))] = (
+            int(f[3], 16), int(f[4], 16), int(f[5], 16), int(f[6], 16))
+    return conns
+
+
+def parse_proc_ip_vs(text):
+    """/proc/net/ip_vs -> {service key: [(daddr, dport, weight, active,
+    inactive), ...] in kernel list order}.  Keys: ("UDP", vaddr, vport) or
+    ("FWM", mark)."""
+    svcs, cur = {}, None
+    for line in text.splitlines()[3:]:
+        f = line.split()
+        if not f:
+            continue
+        if f[0] == "->":
+            a, p = f[1].split(":")
+            cur.append((int(a, 16), int(p, 16), int(f[3]), int(f[4]), int(f[5])))
+        elif f[0] == "FWM":
+            cur = svcs[("FWM", int(f[1], 16))] = []
+        else:
+            a, p = f[1].split(":")
+            cur = svcs[(f[0], int(a, 16), int(p, 16))] = []
+    return svcs
+
+
+def svc_key(sc):
+    """The key of ``sc``'s service in :func:`parse_proc_ip_vs`."""
+    if sc.kind == "fwm":
+        return ("FWM", sc.fwmark)
+    return ("TCP" if sc.proto == "tcp" else "UDP", sc.vip, sc.vport)
+
+
+
+def choices_text(plan, conns):
+    """The kernel's choices as the golden text: one line per scenario,
+    ``label: digits``, digit j = dest j of the scenario, 0 = no dest."""
+    lines = []
+    for sc in plan:
+        digits = []
+        for kind, body in sc.steps:
+            if kind != "send":
+                continue
+            for saddr, sport, _, _ in body:
+                c = conns.get((saddr, sport))
+                if c is None:
+                    digits.append("0")
+                else:
+                    j = c[2] - (DEST_BASE + (sc.i << 8))
+                    assert 1 <= j <= 9 and c[3] == 80, c
+                    digits.append(str(j))
+        lines.append(f"{sc.label}: {''.join(digits)}")
+    return "\n".join(lines) + "\n"
+
+
+def parse_choices_text(plan, text):
+    """Inverse of :func:`choices_text`: {label: {(saddr, sport): (daddr,
+    dport) or None}}."""
+    rows = dict(line.split(": ") for line in text.splitlines() if line)
+    out = {}
+    for sc in plan:
+        digits = iter(rows[sc.label])
+        got = out[sc.label] = {}
+        for kind, body in sc.steps:
+            if kind != "send":
+                continue
+            for saddr, sport, _, _ in body:
+                j = int(next(digits))
+                got[(saddr, sport)] = None if j == 0 else \
+                    (DEST_BASE + (sc.i << 8) + j, 80)
+    return out
