@@ -80,11 +80,85 @@ def _run_hash(args):
     return 0
 
 
+def _netlink_errors(fn):
+    """Run ``fn``; a bridge or rules error becomes one line and exit 1."""
+    from .errors import RuleError
+    from .netlink import NetlinkError
+    try:
+        return fn()
+    except RuleError as exc:
+        print(f"ipvs-py: {exc}", file=sys.stderr)
+        return 1
+    except (NetlinkError, OSError, ValueError) as exc:
+        print(f"ipvs-py: {exc}", file=sys.stderr)
+        return 1
+
+
+def _add_sync_args(parser):
+    parser.add_argument("rules", metavar="RULES",
+                        help="ipvsadm-save/restore rules file (- for stdin)")
+    parser.add_argument("--netns", metavar="NAME",
+                        help="network namespace (name under /var/run/netns, "
+                             "pid or path; default: this process's)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the plan as ipvsadm commands, change nothing")
+    parser.add_argument("--prune", action="store_true",
+                        help="also delete kernel services the rules do not name")
+    parser.add_argument("--graceful", action="store_true",
+                        help="remove destinations by weight 0 first; delete "
+                             "them once drained (sync again to finish)")
+
+
+def _run_sync(args):
+    from .errors import RuleError
+    from .netlink import kernel_profile, sync
+    from .netns import Netns
+
+    def go():
+        name = "<stdin>" if args.rules == "-" else args.rules
+        text = sys.stdin.read() if args.rules == "-" else open(args.rules).read()
+        desired = Netns(kernel=kernel_profile())
+        try:
+            desired.restore(text)
+        except RuleError as exc:
+            print(f"ipvs-py: {name}:{exc.line}: {exc.message}", file=sys.stderr)
+            return 1
+        res = sync(desired, args.netns, dry_run=args.dry_run,
+                   prune=args.prune, graceful=args.graceful)
+        for cmd in res.commands():
+            print(cmd)
+        verb = "would make" if args.dry_run else "made"
+        print(f"# {verb} {len(res.steps)} change(s)", file=sys.stderr)
+        return 0
+    return _netlink_errors(go)
+
+
+def _add_kernel_args(parser):
+    sub = parser.add_subparsers(dest="kernel_command", metavar="ACTION",
+                                required=True)
+    save = sub.add_parser("save", help="the kernel's IPVS rules as "
+                                       "`ipvsadm -S -n` text")
+    save.add_argument("--netns", metavar="NAME",
+                      help="network namespace (default: this process's)")
+
+
+def _run_kernel(args):
+    from .netlink import read_kernel
+
+    def go():
+        sys.stdout.write(read_kernel(args.netns).save())
+        return 0
+    return _netlink_errors(go)
+
+
 COMMANDS = {
     "demo": ("tour of what the model can do (grows with each capability)",
              _add_demo_args, _run_demo),
     "hash": ("compute one kernel hash (siphash, hsiphash, jhash, hash_32...)",
              _add_hash_args, _run_hash),
+    "sync": ("make kernel IPVS in a namespace match a rules file, with the "
+             "fewest changes (rolled back on error)", _add_sync_args, _run_sync),
+    "kernel": ("read kernel IPVS (kernel save)", _add_kernel_args, _run_kernel),
 }
 
 
