@@ -160,7 +160,9 @@ def parse_sched_flags(sched_name, text):
     """
     sched_name = sched_name or "wlc"
     flags = 0
-    for flag in (f for f in text.split(",") if f):
+    # strtok() skips empty fields; an empty list would crash ipvsadm (its
+    # do-while strcmp()s a NULL), so it is an invalid flag here
+    for flag in [f for f in text.split(",") if f] or [""]:
         if flag in ("flag-1", "flag-2", "flag-3"):
             flags |= (IP_VS_SVC_F_SCHED1, IP_VS_SVC_F_SCHED2,
                       IP_VS_SVC_F_SCHED3)[int(flag[-1]) - 1]

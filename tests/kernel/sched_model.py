@@ -31,7 +31,7 @@ class ModelDest:
 
 class ModelService:
     def __init__(self, sc):
-        self.af, self.protocol = 2, 6 if sc.proto == "tcp" else 17
+        self.af, self.protocol = sc.af, 6 if sc.proto == "tcp" else 17
         self.addr, self.port, self.fwmark = sc.vip, sc.vport, sc.fwmark
         self.sched_name = sc.sched
         self.flags = S.parse_sched_flags(sc.sched, sc.flags) if sc.flags else 0
@@ -42,6 +42,12 @@ class ModelService:
 
 def _arg(args, opt, default=None):
     return args[args.index(opt) + 1] if opt in args else default
+
+
+def _dest_arg(args):
+    """``-r`` of an ipvsadm command: (address text, port)."""
+    a, _, p = _arg(args, "-r").rpartition(":")
+    return a.strip("[]"), int(p)
 
 
 def replay(sc):
@@ -56,8 +62,8 @@ def replay(sc):
             for args in body:
                 if args[0] == "-A":
                     continue
-                a, p = _arg(args, "-r").split(":")
-                key = (int(ipaddress.IPv4Address(a)), int(p))
+                a, p = _dest_arg(args)
+                key = (int(ipaddress.ip_address(a)), p)
                 w, x = int(_arg(args, "-w", 1)), int(_arg(args, "-x", 0))
                 if args[0] == "-a":
                     d = known.setdefault(key, ModelDest(*key))
@@ -95,10 +101,10 @@ def replay_netns(sc, netns_factory):
     proto = "tcp" if sc.proto == "tcp" else "udp"
     flags = S.parse_sched_flags(sc.sched, sc.flags) if sc.flags else 0
     if sc.kind == "fwm":
-        svc = net.add_service(fwmark=sc.fwmark, sched_name=sc.sched,
+        svc = net.add_service(fwmark=sc.fwmark, af=sc.af, sched_name=sc.sched,
                               sched_flags=flags)
     else:
-        svc = net.add_service(proto, sched_plan.ntoa(sc.vip), sc.vport,
+        svc = net.add_service(proto, sched_plan.ntoa(sc.vip, sc.af), sc.vport,
                               sched_name=sc.sched, sched_flags=flags)
     sched = S.lookup_scheduler(sc.sched)
     choices, snaps = {}, {}
@@ -107,15 +113,15 @@ def replay_netns(sc, netns_factory):
             for args in body:
                 if args[0] == "-A":
                     continue
-                a, p = _arg(args, "-r").split(":")
+                a, p = _dest_arg(args)
                 kw = dict(weight=int(_arg(args, "-w", 1)),
                           u_thresh=int(_arg(args, "-x", 0)))
                 if args[0] == "-a":
-                    net.add_dest(svc, a, int(p), **kw)
+                    net.add_dest(svc, a, p, **kw)
                 elif args[0] == "-e":
-                    net.edit_dest(svc, a, int(p), **kw)
+                    net.edit_dest(svc, a, p, **kw)
                 else:
-                    net.del_dest(svc, a, int(p))
+                    net.del_dest(svc, a, p)
             snaps[si] = [(int(d.addr), d.port, d.weight, d.activeconns,
                           d.inactconns) for d in svc.dests]
         else:

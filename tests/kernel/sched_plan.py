@@ -31,42 +31,67 @@ VARIANTS = [
     ("ovf_tcp", "ovf", None, "vip", "tcp"), ("rr_tcp", "rr", None, "vip", "tcp"),
     ("lblc_tcp", "lblc", None, "fwm", "tcp"),
     ("lblcr_tcp", "lblcr", None, "fwm", "tcp"),
+    # IPv6: the hashes fold the four words of the address
+    ("rr6", "rr", None, "vip", "udp", 10),
+    ("sh6", "sh", "sh-fallback,sh-port", "vip", "udp", 10),
+    ("mh6", "mh", "flag-1,flag-2", "vip", "udp", 10),
+    ("mh6_plain", "mh", None, "vip", "udp", 10),
+    ("dh6", "dh", None, "fwm", "udp", 10),
+    ("lblc6_tcp", "lblc", None, "fwm", "tcp", 10),
 ]
 # dests with an upper threshold (-x): they go OVERLOADed mid-way
 THRESHOLD = {"rr": 25, "lc": 30, "wlc": 40, "sh_fb_port": 15,
              "mh_fb_port": 15, "wrr_fwm": 20, "lblc": 30, "wlc_tcp": 35,
              "rr_tcp": 20, "lblcr_tcp": 30}
 VIP_NET = ipaddress.ip_network("10.0.0.0/24")
+VIP6_BASE = int(ipaddress.IPv6Address("fd00::"))          # fd00::/64 VIPs
+FWM6_BASE = int(ipaddress.IPv6Address("2001:db8:8000::"))  # + (i << 96): /40s
+CLIENT6_BASE = int(ipaddress.IPv6Address("2001:db8:4000::"))  # /34 clients
+DEST6_BASE = int(ipaddress.IPv6Address("fd00:1::"))       # fd00:1::/32 dests
 FWM_BASE = 0x0A800000            # 10.128.0.0: scenario i uses 10.(128+i)/16
 CLIENT_BASE = 0x0A400000         # 10.64.0.0/10 client addresses
 DEST_BASE = 0xAC100000           # 172.16.0.0/12 real servers (dummy route)
 SPORT_BASE = 1024
 
 
-def ntoa(a):
+def ntoa(a, af=2):
+    if af == 10:
+        return str(ipaddress.IPv6Address(a))
     return str(ipaddress.IPv4Address(a))
 
 
+def hostport(a, port, af=2):
+    """ipvsadm's address:port syntax ([v6]:port for IPv6)."""
+    return f"[{ntoa(a, af)}]:{port}" if af == 10 else f"{ntoa(a)}:{port}"
+
+
 class Scenario:
-    def __init__(self, i, label, sched, flags, kind, proto="udp"):
+    def __init__(self, i, label, sched, flags, kind, proto="udp", af=2):
         self.i, self.label, self.sched, self.flags, self.kind = \
             i, label, sched, flags, kind
-        self.proto = proto
-        self.vip = int(VIP_NET[1]) + i
+        self.proto, self.af = proto, af
+        self.vip = (VIP6_BASE + 1 + i) if af == 10 else int(VIP_NET[1]) + i
         self.vport = 8000 + i
         self.fwmark = 100 + i if kind == "fwm" else 0
-        self.fwm_net = FWM_BASE + (i << 16)
+        self.fwm_net = (FWM6_BASE + (i << 88)) if af == 10 \
+            else FWM_BASE + (i << 16)
+        self.fwm_prefix = 40 if af == 10 else 16
         self.steps = []          # ("rules", [[ipvsadm args...]]) / ("send", [...])
 
     @property
     def svc_args(self):
         if self.kind == "fwm":
-            return ["-f", str(self.fwmark)]
+            return ["-f", str(self.fwmark)] + (["-6"] if self.af == 10 else [])
         opt = "-t" if self.proto == "tcp" else "-u"
-        return [opt, f"{ntoa(self.vip)}:{self.vport}"]
+        return [opt, hostport(self.vip, self.vport, self.af)]
 
     def dest(self, j):
+        if self.af == 10:
+            return DEST6_BASE + (self.i << 80) + j, 80
         return DEST_BASE + (self.i << 8) + j, 80
+
+    def dest_index(self, addr):
+        return addr - self.dest(0)[0]
 
 
 def build(seed=20261124, n1=150, n2=150, n3=100):
@@ -85,7 +110,8 @@ def build(seed=20261124, n1=150, n2=150, n3=100):
         rules = [add]
         for j, w in enumerate(w0, 1):
             a, p = sc.dest(j)
-            cmd = ["-a", *sc.svc_args, "-r", f"{ntoa(a)}:{p}", "-m", "-w", str(w)]
+            cmd = ["-a", *sc.svc_args, "-r", hostport(a, p, sc.af), "-m",
+                   "-w", str(w)]
             if j == 1 and label in THRESHOLD:
                 cmd += ["-x", str(THRESHOLD[label])]
             rules.append(cmd)
@@ -95,11 +121,15 @@ def build(seed=20261124, n1=150, n2=150, n3=100):
             nonlocal k
             pk = []
             for _ in range(n):
-                saddr = CLIENT_BASE + rng.getrandbits(22)
+                if sc.af == 10:
+                    saddr = CLIENT6_BASE + rng.getrandbits(94)
+                else:
+                    saddr = CLIENT_BASE + rng.getrandbits(22)
                 sport = SPORT_BASE + k
                 k += 1
                 if kind == "fwm":
-                    daddr = sc.fwm_net + rng.getrandbits(16)
+                    daddr = sc.fwm_net + rng.getrandbits(128 - sc.fwm_prefix
+                                                         if sc.af == 10 else 16)
                     dport = 9000
                 else:
                     daddr, dport = sc.vip, sc.vport
@@ -108,7 +138,7 @@ def build(seed=20261124, n1=150, n2=150, n3=100):
 
         sc.steps.append(("send", packets(n1)))
         d = {j: sc.dest(j) for j in range(1, 7)}
-        r = lambda j: f"{ntoa(d[j][0])}:{d[j][1]}"      # noqa: E731
+        r = lambda j: hostport(d[j][0], d[j][1], sc.af)  # noqa: E731
         sc.steps.append(("rules", [
             ["-e", *sc.svc_args, "-r", r(2), "-m", "-w", str(srng.choice([2, 4, 7]))],
             ["-e", *sc.svc_args, "-r", r(5), "-m", "-w", "0"],
@@ -126,6 +156,19 @@ def build(seed=20261124, n1=150, n2=150, n3=100):
     return out
 
 
+def _addr(field):
+    """A /proc address: hex IPv4, or ``%pI6`` (eight groups, [] optional)."""
+    field = field.strip("[]")
+    if ":" in field:
+        return int(ipaddress.IPv6Address(field))
+    return int(field, 16)
+
+
+def _addr_port(field):
+    a, _, p = field.rpartition(":")
+    return _addr(a), int(p, 16)
+
+
 def parse_conns(text):
     """/proc/net/ip_vs_conn -> {(caddr, cport): (vaddr, vport, daddr, dport)}."""
     conns = {}
@@ -133,8 +176,8 @@ def parse_conns(text):
         f = line.split()
         if len(f) < 7:
             continue
-        conns[(int(f[1], 16), int(f[2], 16))] = (
-            int(f[3], 16), int(f[4], 16), int(f[5], 16), int(f[6], 16))
+        conns[(_addr(f[1]), int(f[2], 16))] = (
+            _addr(f[3]), int(f[4], 16), _addr(f[5]), int(f[6], 16))
     return conns
 
 
@@ -148,13 +191,13 @@ def parse_proc_ip_vs(text):
         if not f:
             continue
         if f[0] == "->":
-            a, p = f[1].split(":")
-            cur.append((int(a, 16), int(p, 16), int(f[3]), int(f[4]), int(f[5])))
+            a, p = _addr_port(f[1])
+            cur.append((a, p, int(f[3]), int(f[4]), int(f[5])))
         elif f[0] == "FWM":
             cur = svcs[("FWM", int(f[1], 16))] = []
         else:
-            a, p = f[1].split(":")
-            cur = svcs[(f[0], int(a, 16), int(p, 16))] = []
+            a, p = _addr_port(f[1])
+            cur = svcs[(f[0], a, p)] = []
     return svcs
 
 
@@ -180,7 +223,7 @@ def choices_text(plan, conns):
                 if c is None:
                     digits.append("0")
                 else:
-                    j = c[2] - (DEST_BASE + (sc.i << 8))
+                    j = sc.dest_index(c[2])
                     assert 1 <= j <= 9 and c[3] == 80, c
                     digits.append(str(j))
         lines.append(f"{sc.label}: {''.join(digits)}")
@@ -200,6 +243,5 @@ def parse_choices_text(plan, text):
                 continue
             for saddr, sport, _, _ in body:
                 j = int(next(digits))
-                got[(saddr, sport)] = None if j == 0 else \
-                    (DEST_BASE + (sc.i << 8) + j, 80)
+                got[(saddr, sport)] = None if j == 0 else sc.dest(j)
     return out

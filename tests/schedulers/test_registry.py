@@ -201,3 +201,24 @@ def test_flags_bit_style_dests_work_too():
     assert bs.schedule(0, 0, 7) == 0
     S.unlink_dest(svc, a, dh)
     assert not a.flags & S.IP_VS_DEST_F_AVAILABLE
+
+
+@pytest.mark.parametrize("sched_name", ["sh", "mh", "rr", "", "wlc"])
+@pytest.mark.parametrize("text", ["sh-fallback", "sh-port,flag-3", "mh-port",
+                                  "flag-1,flag-2", "", ",", "x", "sh-fallback,,"])
+def test_parse_sched_flags_agrees_with_the_rules_parser(sched_name, text):
+    """ipvs_py.rules has its own copy of ipvsadm's parse_sched_flags()."""
+    rules = pytest.importorskip("ipvs_py.rules")
+    try:
+        theirs = ("ok", rules._sched_flags(sched_name, text))
+    except Exception as exc:                   # rules' _Fail
+        theirs = ("fail", str(exc))
+    try:
+        ours = ("ok", S.parse_sched_flags(sched_name, text))
+    except S.SchedulerError as exc:
+        ours = ("fail", exc.strerror)
+    assert ours[0] == theirs[0]
+    if ours[0] == "ok":
+        assert ours == theirs
+    else:
+        assert ours[1] in theirs[1]

@@ -396,7 +396,7 @@ static inline uint32_t ipvs_sched_mh_hashkey(uint32_t fold, uint16_t port,
 }
 
 /*
- * ip_vs_mh_permutate() + ip_vs_mh_populate().  scratch must hold 4*n ints
+ * ip_vs_mh_permutate() + ip_vs_mh_populate().  scratch must hold 3*n ints
  * (perm, skip, turns) and IPVS_SCHED_MH_TAB_SIZE bytes of used flags.
  * Returns 0, or -1 with the table untouched when n > table size.
  */

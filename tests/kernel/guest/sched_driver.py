@@ -30,6 +30,8 @@ def main():
     conn_file = f"/proc/{lb_pid}/net/ip_vs_conn"
     ipvs_file = f"/proc/{lb_pid}/net/ip_vs"
     sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    # IPPROTO_RAW on AF_INET6 implies IPV6_HDRINCL: we write the header
+    sock6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
     log = []
 
     def count():
@@ -54,24 +56,33 @@ def main():
             s = (s & 0xFFFF) + (s >> 16)
         return ~s & 0xFFFF
 
-    def send(saddr, sport, daddr, dport, proto="udp"):
-        src, dst = saddr.to_bytes(4, "big"), daddr.to_bytes(4, "big")
+    def send(saddr, sport, daddr, dport, proto="udp", af=2):
+        alen = 16 if af == 10 else 4
+        src, dst = saddr.to_bytes(alen, "big"), daddr.to_bytes(alen, "big")
+        pnum = 6 if proto == "tcp" else 17
         if proto == "udp":
             segs = [struct.pack("!HHHH", sport, dport, 8, 0)]
-            pnum = 17
         else:                      # SYN, then ACK: IPVS goes SYN_RECV -> ESTABLISHED
-            pnum = 6
-            segs = []
-            for flags, seq, ack in ((0x02, 1000, 0), (0x10, 1001, 5000)):
-                th = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4,
-                                 flags, 65535, 0, 0)
-                pseudo = src + dst + struct.pack("!BBH", 0, 6, len(th))
-                c = csum(pseudo + th)
-                segs.append(th[:16] + struct.pack("!H", c) + th[18:])
+            segs = [struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4,
+                                flags, 65535, 0, 0)
+                    for flags, seq, ack in ((0x02, 1000, 0), (0x10, 1001, 5000))]
         for seg in segs:
-            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(seg), 0, 0, 64,
-                             pnum, 0, src, dst)
-            sock.sendto(ip + seg, (sched_plan.ntoa(daddr), 0))
+            if af == 10 or proto == "tcp":          # checksum (UDP/IPv4 may skip)
+                if af == 10:
+                    pseudo = src + dst + struct.pack("!IxxxB", len(seg), pnum)
+                else:
+                    pseudo = src + dst + struct.pack("!BBH", 0, pnum, len(seg))
+                c = csum(pseudo + seg) or 0xFFFF
+                at = 16 if proto == "tcp" else 6
+                seg = seg[:at] + struct.pack("!H", c) + seg[at + 2:]
+            if af == 10:
+                hdr = struct.pack("!IHBB16s16s", 6 << 28, len(seg), pnum, 64,
+                                  src, dst)
+                sock6.sendto(hdr + seg, (sched_plan.ntoa(daddr, 10), 0))
+            else:
+                hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(seg), 0, 0,
+                                  64, pnum, 0, src, dst)
+                sock.sendto(hdr + seg, (sched_plan.ntoa(daddr), 0))
 
     plan = sched_plan.build()
     t_start = time.monotonic()
@@ -89,7 +100,7 @@ def main():
                     g.write(f.read())
             else:
                 for p in body:
-                    send(*p, proto=sc.proto)
+                    send(*p, proto=sc.proto, af=sc.af)
                 n = settle()
                 log.append({"scenario": sc.label, "step": si, "sent": len(body),
                             "conns": n})
