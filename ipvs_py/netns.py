@@ -23,6 +23,7 @@ from .requests import DestReq, SvcReq
 from .service import (AF_INET, AF_INET6, FTPPORT, IPPROTO_SCTP, IPPROTO_TCP,
                       IPPROTO_UDP, PE_CONN_OUT, SCHEDULERS, Service,
                       svc_key)
+from .schedulers.sched import sched_hook
 from .stats import Stats
 from .svctable import ServiceTable
 from .sysctl import Sysctl
@@ -420,7 +421,9 @@ class Netns:
         return [self.conn_tab_size_] + [0] * 7
 
     def _sched_hook(self, name, svc, dest=None):
-        """Scheduler hooks (issue 7 binds real schedulers here)."""
+        """Run the service's scheduler hook ``name`` (init_service,
+        done_service, add_dest, del_dest, upd_dest), as ip_vs_ctl.c does."""
+        sched_hook(self, name, svc, dest)
 
     def _svc_lfactor_written(self, value):
         self.svc_table.kick()
