@@ -96,6 +96,16 @@ cdef extern from "ipvs_table.h" nogil:
     int iht_retired_pending(iht_table *t)
     iht_node *iht_lookup(iht_table *t, const void *key, iht_key_hash_fn khash,
                          iht_key_cmp_fn cmp, void *ctx)
+    void iht_lookup_batch(iht_table *t, size_t n, const uint8_t *keys,
+                          size_t stride, iht_key_hash_fn khash,
+                          iht_key_cmp_fn cmp,
+                          void (*emit)(size_t, iht_node *, void *),
+                          void *ctx, size_t pf_bytes)
+    iht_tbl *iht_first_tbl(iht_table *t)
+    iht_tbl *iht_next_tbl(iht_tbl *tb)
+    iht_tbl *iht_newest_tbl(iht_table *t)
+    uint32_t iht_build_hash_key(const iht_tbl *tb, uint32_t hash)
+    int iht_same_table(const iht_tbl *tb, uint32_t hash_key)
 
     # writers
     int iht_insert(iht_table *t, iht_node *n, const void *key,

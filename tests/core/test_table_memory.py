@@ -91,3 +91,21 @@ def test_bytes_per_entry_at_lfactor_0():
     overhead = m["buckets"] + m["locks"] + n * NODE
     assert t.size == n
     assert overhead / n <= 24.01
+
+
+def test_tracemalloc_domain_big_arrays():
+    """Bucket arrays of 2 MiB+ are mmap'd (huge pages): counted and traced
+    the same way, and released on rebuild and dealloc."""
+    tracemalloc.start()
+    try:
+        t = T.Table(18, 21, 0)                     # 2 MiB of heads
+        assert t.memory()["buckets"] == 8 << 18
+        assert domain_bytes() == t.memory()["total"]
+        t.resize_to(21)                            # 16 MiB
+        t.insert(k(1), 1)
+        assert t.memory()["buckets"] == 8 << 21
+        assert domain_bytes() == t.memory()["total"]
+        del t
+        assert domain_bytes() == 0
+    finally:
+        tracemalloc.stop()

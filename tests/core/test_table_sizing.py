@@ -128,3 +128,22 @@ def test_lock_counts(core, profile, ncpus):
 def test_sizing_bad_input(core, args, exc):
     with pytest.raises(exc):
         core.table.desired_size(*args)
+
+
+def test_svctable_sizing_agrees(core):
+    """ipvs_py.svctable (the service table, issue 5) keeps its own copy of
+    the sizing formulas; hold it to the same answers so the two cannot
+    drift apart (STYLE pattern 5: thresholds written once)."""
+    svctable = pytest.importorskip("ipvs_py.svctable")
+    for lf in LFACTORS:
+        for n in COUNTS:
+            assert svctable.desired_size(None, None, n, lf) == \
+                core.table.desired_size(n, lf, 4, 20)
+            for bits in range(4, 21):
+                size = 1 << bits
+                for tlf in (lf, 0 if lf else 1):
+                    assert svctable.desired_size(size, tlf, n, lf) == \
+                        core.table.desired_size(n, lf, 4, 20, size, tlf)
+        for bits in range(4, 21):
+            assert svctable.thresholds(1 << bits, lf) == \
+                core.table.thresholds(1 << bits, lf, 4, 20)

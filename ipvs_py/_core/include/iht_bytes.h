@@ -48,7 +48,10 @@ static inline struct ihb_entry *ihb_of(const struct iht_node *n)
 
 /* (u32)siphash(key bytes).  16- and 8-byte keys use the word forms, which
  * give the same value as the byte form over the same little-endian bytes
- * (tests/core/test_hashing.py) with no length loop: ~25% fewer cycles. */
+ * (tests/core/test_hashing.py, test_table.py) with no length loop.
+ * Measured on a 1024-entry table (all in cache): batch lookups went from
+ * 22-33 to 14 ns/key with this, the word compare and the 4-stage pipeline
+ * together. */
 static inline uint32_t ihb_key_hash(const void *key,
 				    const ipvs_siphash_key_t *hk, void *ctx)
 {
@@ -69,8 +72,9 @@ static inline uint32_t ihb_node_hash(const struct iht_node *n,
 	return ihb_key_hash(ihb_of(n)->key, hk, ctx);
 }
 
-/* Key compare; 8- and 16-byte keys (addresses, address+port pairs) avoid
- * the memcmp call (measured ~4 ns of ~30 per batched lookup). */
+/* Key compare; 8- and 16-byte keys (addresses, address+port pairs) are
+ * compared as words instead of through a memcmp call (not measured alone;
+ * see ihb_key_hash for the measurement of the pair). */
 static inline int ihb_cmp(const struct iht_node *n, const void *key,
 			  void *ctx)
 {

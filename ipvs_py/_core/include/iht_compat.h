@@ -10,8 +10,10 @@
 
 #include <sched.h>
 
-/* Polls before yielding.  ~1000 pause instructions is ~10-40 us on x86,
- * longer than any critical section of the table (at most 64 moves). */
+/* Polls before yielding.  pause takes ~10-140 cycles depending on the CPU
+ * generation, so 1024 polls are very roughly 5-50 us: longer than any
+ * critical section of the table (at most 64 moves), so a spinner yields
+ * only when the holder is not running. */
 #define IHT_SPIN_LIMIT 1024u
 
 static inline void iht_cpu_relax(void)

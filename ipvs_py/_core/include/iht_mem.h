@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 /* tracemalloc domain of all table memory ("IHT" in ASCII). */
 #define IHT_TRACE_DOMAIN 0x494854u
@@ -81,6 +82,47 @@ static inline void iht_mem_free(struct iht_mem *m, int cat, void *p,
 	(void)PyTraceMalloc_Untrack(IHT_TRACE_DOMAIN, (uintptr_t)p);
 #endif
 	free(p);
+}
+
+/* Large zeroed arrays (bucket heads): mmap'd, 2 MiB aligned and advised
+ * as transparent huge pages, so random bucket accesses of big tables do
+ * not also miss the TLB (THP is "madvise" on Debian).  Below
+ * IHT_HUGE_MIN, plain calloc.  Free with iht_mem_free_big(). */
+#define IHT_HUGE_MIN ((size_t)2 << 20)
+
+static inline void *iht_mem_alloc_big(struct iht_mem *m, int cat, size_t size)
+{
+	void *p;
+
+	if (size < IHT_HUGE_MIN)
+		return iht_mem_alloc(m, cat, size, 1);
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+#ifdef MADV_HUGEPAGE
+	(void)madvise(p, size, MADV_HUGEPAGE);
+#endif
+	iht_mem_track(m, cat, p, size);
+	return p;
+}
+
+static inline void iht_mem_free_big(struct iht_mem *m, int cat, void *p,
+				    size_t size)
+{
+	if (!p)
+		return;
+	if (size < IHT_HUGE_MIN) {
+		iht_mem_free(m, cat, p, size);
+		return;
+	}
+	atomic_fetch_sub_explicit(&m->bytes[cat], (int64_t)size,
+				  memory_order_relaxed);
+	atomic_fetch_sub_explicit(&m->blocks[cat], 1, memory_order_relaxed);
+#ifdef Py_PYTHON_H
+	(void)PyTraceMalloc_Untrack(IHT_TRACE_DOMAIN, (uintptr_t)p);
+#endif
+	munmap(p, size);
 }
 
 static inline int64_t iht_mem_bytes(struct iht_mem *m, int cat)
