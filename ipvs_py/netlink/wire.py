@@ -132,45 +132,65 @@ def _parse_attrs(buf, start, end):
     return out
 
 
-def _decode_nest(payload, types, numbers, stats):
-    names = {v: k for k, v in numbers.items()}
-    raw = {}
-    for kind, data in _parse_attrs(payload, 0, len(payload)):
-        name = names.get(kind)
-        if name is not None:
-            raw[name] = data
+def _decoder(fmt):
+    """A function bytes -> value for one attribute type."""
+    if fmt == "str":
+        return lambda data: data.split(b"\0", 1)[0].decode()
+    st = struct.Struct(fmt)
+    return lambda data: st.unpack_from(data)[0]
+
+
+def _table(types, numbers):
+    """attribute number -> (name shown to callers, kind, decoder)."""
     out = {}
-    af = None
-    if "af" in raw:
-        af = struct.unpack("=H", raw["af"][:2])[0]
-    if "addr_family" in raw:
-        af = struct.unpack("=H", raw["addr_family"][:2])[0]
-    for name, data in raw.items():
+    for name, num in numbers.items():
         fmt = types.get(name)
         if fmt is None:
             continue
-        if fmt in ("stats32", "stats64"):
-            if stats:
-                ufmt = "=I" if fmt == "stats32" else "=Q"
-                out[name] = {STATS_ATTR[k]: struct.unpack(ufmt, v[:struct.calcsize(ufmt)])[0]
-                             for k, v in _parse_attrs(data, 0, len(data))
-                             if k in STATS_ATTR}
+        kind = fmt if fmt in ("addr", "flags", "stats32", "stats64") else "plain"
+        out[num] = (_RENAME.get(name, name), kind,
+                    None if kind != "plain" else _decoder(fmt))
+    return out
+
+
+_SVC_TABLE = _table(_SVC_TYPES, SVC_ATTR)
+_DEST_TABLE = _table(_DEST_TYPES, DEST_ATTR)
+_AF_ATTRS = {SVC_ATTR["af"], DEST_ATTR["addr_family"]}
+_U32, _U64, _FLAGS = struct.Struct("=I"), struct.Struct("=Q"), struct.Struct("=II")
+
+
+def _stats(data, wide):
+    st = _U64 if wide else _U32
+    return {STATS_ATTR[k]: st.unpack_from(v)[0]
+            for k, v in _parse_attrs(data, 0, len(data)) if k in STATS_ATTR}
+
+
+def _decode_nest(payload, table, af_attr, stats):
+    """One service/dest nest -> dict.  Per-type decoders are precomputed:
+    this runs once per destination of every dump, the hot path of a read."""
+    attrs = _parse_attrs(payload, 0, len(payload))
+    af = 2
+    for kind, data in attrs:
+        if kind == af_attr:
+            af = data[0] | data[1] << 8
+    out = {}
+    for kind, data in attrs:
+        entry = table.get(kind)
+        if entry is None:
             continue
-        if fmt == "addr":
+        name, how, dec = entry
+        if how == "plain":
+            out[name] = dec(data)
+        elif how == "addr":
             # inet_ntop, as pyroute2 and glibc print (::ffff:1.2.3.4 style)
-            value = socket.inet_ntop(socket.AF_INET6, data[:16]) if af == 10 \
-                else socket.inet_ntoa(data[:4])
-        elif fmt == "str":
-            value = data.split(b"\0", 1)[0].decode()
-        elif fmt == "flags":
-            value, mask = struct.unpack("=II", data[:8])
-            out["flags_mask"] = mask
-        else:
-            value = struct.unpack(fmt, data[:struct.calcsize(fmt)])[0]
-        out[_RENAME.get(name, name)] = value
-    if "netmask" in out:
-        nm = out["netmask"]
-        out["netmask"] = nm if af == 10 else socket.inet_ntoa(struct.pack("=I", nm))
+            out[name] = socket.inet_ntop(socket.AF_INET6, data[:16]) \
+                if af == 10 else socket.inet_ntoa(data[:4])
+        elif how == "flags":
+            out["flags"], out["flags_mask"] = _FLAGS.unpack_from(data)
+        elif stats:
+            out[name] = _stats(data, how == "stats64")
+    if "netmask" in out and af != 10:
+        out["netmask"] = socket.inet_ntoa(_U32.pack(out["netmask"]))
     return out
 
 
@@ -194,9 +214,10 @@ def decode_reply(payload, stats=True):
     """A GET_SERVICE/GET_DEST reply payload -> ("service"|"dest", dict)."""
     for kind, data in _parse_attrs(payload, 4, len(payload)):
         if kind == CMD_ATTR["service"]:
-            return "service", _decode_nest(data, _SVC_TYPES, SVC_ATTR, stats)
+            return "service", _decode_nest(data, _SVC_TABLE, SVC_ATTR["af"], stats)
         if kind == CMD_ATTR["dest"]:
-            return "dest", _decode_nest(data, _DEST_TYPES, DEST_ATTR, stats)
+            return "dest", _decode_nest(data, _DEST_TABLE,
+                                        DEST_ATTR["addr_family"], stats)
     return None, {}
 
 
