@@ -125,10 +125,4 @@ res["big_one_steps"] = r.commands()
 t0 = time.perf_counter()
 sh("ip", "netns", "exec", "lb3", "ipvsadm", "-S", "-n")
 res["big_ipvsadm_S_s"] = time.perf_counter() - t0
-import cProfile
-import pstats
-cProfile.run('sync(changed, "lb3")', os.path.join(OUT, "noop.prof"))
-with open(os.path.join(OUT, "noop_profile.txt"), "w") as f:
-    pstats.Stats(os.path.join(OUT, "noop.prof"), stream=f).sort_stats(
-        "cumulative").print_stats(30)
 json.dump(res, open(os.path.join(OUT, "sync.json"), "w"), indent=1)
