@@ -9,21 +9,24 @@ buckets sized by ``svc_lfactor``, a shrink request when a delete leaves
 per array.  The hash is the kernel's jhash over the low 32 bits of that
 key (see the header).
 
-The Python ``Service`` objects stay in a Python list; a C entry holds the
-object's index there (``node.aux``).  C code never touches a Python
-object: an index becomes an object only in this module, with the GIL held.
+The Python ``Service`` objects stay in a Python list, which owns them; a
+C entry holds the object's index there (``node.aux``, for walks and
+removal) and a borrowed pointer to it (``obj``, so a lookup does not also
+miss on the list slot).  C code never touches a Python object: this module
+reads them, always with the GIL held.
 
 Why the GIL rules below hold (ipvs_table.h, locking table): a lookup holds
 the GIL but takes no lock; it may only spin for a mover of a concurrent
 resize, which needs no GIL.  Everything that takes a table lock or waits
 for a grace period (insert, unlink, retire, resize, walk) runs ``nogil``.
 
-Measured (bench/bench_ctl.py, 2-core VM): see docs/control-plane.md.
+Measured (bench/bench_ctl.py, 2-core VM shared with other jobs): see
+docs/control-plane.md.  A lookup is ~50-90 ns in a small table; at 100,000
+services it is dominated by three dependent cache misses (bucket head,
+entry, the Service object the caller gets).
 """
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.list cimport PyList_GET_ITEM
-from cpython.ref cimport Py_INCREF
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
 from libc.stdlib cimport malloc, free, realloc
 from libc.string cimport memset
@@ -35,7 +38,7 @@ from ipvs_py._core.table cimport (
     iht_read_lock, iht_read_unlock, iht_lookup, iht_insert, iht_unlink,
     iht_retire, iht_maybe_resize, iht_set_lfactor, iht_walk_start,
     iht_walk_next, iht_walk_stop, iht_histogram, iht_count,
-    iht_resize_pending, iht_resizes, iht_snapshot, iht_mem_alloc,
+    iht_resize_pending, iht_resizes, iht_snapshot,
     iht_mem_bytes, iht_key_hash_fn, iht_key_cmp_fn, iht_node_hash_fn,
     IHT_MEM_ENTRIES, IHT_MEM_BUCKETS, IHT_MEM_LOCKS, IHT_MEM_META,
     IHT_HIST_MAXLEN)
@@ -62,6 +65,7 @@ cdef extern from "ipvs_svctab.h" nogil:
     struct svt_entry:
         iht_node node
         svt_key key
+        void *obj
 
     struct svt_keysrc:
         uint32_t next
@@ -81,6 +85,7 @@ cdef extern from "ipvs_svctab.h" nogil:
     void svt_cancel_resize(iht_table *t)
     void svt_request_resize(iht_table *t)
     void svt_free_node(iht_node *n, void *ctx)
+    svt_entry *svt_entry_alloc(iht_table *t)
     uint32_t svt_node_hash_key(const iht_node *n)
 
 
@@ -327,8 +332,7 @@ cdef class SvcTable:
             raise ValueError(f"{svc!r} is already in the table")
         if first:
             self._start()
-        e = <svt_entry *>iht_mem_alloc(&self.t.mem, IHT_MEM_ENTRIES,
-                                       sizeof(svt_entry), 1)
+        e = svt_entry_alloc(&self.t)
         if e == NULL:
             if first:
                 self._stop()
@@ -342,6 +346,7 @@ cdef class SvcTable:
             raise
         e.key = k
         e.node.aux = h
+        e.obj = <void *>svc          # borrowed: self.objs[h] owns it
         self.ents[h] = e
         with nogil:
             iht_insert(&self.t, &e.node, &e.key, svt_key_hash, NULL, 1)
@@ -353,12 +358,9 @@ cdef class SvcTable:
         """ip_vs_svc_unhash() plus ip_vs_del_service()'s table policy: the
         last service frees the table; otherwise a count at or below
         ``l_thresh`` requests a shrink."""
-        cdef Py_ssize_t h = self.handles.pop(svc)
+        cdef Py_ssize_t h = self.handles[svc]
         cdef svt_entry *e = self.ents[h]
         cdef int rc
-        self.ents[h] = NULL
-        self.objs[h] = None
-        self.free_handles.append(h)
         with nogil:
             rc = iht_unlink(&self.t, &e.node, 1)
             # freed after a grace period: a reader in another thread may
@@ -367,6 +369,12 @@ cdef class SvcTable:
                 iht_retire(&self.t, e, sizeof(svt_entry))
         if rc:
             raise RuntimeError(f"{svc!r} was not linked (table corrupt)")
+        # Only now drop the references: a lookup that found the entry held
+        # the GIL from the probe to its INCREF, so none is using e.obj.
+        del self.handles[svc]
+        self.ents[h] = NULL
+        self.objs[h] = None
+        self.free_handles.append(h)
         if iht_count(&self.t) == 0:
             self._stop()
 
@@ -404,21 +412,21 @@ cdef class SvcTable:
     # ------------------------------------------------------------- lookup
 
     cdef object _find(self, svt_key *k):
-        """One C probe; the object is fetched with the GIL held, so its
-        list slot cannot be reused meanwhile."""
+        """One C probe.  The GIL is held from the probe to the INCREF of
+        the returned object, so remove() cannot drop it meanwhile."""
         cdef iht_node *n
-        cdef uint32_t h = _NO_HANDLE
+        cdef void *obj = NULL
         cdef unsigned int slot
         if not self.live:
             return None
         slot = iht_read_lock(&self.t)
         n = iht_lookup(&self.t, k, svt_key_hash, svt_cmp, NULL)
         if n != NULL:
-            h = n.aux
+            obj = svt_of(n).obj
         iht_read_unlock(&self.t, slot)
-        if h == _NO_HANDLE:
+        if obj == NULL:
             return None
-        return <object>PyList_GET_ITEM(self.objs, h)
+        return <object>obj
 
     def find(self, int af, int protocol, addr_bytes, int port, addr32=None):
         """__ip_vs_service_find(): the <proto,addr,port> service or None.
@@ -429,6 +437,23 @@ cdef class SvcTable:
             return None
         self._key(&k, af, protocol, addr_bytes, port, 0)
         return self._find(&k)
+
+    def _probe(self, int af, int protocol, addr_bytes, int port):
+        """Benchmark hook: the C probe of :meth:`find` alone, returning
+        the handle (or -1) instead of the Service object."""
+        cdef svt_key k
+        cdef iht_node *n
+        cdef long h = -1
+        cdef unsigned int slot
+        if not self.live:
+            return -1
+        self._key(&k, af, protocol, addr_bytes, port, 0)
+        slot = iht_read_lock(&self.t)
+        n = iht_lookup(&self.t, &k, svt_key_hash, svt_cmp, NULL)
+        if n != NULL:
+            h = n.aux
+        iht_read_unlock(&self.t, slot)
+        return h
 
     def find_fwm(self, int af, uint32_t fwmark):
         """__ip_vs_svc_fwm_find(): the fwmark service or None."""
