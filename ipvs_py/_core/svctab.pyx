@@ -134,6 +134,10 @@ cdef class SvcTable:
     objects: the table reads ``af, protocol, addr_bytes, port, fwmark`` and
     writes ``svc.hash_key``.
 
+    Threads: lookups may come from any thread; changes (insert, remove,
+    clear, kick, run_pending) from one thread at a time, as the netns'
+    owner makes them (the kernel's __ip_vs_mutex).
+
     Like the kernel, there is no bucket array while there is no service:
     the first add allocates one (2^4 buckets, a fresh key, table id 0), the
     last delete frees it.  A resize is *requested* by an add past
@@ -221,9 +225,11 @@ cdef class SvcTable:
         """The last service is gone: free the table (and, like the
         kernel, forget a queued resize)."""
         self.resizes_before += iht_resizes(&self.t)
+        # not live before the GIL is released: a lookup in another thread
+        # then returns None instead of entering a table being destroyed
+        self.live = False
         with nogil:
             iht_destroy(&self.t, svt_free_node, &self.t)
-        self.live = False
         self._gen += 1
         self.view = None
         self.objs = []
@@ -437,23 +443,6 @@ cdef class SvcTable:
             return None
         self._key(&k, af, protocol, addr_bytes, port, 0)
         return self._find(&k)
-
-    def _probe(self, int af, int protocol, addr_bytes, int port):
-        """Benchmark hook: the C probe of :meth:`find` alone, returning
-        the handle (or -1) instead of the Service object."""
-        cdef svt_key k
-        cdef iht_node *n
-        cdef long h = -1
-        cdef unsigned int slot
-        if not self.live:
-            return -1
-        self._key(&k, af, protocol, addr_bytes, port, 0)
-        slot = iht_read_lock(&self.t)
-        n = iht_lookup(&self.t, &k, svt_key_hash, svt_cmp, NULL)
-        if n != NULL:
-            h = n.aux
-        iht_read_unlock(&self.t, slot)
-        return h
 
     def find_fwm(self, int af, uint32_t fwmark):
         """__ip_vs_svc_fwm_find(): the fwmark service or None."""
