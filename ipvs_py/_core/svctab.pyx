@@ -192,12 +192,13 @@ cdef class SvcTable:
 
     # ------------------------------------------------------------ helpers
 
-    cdef void _refill_key(self):
+    cdef int _refill_key(self) except -1:
         """Draw the next array's key ahead (see svt_keysrc): the k-th array
         gets the k-th ``getrandbits(32)``, as the pure-Python table did."""
         if not self.keysrc.ready:
             self.keysrc.next = <uint32_t>self.rng.getrandbits(32)
             self.keysrc.ready = 1
+        return 0
 
     cdef int _lf(self) except? -100:
         lf = self.lfactor_fn()
