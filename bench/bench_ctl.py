@@ -9,7 +9,13 @@
 2. ``restore()`` of a 100,000-line rule file (10,000 services with 9
    destinations each) into an empty netns: rules/s, best of 3.
 
-    python bench/bench_ctl.py            # prints both tables
+Both are run for the service table on the core table ("core", what Netns
+uses) and for the pure-Python reference table ("pyref",
+``ipvs_py/_core/_pyref_svctab.py``, the model's table before issue 5 moved
+it onto the core), in one process, so before/after come from one run.
+
+    python bench/bench_ctl.py                 # both tables
+    python bench/bench_ctl.py --impl core     # one of them
 """
 import ipaddress
 import random
@@ -19,19 +25,31 @@ import time
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve()
                        .parent.parent))
 import ipvs_py  # noqa: E402
+from ipvs_py._core import _pyref_svctab  # noqa: E402
 
 LOOKUPS = 200_000
+IMPLS = ("pyref", "core")
+
+
+def new_netns(impl, **kw):
+    """A 7.1 Netns whose service table is ``impl``'s (the reference is
+    swapped in while the netns is empty, fed the netns' own key source)."""
+    net = ipvs_py.Netns(kernel="7.1", **kw)
+    if impl == "pyref":
+        net.svc_table = _pyref_svctab.SvcTable(
+            net._rng, lambda: net.sysctl["svc_lfactor"])
+    return net
 
 
 def _addr(i):
     return ipaddress.IPv4Address(0x0A000000 + i)
 
 
-def lookup_ns(n, kernel="7.1", hot=False):
+def lookup_ns(n, impl="core", hot=False):
     """ns per lookup of a random present service; ``hot`` cycles over 10
     services only, which separates the algorithm (bucket walk) from the
     memory hierarchy (a random service of 100,000 is a cache/TLB miss)."""
-    net = ipvs_py.Netns(kernel=kernel, seed=n)
+    net = new_netns(impl, seed=n)
     for i in range(n):
         net.add_service("tcp", str(_addr(i)), 80)
     rng = random.Random(1)
@@ -60,32 +78,43 @@ def rules_text(services=10_000, dests=9):
     return "\n".join(lines) + "\n", len(lines)
 
 
-def restore_rate():
+def restore_rates(impls):
+    """Best of 3 restore() times per table; the tables take turns, so a
+    slow phase of a shared box does not land on one of them only."""
     text, n = rules_text()
-    best = float("inf")
+    best = {impl: float("inf") for impl in impls}
     for _ in range(3):
-        net = ipvs_py.Netns(seed=1)
-        t0 = time.perf_counter()
-        net.restore(text)
-        best = min(best, time.perf_counter() - t0)
+        for impl in impls:
+            net = new_netns(impl, seed=1)
+            t0 = time.perf_counter()
+            net.restore(text)
+            best[impl] = min(best[impl], time.perf_counter() - t0)
+            del net
     return n, best
 
 
-def main():
+def main(argv=None):
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--impl", choices=IMPLS + ("both",), default="both")
+    impls = IMPLS if (a := ap.parse_args(argv).impl) == "both" else (a,)
     print("service lookup (Netns.find_service, kernel 7.1, svc_lfactor -3)")
-    print(f"{'services':>10} {'buckets':>9} {'ns/lookup':>10} {'ratio':>7}"
-          f" {'hot-10 ns':>10} {'ratio':>7}")
-    base = hbase = None
-    for n in (10, 10_000, 100_000):
-        ns, size = lookup_ns(n)
-        hns, _ = lookup_ns(n, hot=True)
-        base = base or ns
-        hbase = hbase or hns
-        print(f"{n:>10} {size:>9} {ns:>10.0f} {ns / base:>7.2f}"
-              f" {hns:>10.0f} {hns / hbase:>7.2f}")
-    n, secs = restore_rate()
+    print(f"{'table':>6} {'services':>10} {'buckets':>9} {'ns/lookup':>10}"
+          f" {'ratio':>7} {'hot-10 ns':>10} {'ratio':>7}")
+    for impl in impls:
+        base = hbase = None
+        for n in (10, 10_000, 100_000):
+            ns, size = lookup_ns(n, impl)
+            hns, _ = lookup_ns(n, impl, hot=True)
+            base = base or ns
+            hbase = hbase or hns
+            print(f"{impl:>6} {n:>10} {size:>9} {ns:>10.0f} {ns / base:>7.2f}"
+                  f" {hns:>10.0f} {hns / hbase:>7.2f}")
     print()
-    print(f"restore(): {n} lines in {secs:.2f} s = {n / secs:,.0f} rules/s")
+    n, best = restore_rates(impls)
+    for impl in impls:
+        print(f"restore() [{impl}]: {n} lines in {best[impl]:.2f} s = "
+              f"{n / best[impl]:,.0f} rules/s")
 
 
 if __name__ == "__main__":

@@ -3,17 +3,19 @@
 Two kernels, two tables (see ARCHITECTURE.md, Kernel facts):
 
 * ``"7.1"`` -- the resizable per-netns ``svc_table`` of commit 840aac3d900d
-  ("ipvs: use resizable hash table for services") on top of the ``ip_vs_rht``
-  helpers of b655388111cf: 2^4..2^20 buckets, a fresh random key per table,
-  ``hash_key = table_id | (hash & 0x7fffffff)``, bucket ``hash_key & mask``,
+  ("ipvs: use resizable hash table for services").  It lives in the core
+  resizable table (``ipvs_py._core.svctab.SvcTable`` on ``ipvs_table.h``):
+  2^4..2^20 buckets sized by ``svc_lfactor``, a fresh random key per
+  array, ``hash_key = table_id | (hash & 0x7fffffff)``,
   jhash_3words(ntohs(port), protocol, addr32, key0) for <proto,addr,port>
-  services and jhash_2words(fwmark, af, key0) for fwmark services, one table
-  for both kinds.  Sizing by ``svc_lfactor`` (``ip_vs_rht_desired_size`` /
-  ``ip_vs_rht_set_thresholds``).
+  services and jhash_2words(fwmark, af, key0) for fwmark services, one
+  table for both kinds.  Lookups are one C hash probe.
 * ``"6.1"`` -- the two fixed 256-bucket tables of older kernels, hashed with
   ``(proto ^ ntohl(addr) ^ (ipvs >> 8) ^ (port >> 8) ^ port) & 255`` and
   ``((ipvs >> 8) ^ fwmark) & 255``.  ``ipvs`` is a kernel pointer; only bits
-  8..15 matter, the model calls them ``salt``.
+  8..15 matter, the model calls them ``salt``.  Plain Python lists: 256
+  buckets never resize, and this order is checked byte for byte against
+  the real 6.1 kernel (tests/kernel/test_ctl_vs_kernel.py).
 
 Everything about a bucket's order is kept: new entries go to the head of
 their chain (hlist_add_head), walks go bucket 0..size-1, head first, and a
@@ -26,103 +28,35 @@ makes the count exceed ``u_thresh``, a delete makes it drop to ``l_thresh``
 or svc_lfactor is written.  The model runs that work right after the command
 that queued it (an idealised, always-prompt worker); see docs/control-plane.md.
 
-A chain of two or more is a Python list stored tail-first (``append`` is
-the kernel's head insertion) so that inserts are O(1).  This module is the only
-place that knows the table layout; when the Cython core table (issue: table)
-lands, only this class changes.
+``IPVS_PY_PURE=1`` swaps the compiled table for the pure-Python reference
+(``_core/_pyref_svctab.py``), which builds the same chains.
 """
 from ._core import load as _load
 
-hashing = _load("hashing")
+_table = _load("table")
+_svctab = _load("svctab")
 
-__all__ = ["ServiceTable", "desired_size", "thresholds",
-           "SVC_TAB_MIN_BITS", "SVC_TAB_MAX_BITS"]
+__all__ = ["ServiceTable", "FixedServiceTable", "desired_size", "thresholds",
+           "svc_addr32", "SVC_TAB_MIN_BITS", "SVC_TAB_MAX_BITS"]
 
 SVC_TAB_MIN_BITS = 4          # IP_VS_SVC_TAB_MIN_BITS
 SVC_TAB_MAX_BITS = 20         # IP_VS_SVC_TAB_MAX_BITS
-RHT_TABLE_ID_MASK = 0x80000000
-INT_MAX = (1 << 31) - 1
 OLD_TAB_BITS = 8              # IP_VS_SVC_TAB_BITS of 6.1
-
-_jhash3 = hashing.jhash_3words
-_jhash2 = hashing.jhash_2words
-
-
-def _roundup_pow_of_two(n):
-    return 1 << (n - 1).bit_length() if n > 1 else 1
 
 
 def desired_size(t_size, t_lfactor, n, lfactor,
                  min_bits=SVC_TAB_MIN_BITS, max_bits=SVC_TAB_MAX_BITS):
-    """ip_vs_rht_desired_size(); ``t_size`` None means "no table yet"."""
-    if t_size is None:
-        return 1 << min_bits
-    n = _roundup_pow_of_two(n)
-    if lfactor < 0:
-        factor = min(-lfactor, max_bits)
-        n = min(n, 1 << (max_bits - factor)) << factor
-    else:
-        n = min(n >> lfactor, 1 << max_bits)
-    lo, hi = 1 << min_bits, 1 << max_bits
-    if lfactor != t_lfactor:
-        return max(lo, min(n, hi))
-    if n > t_size:
-        return n
-    if n > t_size >> 4:
-        return t_size
-    return max(lo, min(n << 1, hi))
+    """ip_vs_rht_desired_size() of the core table; ``t_size`` None means
+    "no table yet"."""
+    return _table.desired_size(n, lfactor, min_bits, max_bits, t_size,
+                               t_lfactor)
 
 
 def thresholds(size, lfactor, min_bits=SVC_TAB_MIN_BITS,
                max_bits=SVC_TAB_MAX_BITS):
-    """ip_vs_rht_set_thresholds() -> (u_thresh, l_thresh)."""
-    if size >= 1 << max_bits:
-        u = INT_MAX                               # stop growing
-    elif lfactor <= 0:
-        u = size >> min(-lfactor, max_bits)
-    else:
-        u = min(size, 1 << (30 - lfactor)) << lfactor
-    if size >= 1 << max_bits:
-        l = (1 << max_bits) >> 4
-    elif size > 1 << min_bits:
-        l = u >> 4
-    else:
-        l = 0                                     # stop shrinking
-    return u, l
-
-
-class _Rht:
-    """One ip_vs_rht: buckets plus its random key, id and thresholds."""
-
-    __slots__ = ("size", "mask", "bits", "table_id", "key0", "lfactor",
-                 "u_thresh", "l_thresh", "heads")
-
-    def __init__(self, size, lfactor, table_id, key0):
-        self.size = size
-        self.mask = size - 1
-        self.bits = size.bit_length() - 1
-        self.table_id = table_id
-        self.key0 = key0
-        self.lfactor = lfactor
-        self.u_thresh, self.l_thresh = thresholds(size, lfactor)
-        # one slot per bucket: None (empty), the Service itself (a chain of
-        # one, the common case) or a list stored tail-first.  A 2^20 table
-        # is one 8 MB list instead of a million list objects: lookups in a
-        # 100,000-service table went from 2.6 to ~1.1 us (bench_ctl.py).
-        self.heads = [None] * size
-
-    @property
-    def buckets(self):
-        """Every chain as a list, head first (for walks and tests)."""
-        out = []
-        for x in self.heads:
-            if x is None:
-                out.append([])
-            elif type(x) is list:
-                out.append(x[::-1])
-            else:
-                out.append([x])
-        return out
+    """ip_vs_rht_set_thresholds() of the core table -> (u_thresh,
+    l_thresh)."""
+    return _table.thresholds(size, lfactor, min_bits, max_bits)
 
 
 def svc_addr32(af, addr_bytes):
@@ -134,64 +68,35 @@ def svc_addr32(af, addr_bytes):
     return (w ^ (w >> 32) ^ (w >> 64) ^ (w >> 96)) & 0xFFFFFFFF
 
 
-def _chain_add(heads, idx, svc):
-    """hlist_bl_add_head()"""
-    x = heads[idx]
-    if x is None:
-        heads[idx] = svc
-    elif type(x) is list:
-        x.append(svc)
-    else:
-        heads[idx] = [x, svc]
+def ServiceTable(kernel="7.1", rng=None, lfactor=lambda: -3, salt=0):
+    """The service table of a netns of ``kernel``.
 
-
-def _chain_del(heads, idx, svc):
-    """hlist_bl_del()"""
-    x = heads[idx]
-    if x is svc:
-        heads[idx] = None
-        return
-    x.remove(svc)
-    if len(x) == 1:
-        heads[idx] = x[0]
-
-
-def _chain(x):
-    """A slot's entries, head first."""
-    if x is None:
-        return ()
-    if type(x) is list:
-        return reversed(x)
-    return (x,)
-
-
-class ServiceTable:
-    """Services of one netns, hashed and sized like the kernel.
-
-    ``lfactor()`` returns the current svc_lfactor; ``rng`` supplies the
-    per-table random keys.  Services are ``Service`` objects; the table
-    writes ``svc.hash_key`` and relies on ``af, protocol, addr_bytes, port,
-    fwmark`` and the cached ``_addr32``.
+    ``"7.1"``: a :class:`ipvs_py._core.svctab.SvcTable`; ``rng`` supplies
+    one ``getrandbits(32)`` key per bucket array, ``lfactor()`` the current
+    svc_lfactor.  ``"6.1"``: a :class:`FixedServiceTable` with ``salt``.
+    Both have the same methods: insert, remove, clear, kick, run_pending,
+    find, find_fwm, walk, chain_lengths, len(), size, count, resize_queued.
     """
+    if kernel == "6.1":
+        return FixedServiceTable(salt)
+    return _svctab.SvcTable(rng, lfactor)
 
-    def __init__(self, kernel="7.1", rng=None, lfactor=lambda: -3, salt=0):
-        self.kernel = kernel
-        self._rng = rng
-        self._lfactor = lfactor
+
+class FixedServiceTable:
+    """The 6.1 kernel's two fixed 256-bucket tables (ip_vs_svc_table and
+    ip_vs_svc_fwm_table).  Each bucket is a list stored tail-first
+    (``append`` is list_add's head insertion)."""
+
+    kernel = "6.1"
+    resize_queued = False
+    resizes = 0
+    t = None
+
+    def __init__(self, salt=0):
         self._salt = salt & 0xFF
         self.count = 0
-        self.resize_queued = False
-        self.resizes = 0              # tables built by the resizer
-        if kernel == "6.1":
-            self._tab = [[] for _ in range(1 << OLD_TAB_BITS)]
-            self._fwm = [[] for _ in range(1 << OLD_TAB_BITS)]
-        self.t = None                 # 7.1: the current ip_vs_rht or None
-
-    # -- hashing ---------------------------------------------------------
-    def _hash(self, t, svc_af, protocol, addr32, port, fwmark):
-        if fwmark:
-            return _jhash2(fwmark, svc_af, t.key0)
-        return _jhash3(port, protocol, addr32, t.key0)
+        self._tab = [[] for _ in range(1 << OLD_TAB_BITS)]
+        self._fwm = [[] for _ in range(1 << OLD_TAB_BITS)]
 
     def _old_bucket(self, protocol, addr_bytes, port, fwmark):
         if fwmark:
@@ -203,169 +108,63 @@ class ServiceTable:
         return self._tab[(protocol ^ fold ^ self._salt ^ (port >> 8) ^ port)
                          & 0xFF]
 
-    def _new_table(self, size, lfactor, table_id):
-        key0 = self._rng.getrandbits(32)
-        return _Rht(size, lfactor, table_id, key0)
-
-    # -- modification ----------------------------------------------------
     def insert(self, svc):
-        """ip_vs_svc_hash(): hash into the newest table, at the chain head;
-        allocate the first table (add_service) and queue a resize when the
-        count exceeds u_thresh."""
+        """ip_vs_svc_hash()"""
         self.count += 1
-        if self.kernel == "6.1":
-            self._old_bucket(svc.protocol, svc.addr_bytes, svc.port,
-                             svc.fwmark).append(svc)
-            return
-        t = self.t
-        first = t is None
-        if first:
-            lf = self._lfactor()
-            t = self.t = self._new_table(desired_size(None, None, 0, lf), lf,
-                                         0)
-        h = self._hash(t, svc.af, svc.protocol, svc._addr32, svc.port,
-                       svc.fwmark)
-        svc.hash_key = t.table_id | (h & 0x7FFFFFFF)
-        _chain_add(t.heads, svc.hash_key & t.mask, svc)
-        if not first and self.count > t.u_thresh:
-            self.resize_queued = True
+        self._old_bucket(svc.protocol, svc.addr_bytes, svc.port,
+                         svc.fwmark).append(svc)
 
     def remove(self, svc):
-        """ip_vs_svc_unhash() plus ip_vs_del_service()'s table policy: drop
-        the table with the last service, queue a shrink at l_thresh."""
+        """ip_vs_svc_unhash()"""
         self.count -= 1
-        if self.kernel == "6.1":
-            self._old_bucket(svc.protocol, svc.addr_bytes, svc.port,
-                             svc.fwmark).remove(svc)
-            return
-        t = self.t
-        _chain_del(t.heads, svc.hash_key & t.mask, svc)
-        if not self.count:
-            self.t = None
-            self.resize_queued = False
-        elif self.count <= t.l_thresh:
-            self.resize_queued = True
+        self._old_bucket(svc.protocol, svc.addr_bytes, svc.port,
+                         svc.fwmark).remove(svc)
 
     def clear(self):
-        """ip_vs_flush(): unlink everything and free the table."""
+        """ip_vs_flush()"""
         for svc in list(self.walk()):
             self.remove(svc)
-        self.t = None
-        self.resize_queued = False
 
     def kick(self):
-        """A write to svc_lfactor: queue the resizer (it rebuilds when the
-        lfactor differs from the table's)."""
-        if self.t is not None:
-            self.resize_queued = True
+        """No svc_lfactor on 6.1."""
 
     def run_pending(self):
-        """svc_resize_work_handler(), if queued."""
-        if not self.resize_queued:
-            return False
-        self.resize_queued = False
-        t = self.t
-        if t is None or self.kernel == "6.1":
-            return False
-        lf = self._lfactor()
-        new_size = desired_size(t.size, t.lfactor, self.count, lf)
-        if new_size == t.size and lf == t.lfactor:
-            return False
-        nt = self._new_table(new_size, lf, t.table_id ^ RHT_TABLE_ID_MASK)
-        nh, mask, tid, key0 = nt.heads, nt.mask, nt.table_id, nt.key0
-        for x in t.heads:
-            # walk the old chain head first, add each at the new chain head
-            for svc in _chain(x):
-                if svc.fwmark:
-                    h = _jhash2(svc.fwmark, svc.af, key0)
-                else:
-                    h = _jhash3(svc.port, svc.protocol, svc._addr32, key0)
-                svc.hash_key = tid | (h & 0x7FFFFFFF)
-                _chain_add(nh, svc.hash_key & mask, svc)
-        self.t = nt
-        self.resizes += 1
-        return True
+        """Nothing ever resizes."""
+        return False
 
-    # -- lookup ----------------------------------------------------------
     def find(self, af, protocol, addr_bytes, port, addr32=None):
-        """__ip_vs_service_find(): a <proto,addr,port> service or None."""
-        if self.kernel == "6.1":
-            for svc in self._old_bucket(protocol, addr_bytes, port, 0):
-                if (svc.af == af and svc.port == port
-                        and svc.protocol == protocol
-                        and svc.addr_bytes == addr_bytes):
-                    return svc
-            return None
-        t = self.t
-        if t is None:
-            return None
-        if addr32 is None:
-            addr32 = svc_addr32(af, addr_bytes)
-        hk = t.table_id | (_jhash3(port, protocol, addr32, t.key0)
-                           & 0x7FFFFFFF)
-        x = t.heads[hk & t.mask]
-        if x is None:
-            return None
-        # The kernel compares hash_key first to stay on one cache line; in
-        # the same table equal keys imply equal hash_keys, and here the
-        # address comparison is the cheapest reject (bench_ctl.py: -10%
-        # at 100,000 services).
-        for svc in (x if type(x) is list else (x,)):
-            if (svc.addr_bytes == addr_bytes and svc.port == port
-                    and svc.protocol == protocol and svc.af == af
-                    and not svc.fwmark):
+        """__ip_vs_service_find()"""
+        for svc in self._old_bucket(protocol, addr_bytes, port, 0):
+            if (svc.af == af and svc.port == port
+                    and svc.protocol == protocol
+                    and svc.addr_bytes == addr_bytes):
                 return svc
         return None
 
     def find_fwm(self, af, fwmark):
-        """__ip_vs_svc_fwm_find()."""
-        if self.kernel == "6.1":
-            for svc in self._old_bucket(0, b"", 0, fwmark):
-                if svc.fwmark == fwmark and svc.af == af:
-                    return svc
-            return None
-        t = self.t
-        if t is None:
-            return None
-        hk = t.table_id | (_jhash2(fwmark, af, t.key0) & 0x7FFFFFFF)
-        x = t.heads[hk & t.mask]
-        if x is None:
-            return None
-        for svc in (x if type(x) is list else (x,)):
-            if svc.hash_key == hk and svc.fwmark == fwmark and svc.af == af:
+        """__ip_vs_svc_fwm_find()"""
+        for svc in self._old_bucket(0, b"", 0, fwmark):
+            if svc.fwmark == fwmark and svc.af == af:
                 return svc
         return None
 
-    # -- walks -----------------------------------------------------------
     def walk(self):
-        """Services in the kernel's walk order (/proc/net/ip_vs, dumps)."""
-        if self.kernel == "6.1":
-            for bucket in self._tab:
-                yield from reversed(bucket)
-            for bucket in self._fwm:
-                yield from reversed(bucket)
-            return
-        if self.t is not None:
-            for x in self.t.heads:
-                if x is not None:
-                    yield from _chain(x)
+        """Services in the kernel's walk order: the service table, then
+        the fwmark table, each bucket head first."""
+        for bucket in self._tab:
+            yield from reversed(bucket)
+        for bucket in self._fwm:
+            yield from reversed(bucket)
 
     def __len__(self):
         return self.count
 
     def chain_lengths(self):
-        """Histogram counts[0..7] of chain lengths (7 = 7 or more), the
-        numbers ip_vs_status_show() prints."""
-        counts = [0] * 8
-        if self.t is not None:
-            for x in self.t.heads:
-                n = 0 if x is None else len(x) if type(x) is list else 1
-                counts[min(n, 7)] += 1
-        return counts
+        """No ip_vs_status on 6.1 (no resizable table): all zero, as
+        before the split."""
+        return [0] * 8
 
     @property
     def size(self):
-        """Buckets of the current table (0 without one; 256 on 6.1)."""
-        if self.kernel == "6.1":
-            return 1 << OLD_TAB_BITS
-        return self.t.size if self.t is not None else 0
+        """Buckets of one of the two tables."""
+        return 1 << OLD_TAB_BITS

@@ -514,3 +514,4 @@ def lock_counts(size, profile="conn", ncpus=None):
 
 
 from ._pyref_table import BadKeyError, Table  # noqa: E402,F401
+from ._pyref_svctab import SvcTable  # noqa: E402,F401

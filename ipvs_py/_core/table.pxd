@@ -70,6 +70,7 @@ cdef extern from "ipvs_table.h" nogil:
                                          void *ctx)
     ctypedef int (*iht_key_cmp_fn)(const iht_node *n, const void *key,
                                    void *ctx)
+    ctypedef void (*iht_key_src_fn)(ipvs_siphash_key_t *key, void *ctx)
 
     # sizing (pure)
     int64_t iht_desired_size(int have_tbl, int64_t n, int lfactor,
@@ -86,6 +87,7 @@ cdef extern from "ipvs_table.h" nogil:
                  iht_node_hash_fn node_hash, void *ctx)
     void iht_destroy(iht_table *t, void (*free_node)(iht_node *, void *),
                      void *ctx)
+    void iht_set_key_source(iht_table *t, iht_key_src_fn fn, void *ctx)
 
     # read side
     unsigned int iht_read_lock(iht_table *t)

@@ -109,6 +109,10 @@ typedef uint32_t (*iht_key_hash_fn)(const void *key,
 /* Nonzero when node @n matches lookup key @key. */
 typedef int (*iht_key_cmp_fn)(const struct iht_node *n, const void *key,
 			      void *ctx);
+/* Fills the hash key of a new bucket array (see iht_set_key_source()).
+ * Called with resize_lock held or from iht_set_key_source(); must not
+ * block or take the GIL. */
+typedef void (*iht_key_src_fn)(ipvs_siphash_key_t *key, void *ctx);
 
 struct iht_retired {
 	void *p;
@@ -132,6 +136,8 @@ struct iht_table {
 	struct iht_lock_profile prof;
 	iht_node_hash_fn node_hash;
 	void *ctx;
+	iht_key_src_fn key_src;			/* NULL: getrandom() keys */
+	void *key_src_ctx;
 	struct iht_mem mem;
 	_Atomic uint64_t resizes;		/* completed rebuilds */
 	_Atomic uint64_t moved;			/* entries moved by rebuilds */
@@ -269,7 +275,10 @@ static inline struct iht_tbl *iht_tbl_alloc(struct iht_table *t,
 	iht_thresholds(size, lfactor, t->min_bits, t->max_bits,
 		       &tb->u_thresh, &tb->l_thresh);
 	atomic_init(&tb->new_tbl, tb);
-	iht_random_key(&tb->hash_key);
+	if (t->key_src)
+		t->key_src(&tb->hash_key, t->key_src_ctx);
+	else
+		iht_random_key(&tb->hash_key);
 	return tb;
 }
 
@@ -326,6 +335,25 @@ static inline int iht_init(struct iht_table *t, int min_bits, int max_bits,
 	}
 	atomic_init(&t->tbl, tb);
 	return 0;
+}
+
+/* Take the keys of new bucket arrays from @fn(key, @ctx) instead of
+ * getrandom(): a seeded model (ipvs_py.Netns(seed=...)) then builds the
+ * same tables every run, and a user whose hash reads only part of the key
+ * (the service table's jhash uses (u32)key[0]) can keep the kernel's key
+ * sequence.  Still one fresh key per array.  If the table is empty and not
+ * resizing, the current array is re-keyed too, so that every array of a
+ * table set up with iht_init() + this call came from @fn.
+ * Context: setup, no other thread uses @t. */
+static inline void iht_set_key_source(struct iht_table *t, iht_key_src_fn fn,
+				      void *ctx)
+{
+	struct iht_tbl *tb = iht_first_tbl(t);
+
+	t->key_src = fn;
+	t->key_src_ctx = ctx;
+	if (fn && tb && !iht_next_tbl(tb) && !atomic_load(&t->count))
+		fn(&tb->hash_key, ctx);
 }
 
 /* Free every retired block now.  Context: no reader can reach them (a

@@ -1,0 +1,553 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The per-netns service table (kernel "7.1") on the resizable core table.
+
+``SvcTable`` keeps one C entry per service (``include/ipvs_svctab.h``: the
+lookup key plus the 16-byte table node) in an ``iht_table`` with the
+kernel's service-table profile: ``IHT_PROFILE_SVC`` locks, 2^4..2^20
+buckets sized by ``svc_lfactor``, a shrink request when a delete leaves
+``count <= l_thresh``, table id in bit 31 of ``hash_key`` and a fresh key
+per array.  The hash is the kernel's jhash over the low 32 bits of that
+key (see the header).
+
+The Python ``Service`` objects stay in a Python list, which owns them; a
+C entry holds the object's index there (``node.aux``, for walks and
+removal) and a borrowed pointer to it (``obj``, so a lookup does not also
+miss on the list slot).  C code never touches a Python object: this module
+reads them, always with the GIL held.
+
+Why the GIL rules below hold (ipvs_table.h, locking table): a lookup holds
+the GIL but takes no lock; it may only spin for a mover of a concurrent
+resize, which needs no GIL.  Everything that takes a table lock or waits
+for a grace period (insert, unlink, retire, resize, walk) runs ``nogil``.
+
+Measured (bench/bench_ctl.py, 2-core VM shared with other jobs): see
+docs/control-plane.md.  A lookup is ~50-90 ns in a small table; at 100,000
+services it is dominated by three dependent cache misses (bucket head,
+entry, the Service object the caller gets).
+"""
+cimport cython
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
+from libc.stdlib cimport malloc, free, realloc
+from libc.string cimport memset
+
+from ipvs_py._core.hashing cimport ipvs_siphash_key_t
+from ipvs_py._core.table cimport (
+    iht_table, iht_node, iht_tbl, iht_walker, iht_lock_profile,
+    iht_key_src_fn, iht_init, iht_destroy, iht_set_key_source,
+    iht_read_lock, iht_read_unlock, iht_lookup, iht_insert, iht_unlink,
+    iht_retire, iht_maybe_resize, iht_set_lfactor, iht_walk_start,
+    iht_walk_next, iht_walk_stop, iht_histogram, iht_count,
+    iht_resize_pending, iht_resizes, iht_snapshot,
+    iht_mem_bytes, iht_key_hash_fn, iht_key_cmp_fn, iht_node_hash_fn,
+    IHT_MEM_ENTRIES, IHT_MEM_BUCKETS, IHT_MEM_LOCKS, IHT_MEM_META,
+    IHT_HIST_MAXLEN)
+
+import os
+import random
+
+__all__ = ["SvcTable", "TableView", "MIN_BITS", "MAX_BITS", "ENTRY_SIZE"]
+
+
+cdef extern from "ipvs_svctab.h" nogil:
+    enum:
+        SVT_MIN_BITS
+        SVT_MAX_BITS
+
+    struct svt_key:
+        uint32_t addr32
+        uint32_t fwmark
+        uint16_t port
+        uint8_t protocol
+        uint8_t af
+        uint8_t alen
+
+    struct svt_entry:
+        iht_node node
+        svt_key key
+        void *obj
+
+    struct svt_keysrc:
+        uint32_t next
+        int ready
+        uint64_t used
+
+    svt_entry *svt_of(const iht_node *n)
+    uint32_t svt_key_hash(const void *key, const ipvs_siphash_key_t *hk,
+                          void *ctx)
+    uint32_t svt_node_hash(const iht_node *n, const ipvs_siphash_key_t *hk,
+                           void *ctx)
+    int svt_cmp(const iht_node *n, const void *key, void *ctx)
+    int svt_key_set(svt_key *k, uint8_t af, uint8_t protocol,
+                    const uint8_t *addr, unsigned int alen, uint16_t port,
+                    uint32_t fwmark)
+    void svt_next_key(ipvs_siphash_key_t *k, void *ctx)
+    void svt_cancel_resize(iht_table *t)
+    void svt_request_resize(iht_table *t)
+    void svt_free_node(iht_node *n, void *ctx)
+    svt_entry *svt_entry_alloc(iht_table *t)
+    uint32_t svt_node_hash_key(const iht_node *n)
+
+
+MIN_BITS = SVT_MIN_BITS
+MAX_BITS = SVT_MAX_BITS
+ENTRY_SIZE = sizeof(svt_entry)
+
+cdef int _ENOMEM = 12
+cdef uint32_t _NO_HANDLE = 0xFFFFFFFF
+
+
+class TableView:
+    """A read-only picture of the current bucket array (``SvcTable.t``),
+    with the attributes of the kernel's ``struct ip_vs_rht`` that the texts
+    and tests read: ``size, mask, bits, table_id, key0, lfactor, u_thresh,
+    l_thresh`` and ``buckets`` (every chain, head first, as Service lists).
+    A rebuild makes a new view; ``buckets`` of an old one raises."""
+
+    __slots__ = ("size", "mask", "bits", "table_id", "key0", "lfactor",
+                 "u_thresh", "l_thresh", "_owner", "_gen")
+
+    def __repr__(self):
+        return (f"<TableView size={self.size} lfactor={self.lfactor} "
+                f"table_id={self.table_id:#x}>")
+
+    @property
+    def buckets(self):
+        """Chains of this array, head first: ``buckets[hash_key & mask]``."""
+        if self._owner._gen != self._gen:
+            raise RuntimeError("this bucket array was rebuilt or freed")
+        out = [[] for _ in range(self.size)]
+        for svc, hk in self._owner._walk_keys():
+            out[hk & self.mask].append(svc)
+        return out
+
+
+@cython.final
+cdef class SvcTable:
+    """Services of one netns (kernel "7.1"), hashed and sized like the
+    kernel, in the core table.
+
+    ``SvcTable(rng=None, lfactor=lambda: -3)``: ``rng`` (a
+    ``random.Random``) gives one ``getrandbits(32)`` per bucket array, the
+    key jhash uses, so ``Netns(seed=...)`` rebuilds the same tables;
+    ``lfactor()`` returns the current svc_lfactor.  Services are ``Service``
+    objects: the table reads ``af, protocol, addr_bytes, port, fwmark`` and
+    writes ``svc.hash_key``.
+
+    Threads: lookups may come from any thread; changes (insert, remove,
+    clear, kick, run_pending) from one thread at a time, as the netns'
+    owner makes them (the kernel's __ip_vs_mutex).
+
+    Like the kernel, there is no bucket array while there is no service:
+    the first add allocates one (2^4 buckets, a fresh key, table id 0), the
+    last delete frees it.  A resize is *requested* by an add past
+    ``u_thresh``, a delete down to ``l_thresh`` or :meth:`kick` (a write to
+    svc_lfactor), and *runs* in :meth:`run_pending`: the model's
+    always-prompt ``svc_resize_work``.
+    """
+
+    cdef iht_table t
+    cdef bint live                 # t is initialised (count > 0)
+    cdef svt_keysrc keysrc
+    cdef iht_lock_profile prof
+    cdef svt_entry **ents          # handle -> entry
+    cdef Py_ssize_t cap
+    cdef list objs                 # handle -> Service (None when free)
+    cdef list free_handles
+    cdef dict handles              # Service -> handle
+    cdef object rng
+    cdef object lfactor_fn
+    cdef readonly uint64_t _gen    # bumped by every new/freed array
+    cdef uint64_t resizes_before   # resizes of freed incarnations
+    cdef object view
+
+    def __cinit__(self):
+        self.live = False
+        self.ents = NULL
+        self.cap = 0
+
+    def __init__(self, rng=None, lfactor=lambda: -3, ncpus=None):
+        self.rng = rng if rng is not None else random.Random()
+        self.lfactor_fn = lfactor
+        self.prof.seqc_shift = 4       # IHT_PROFILE_SVC
+        self.prof.seqc_max = 64
+        self.prof.locks = 0
+        self.prof.ncpus = (os.cpu_count() or 1) if ncpus is None else ncpus
+        self.objs = []
+        self.free_handles = []
+        self.handles = {}
+        self._gen = 0
+        self.resizes_before = 0
+        self.view = None
+        self.keysrc.ready = 0
+        self.keysrc.used = 0
+        self._refill_key()
+
+    def __dealloc__(self):
+        if self.live:
+            iht_destroy(&self.t, svt_free_node, &self.t)
+            self.live = False
+        free(self.ents)
+        self.ents = NULL
+
+    # ------------------------------------------------------------ helpers
+
+    cdef int _refill_key(self) except -1:
+        """Draw the next array's key ahead (see svt_keysrc): the k-th array
+        gets the k-th ``getrandbits(32)``, as the pure-Python table did."""
+        if not self.keysrc.ready:
+            self.keysrc.next = <uint32_t>self.rng.getrandbits(32)
+            self.keysrc.ready = 1
+        return 0
+
+    cdef int _lf(self) except? -100:
+        lf = self.lfactor_fn()
+        if not -8 <= lf <= 8:
+            raise ValueError(f"svc_lfactor must be in -8..8, got {lf}")
+        return <int>lf
+
+    cdef int _start(self) except -1:
+        """ip_vs_add_service()'s first-table allocation."""
+        cdef int rc = iht_init(&self.t, SVT_MIN_BITS, SVT_MAX_BITS,
+                               self._lf(), &self.prof, 1, svt_node_hash,
+                               NULL)
+        if rc == -_ENOMEM:
+            raise MemoryError("cannot allocate the service table")
+        if rc:
+            raise ValueError("bad service table parameters")
+        iht_set_key_source(&self.t, svt_next_key, &self.keysrc)
+        self.live = True
+        self._gen += 1
+        self.view = None
+        self._refill_key()
+        return 0
+
+    cdef void _stop(self):
+        """The last service is gone: free the table (and, like the
+        kernel, forget a queued resize)."""
+        self.resizes_before += iht_resizes(&self.t)
+        # not live before the GIL is released: a lookup in another thread
+        # then returns None instead of entering a table being destroyed
+        self.live = False
+        with nogil:
+            iht_destroy(&self.t, svt_free_node, &self.t)
+        self._gen += 1
+        self.view = None
+        self.objs = []
+        self.free_handles = []
+        self.handles = {}
+
+    cdef int _key(self, svt_key *k, int af, int protocol, object addr_bytes,
+                  int port, uint32_t fwmark) except -1:
+        cdef bytes b
+        if type(addr_bytes) is bytes:
+            b = <bytes>addr_bytes
+        else:
+            b = bytes(addr_bytes)
+        if svt_key_set(k, <uint8_t>af, <uint8_t>protocol,
+                       <const uint8_t *>PyBytes_AS_STRING(b),
+                       <unsigned int>PyBytes_GET_SIZE(b), <uint16_t>port,
+                       fwmark):
+            raise ValueError(f"address must be 4 or 16 bytes, got "
+                             f"{PyBytes_GET_SIZE(b)}")
+        return 0
+
+    cdef uint32_t _new_handle(self, object svc) except 0xFFFFFFFF:
+        cdef Py_ssize_t h, ncap
+        cdef svt_entry **p
+        if self.free_handles:
+            h = self.free_handles.pop()
+            self.objs[h] = svc
+        else:
+            h = len(self.objs)
+            if h >= <Py_ssize_t>_NO_HANDLE:
+                raise OverflowError("too many services")
+            self.objs.append(svc)
+        if h >= self.cap:
+            ncap = max(64, 2 * self.cap, h + 1)
+            p = <svt_entry **>realloc(self.ents, ncap * sizeof(svt_entry *))
+            if p == NULL:
+                self.objs[h] = None
+                self.free_handles.append(h)
+                raise MemoryError()
+            self.ents = p
+            self.cap = ncap
+        self.handles[svc] = h
+        return <uint32_t>h
+
+    cdef void _sync_hash_keys(self):
+        """After a rebuild: every Service's ``hash_key`` from its node."""
+        for svc, hk in self._walk_keys():
+            svc.hash_key = hk
+
+    def _walk_keys(self):
+        """(Service, hash_key) in walk order."""
+        cdef uint32_t *hs = NULL
+        cdef uint32_t *ks = NULL
+        cdef size_t n = 0, i
+        if not self.live:
+            return []
+        n = self._collect(&hs, &ks)
+        try:
+            objs = self.objs
+            return [(objs[hs[i]], ks[i]) for i in range(n)]
+        finally:
+            free(hs)
+            free(ks)
+
+    cdef size_t _collect(self, uint32_t **hs, uint32_t **ks) except? 0:
+        """Handles (and hash keys) of every node in walk order, into
+        malloc'd arrays the caller frees.  The walk holds resize_lock, so
+        it runs without the GIL."""
+        cdef size_t cap = <size_t>iht_count(&self.t) + 1, n = 0
+        cdef iht_walker w
+        cdef iht_node *node
+        hs[0] = <uint32_t *>malloc(cap * sizeof(uint32_t))
+        ks[0] = <uint32_t *>malloc(cap * sizeof(uint32_t))
+        if hs[0] == NULL or ks[0] == NULL:
+            free(hs[0])
+            free(ks[0])
+            hs[0] = ks[0] = NULL
+            raise MemoryError()
+        with nogil:
+            iht_walk_start(&self.t, &w)
+            node = iht_walk_next(&w)
+            # nobody else modifies a netns' table (the GIL serialises the
+            # Python side), so the count bounds the walk; the check only
+            # guards the buffers
+            while node != NULL and n < cap:
+                hs[0][n] = node.aux
+                ks[0][n] = svt_node_hash_key(node)
+                n += 1
+                node = iht_walk_next(&w)
+            iht_walk_stop(&w)
+        return n
+
+    # ------------------------------------------------------- modification
+
+    def insert(self, svc):
+        """ip_vs_svc_hash(): link ``svc`` at the head of its chain in the
+        newest array; the first service allocates the table, a later one
+        past ``u_thresh`` requests a resize."""
+        cdef svt_key k
+        cdef svt_entry *e
+        cdef bint first = not self.live
+        cdef uint32_t h
+        self._key(&k, svc.af, svc.protocol, svc.addr_bytes, svc.port,
+                  svc.fwmark)
+        if svc in self.handles:
+            raise ValueError(f"{svc!r} is already in the table")
+        if first:
+            self._start()
+        e = svt_entry_alloc(&self.t)
+        if e == NULL:
+            if first:
+                self._stop()
+            raise MemoryError("cannot allocate a service entry")
+        try:
+            h = self._new_handle(svc)
+        except BaseException:
+            svt_free_node(&e.node, &self.t)
+            if first:
+                self._stop()
+            raise
+        e.key = k
+        e.node.aux = h
+        e.obj = <void *>svc          # borrowed: self.objs[h] owns it
+        self.ents[h] = e
+        with nogil:
+            iht_insert(&self.t, &e.node, &e.key, svt_key_hash, NULL, 1)
+            if first:
+                svt_cancel_resize(&self.t)
+        svc.hash_key = svt_node_hash_key(&e.node)
+
+    def remove(self, svc):
+        """ip_vs_svc_unhash() plus ip_vs_del_service()'s table policy: the
+        last service frees the table; otherwise a count at or below
+        ``l_thresh`` requests a shrink."""
+        cdef Py_ssize_t h = self.handles[svc]
+        cdef svt_entry *e = self.ents[h]
+        cdef int rc
+        with nogil:
+            rc = iht_unlink(&self.t, &e.node, 1)
+            # freed after a grace period: a reader in another thread may
+            # still stand on the node
+            if rc == 0:
+                iht_retire(&self.t, e, sizeof(svt_entry))
+        if rc:
+            raise RuntimeError(f"{svc!r} was not linked (table corrupt)")
+        # Only now drop the references: a lookup that found the entry held
+        # the GIL from the probe to its INCREF, so none is using e.obj.
+        del self.handles[svc]
+        self.ents[h] = NULL
+        self.objs[h] = None
+        self.free_handles.append(h)
+        if iht_count(&self.t) == 0:
+            self._stop()
+
+    def clear(self):
+        """ip_vs_flush(): unlink everything and free the table."""
+        if self.live:
+            self._stop()
+
+    def kick(self):
+        """A write to svc_lfactor: queue the resizer (it rebuilds when the
+        lfactor differs from the array's)."""
+        if self.live:
+            svt_request_resize(&self.t)
+
+    def run_pending(self):
+        """svc_resize_work_handler(), if queued: rebuild to the size the
+        count and the current svc_lfactor want.  True if it rebuilt."""
+        cdef int rc
+        if not self.live or not iht_resize_pending(&self.t):
+            return False
+        if iht_set_lfactor(&self.t, self._lf()):
+            raise ValueError("bad svc_lfactor")
+        with nogil:
+            rc = iht_maybe_resize(&self.t)
+        if rc < 0:
+            raise MemoryError("cannot allocate the new service table")
+        self._refill_key()
+        if rc == 0:
+            return False
+        self._gen += 1
+        self.view = None
+        self._sync_hash_keys()
+        return True
+
+    # ------------------------------------------------------------- lookup
+
+    cdef object _find(self, svt_key *k):
+        """One C probe.  The GIL is held from the probe to the INCREF of
+        the returned object, so remove() cannot drop it meanwhile."""
+        cdef iht_node *n
+        cdef void *obj = NULL
+        cdef unsigned int slot
+        if not self.live:
+            return None
+        slot = iht_read_lock(&self.t)
+        n = iht_lookup(&self.t, k, svt_key_hash, svt_cmp, NULL)
+        if n != NULL:
+            obj = svt_of(n).obj
+        iht_read_unlock(&self.t, slot)
+        if obj == NULL:
+            return None
+        return <object>obj
+
+    def find(self, int af, int protocol, addr_bytes, int port, addr32=None):
+        """__ip_vs_service_find(): the <proto,addr,port> service or None.
+        ``addr32`` is accepted for compatibility and ignored (the C side
+        derives it from the address)."""
+        cdef svt_key k
+        if not self.live:
+            return None
+        self._key(&k, af, protocol, addr_bytes, port, 0)
+        return self._find(&k)
+
+    def find_fwm(self, int af, uint32_t fwmark):
+        """__ip_vs_svc_fwm_find(): the fwmark service or None."""
+        cdef svt_key k
+        cdef uint8_t zero[16]
+        if not self.live or fwmark == 0:
+            return None
+        memset(zero, 0, 16)
+        svt_key_set(&k, <uint8_t>af, 0, zero, 16, 0, fwmark)
+        return self._find(&k)
+
+    # -------------------------------------------------------------- walks
+
+    def walk(self):
+        """Services in the kernel's walk order (buckets 0..size-1, each
+        chain head first): /proc/net/ip_vs, dumps, flush.  A list."""
+        cdef uint32_t *hs = NULL
+        cdef uint32_t *ks = NULL
+        cdef size_t n, i
+        if not self.live:
+            return []
+        n = self._collect(&hs, &ks)
+        try:
+            objs = self.objs
+            return [objs[hs[i]] for i in range(n)]
+        finally:
+            free(hs)
+            free(ks)
+
+    def __len__(self):
+        return iht_count(&self.t) if self.live else 0
+
+    @property
+    def count(self):
+        """Services in the table."""
+        return iht_count(&self.t) if self.live else 0
+
+    @property
+    def kernel(self):
+        return "7.1"
+
+    @property
+    def resize_queued(self):
+        """A resize was requested and :meth:`run_pending` has not run."""
+        return bool(self.live and iht_resize_pending(&self.t))
+
+    @property
+    def resizes(self):
+        """Arrays built by the resizer so far."""
+        return self.resizes_before + (iht_resizes(&self.t) if self.live
+                                      else 0)
+
+    @property
+    def keys_drawn(self):
+        """Bucket-array keys handed out (one per array ever allocated)."""
+        return self.keysrc.used
+
+    def chain_lengths(self):
+        """Histogram counts[0..7] of chain lengths (7 = 7 or more), the
+        numbers ip_vs_status_show() prints, from iht_histogram()."""
+        cdef uint64_t out[IHT_HIST_MAXLEN + 2]
+        if not self.live:
+            return [0] * 8
+        with nogil:
+            iht_histogram(&self.t, out)
+        return [out[1 + i] for i in range(8)]
+
+    @property
+    def size(self):
+        """Buckets of the current array (0 without one)."""
+        cdef iht_tbl s
+        if not self.live:
+            return 0
+        iht_snapshot(&self.t, &s)
+        return s.size
+
+    @property
+    def t(self):
+        """A :class:`TableView` of the current array, or None without one
+        (the kernel's ``ipvs->svc_table`` pointer)."""
+        cdef iht_tbl s
+        if not self.live:
+            return None
+        if self.view is None:
+            iht_snapshot(&self.t, &s)
+            v = TableView.__new__(TableView)
+            v.size = s.size
+            v.mask = s.size - 1
+            v.bits = s.bits
+            v.table_id = s.table_id
+            v.key0 = <uint32_t>s.hash_key.key[0]
+            v.lfactor = s.lfactor
+            v.u_thresh = s.u_thresh
+            v.l_thresh = s.l_thresh
+            v._owner = self
+            v._gen = self._gen
+            self.view = v
+        return self.view
+
+    def memory(self):
+        """Bytes the C side holds, by kind (as allocated)."""
+        if not self.live:
+            return {"buckets": 0, "locks": 0, "entries": 0, "meta": 0}
+        return {"buckets": iht_mem_bytes(&self.t.mem, IHT_MEM_BUCKETS),
+                "locks": iht_mem_bytes(&self.t.mem, IHT_MEM_LOCKS),
+                "entries": iht_mem_bytes(&self.t.mem, IHT_MEM_ENTRIES),
+                "meta": iht_mem_bytes(&self.t.mem, IHT_MEM_META)}
