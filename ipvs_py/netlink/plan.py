@@ -35,6 +35,10 @@ class Step:
 
     def run(self, conn):
         """Send this change to the kernel of ``conn``."""
+        if self.op == "set-timeouts":
+            tcp, tcpfin, udp = self.dest
+            conn.set_timeouts(tcp=tcp, tcpfin=tcpfin, udp=udp)
+            return
         s = self.svc.to_netlink()
         if self.op == "add-service":
             conn.new_service(s)
@@ -53,6 +57,8 @@ class Step:
 
     def undo(self):
         """The step that reverses this one."""
+        if self.op == "set-timeouts":
+            return Step("set-timeouts", None, self.before, before=self.dest)
         if self.op == "add-service":
             return Step("del-service", self.svc)
         if self.op == "del-service":
@@ -67,6 +73,8 @@ class Step:
 
     def ipvsadm(self):
         """This step as the equivalent ipvsadm command line."""
+        if self.op == "set-timeouts":
+            return "ipvsadm --set %d %d %d" % self.dest
         name = text._svc_name(self.svc, True)      # noqa: SLF001 (one package)
         if self.op.endswith("service"):
             verb = {"add-service": "-A", "edit-service": "-E",
@@ -185,6 +193,26 @@ def plan(current, desired, *, prune=False, graceful=False, drained=None):
                 steps.append(Step("del-dest", csvc, cdests[dk]))
             steps.append(Step("del-service", csvc))
     return steps
+
+
+#: ipvsadm --set order; the model's keys for them
+TIMEOUT_KEYS = ("tcp", "tcp_fin", "udp")
+
+
+def plan_timeouts(current, declared):
+    """The step (a list of zero or one) that gives the kernel the declared
+    timeouts.  ``current``: the kernel's {"tcp", "tcp_fin", "udp"};
+    ``declared``: the non-zero subset a rules file or set_timeouts() named.
+    Undeclared timeouts travel as 0, which the kernel reads as "unchanged",
+    so a rules file without ``--set`` never resets tuned timeouts; the undo
+    carries the old values of exactly the timeouts changed."""
+    want = tuple(declared.get(k, 0) if declared.get(k, 0) != current[k] else 0
+                 for k in TIMEOUT_KEYS)
+    if not any(want):
+        return []
+    before = tuple(current[k] if w else 0
+                   for k, w in zip(TIMEOUT_KEYS, want))
+    return [Step("set-timeouts", None, want, before=before)]
 
 
 def apply(conn, steps):
