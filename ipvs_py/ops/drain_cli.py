@@ -13,6 +13,7 @@ from rich.progress import (BarColumn, Progress, TextColumn,
 
 from ..netlink import IPVSConnection
 from .drain import drain
+from .nsfiles import read_sysctl
 
 EXIT_INTERRUPTED = 130
 
@@ -23,16 +24,25 @@ def run_drain(args):
     if args.interval <= 0:
         raise ValueError("--interval must be > 0 seconds")
     console = Console(stderr=True)
-    with IPVSConnection(args.netns) as conn:
-        if args.dry_run:
-            res = drain(conn, args.service, args.dest, proto=args.proto,
-                        deadline=args.deadline, dry_run=True)
-        else:
-            res = _with_progress(conn, args, console)
+    try:
+        with IPVSConnection(args.netns) as conn:
+            if args.dry_run:
+                res = drain(conn, args.service, args.dest, proto=args.proto,
+                            deadline=args.deadline, dry_run=True)
+            else:
+                res = _with_progress(conn, args, console)
+    except KeyboardInterrupt:
+        # drain() handles Ctrl-C once it may have changed something; one
+        # that lands earlier (while looking the targets up) changed nothing
+        print("interrupted before any change: the kernel is unchanged",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     if args.json:
         print(json.dumps(res.as_dict(), indent=2))
     else:
         print(_summary(res, args.deadline))
+        if res.cut:
+            print(_after_cut(args.netns))
     if res.outcome == "interrupted":
         return EXIT_INTERRUPTED
     return 1 if res.outcome == "vanished" else 0
@@ -69,6 +79,21 @@ def _with_progress(conn, args, console):
     finally:
         if state["task"] is not None:
             progress.stop()
+
+
+def _after_cut(netns):
+    """What happens to the cut connections, from the namespace's sysctl."""
+    try:
+        expire = read_sysctl(netns, "expire_nodest_conn")
+    except OSError:
+        expire = None
+    if expire is None:
+        return "  their packets now find no destination and are dropped"
+    if expire:
+        return ("  expire_nodest_conn=1: each cut entry is expired by its "
+                "next packet, so clients see the failure at once")
+    return ("  expire_nodest_conn=0: their packets are dropped until the "
+            "entries time out; clients hang until then")
 
 
 def _summary(res, deadline):

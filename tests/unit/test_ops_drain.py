@@ -162,3 +162,28 @@ def test_cli_text(cli_kernel, capsys):
                      "--dry-run"]) == 0
     assert "ipvsadm -e -t 10.0.0.1:80 -r 10.0.1.1:80 -m -w 0" in \
         capsys.readouterr().out
+
+
+def test_cli_ctrl_c_before_any_change(cli_kernel, monkeypatch, capsys):
+    from ipvs_py.ops import drain_cli
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(drain_cli, "drain", interrupted)
+    assert cli.main(["drain", "10.0.0.1:80", "10.0.1.1:80"]) == 130
+    assert "kernel is unchanged" in capsys.readouterr().err
+
+
+def test_cli_ctrl_c_during_the_wait(cli_kernel, monkeypatch, capsys):
+    import sys
+
+    def ctrl_c(_):
+        raise KeyboardInterrupt
+    # the module, not the function ipvs_py.ops re-exports under that name
+    drain_mod = sys.modules["ipvs_py.ops.drain"]
+    monkeypatch.setattr(drain_mod.drain, "__kwdefaults__",
+                        {**drain_mod.drain.__kwdefaults__, "sleep": ctrl_c})
+    assert cli.main(["drain", "10.0.0.1:80", "10.0.1.1:80", "--proto",
+                     "tcp"]) == 130
+    out = capsys.readouterr().out
+    assert out.startswith("interrupted after ") and "weight 0 (was 2)" in out
