@@ -50,7 +50,8 @@ def run_drain(args):
 
 def _with_progress(conn, args, console):
     progress = Progress(TextColumn("[bold]draining[/] {task.description}"),
-                        BarColumn(), TextColumn("{task.fields[counts]}"),
+                        BarColumn(bar_width=20),
+                        TextColumn("{task.fields[counts]}"),
                         TimeElapsedColumn(), console=console, transient=False)
     state = {"task": None}
 
