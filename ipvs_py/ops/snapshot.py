@@ -18,7 +18,7 @@ from ..dest import FWD_NAMES, FWD_TUNNEL
 from ..netlink.config import dest_from_kernel, service_from_kernel
 from ..service import AF_INET6, F_ONEPACKET, F_PERSISTENT
 from ..stats import COUNTERS, RATES
-from .target import PROTO_NAMES, endpoint_name, service_name
+from .target import PROTO_NAMES, service_name
 
 FORMAT = 1
 _FWD = {k: v.lower() for k, v in FWD_NAMES.items()}
@@ -287,4 +287,4 @@ def parse_ip_vs_conn(proc_text):
 
 
 __all__ = ["kernel_snapshot", "model_snapshot", "parse_ip_vs_conn",
-           "comparable", "SNAPSHOT_SCHEMA", "FORMAT", "endpoint_name"]
+           "comparable", "SNAPSHOT_SCHEMA", "FORMAT"]

@@ -14,7 +14,6 @@ from ipvs_py.netlink.config import dest_from_kernel, service_from_kernel
 from ipvs_py.service import AF_INET6
 from ipvs_py.text import IP_VS_VERSION
 
-_PROTO = {6: "tcp", 17: "udp", 132: "sctp"}
 
 
 class ModelKernel:
