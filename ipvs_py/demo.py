@@ -1,9 +1,13 @@
 """``ipvs-py demo``: a short tour of the model.
 
-For now it shows the kernel's hash functions at work on IPVS keys, the way
-the 2026 per-net tables use them, and how fast the compiled core hashes.
+It builds one network namespace from an example ipvsadm rules file, shows
+the kernel texts the model renders for it, which real server the kernel's
+schedulers give each client, the netlink plan that would put the same
+configuration into a kernel, and the kernel's hash functions at work with
+their speed.  It needs no root and no kernel IPVS: everything is the model.
 """
 import ipaddress
+import pathlib
 import random
 import socket
 import struct
@@ -14,6 +18,9 @@ from rich.console import Console
 from rich.table import Table
 
 from . import hashing
+from .netns import Netns
+
+RULES = pathlib.Path(__file__).with_name("examples") / "lb.rules"
 
 
 def _be32(addr):
@@ -99,6 +106,61 @@ def _speed(console, key, n_keys, rng):
     console.print(t)
 
 
+def _control_plane(console):
+    """The example rules in a model namespace, and its kernel texts."""
+    net = Netns()
+    net.restore(RULES.read_text())
+    console.print(f"[bold]Rules[/bold] ({RULES}), restored into "
+                  f"Netns(kernel=\"7.1\"); `ipvsadm -Ln` of the model:")
+    console.print(net.list_text(), markup=False, highlight=False, end="")
+    console.print("[bold]/proc/net/ip_vs_status[/bold] of the model "
+                  "(per-net resizable tables):")
+    console.print(net.status(), markup=False, highlight=False, end="")
+    return net
+
+
+def _who_gets_what(console, net):
+    """Which real server the kernel's scheduler picks for a few clients."""
+    from .schedulers import lookup_scheduler
+    from .schedulers.base import PacketInfo
+
+    clients = [("198.51.100.7", 40001), ("198.51.100.7", 40002),
+               ("198.51.100.8", 40001), ("203.0.113.9", 51515),
+               ("203.0.113.10", 51515)]
+    t = Table(title="Which real server each new connection gets "
+                    "(the kernel's schedulers, in order)")
+    t.add_column("client")
+    svcs = [s for s in net.services() if s.af == 2]
+    for svc in svcs:
+        t.add_column(f"{svc.addr}:{svc.port} ({svc.sched_name})")
+    rows = {c: [] for c in clients}
+    for svc in svcs:
+        sched = lookup_scheduler(svc.sched_name)
+        for addr, port in clients:
+            dest = sched.schedule(svc, PacketInfo(
+                ipaddress.ip_address(addr), port, svc.addr, svc.port,
+                svc.protocol))
+            rows[(addr, port)].append(f"{dest.addr}:{dest.port}" if dest
+                                      else "-")
+    for (addr, port), picks in rows.items():
+        t.add_row(f"{addr}:{port}", *picks)
+    console.print(t)
+    console.print("wrr steps 3:1 (the weight-0 server never gets one); sh "
+                  "hashes address and port (sh-port); mh uses Maglev's "
+                  "4093-slot table.")
+
+
+def _sync_plan(console, net):
+    """The netlink plan that would put this configuration into a kernel."""
+    from .netlink import config_of_model, plan
+    steps = plan({}, config_of_model(net))
+    console.print(f"[bold]`ipvs-py sync {RULES.name} --dry-run`[/bold] "
+                  f"against an empty kernel would send {len(steps)} "
+                  f"changes; the first five:")
+    for step in steps[:5]:
+        console.print("  " + step.ipvsadm(), markup=False, highlight=False)
+
+
 def run(n_keys=1_000_000, seed=1, console=None):
     """Print the tour; returns the process exit code."""
     console = console or Console()
@@ -108,6 +170,10 @@ def run(n_keys=1_000_000, seed=1, console=None):
     rng = np.random.default_rng(seed)
     key = random.Random(seed).randbytes(16)
     console.rule("[bold]ipvs_py demo")
+    net = _control_plane(console)
+    _who_gets_what(console, net)
+    _sync_plan(console, net)
+    console.rule("[bold]kernel-exact hashing")
     console.print("Each per-net IPVS table has its own random 128-bit key; "
                   f"this run's key: {key.hex()}")
     _examples(console, key)

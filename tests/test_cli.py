@@ -49,6 +49,11 @@ def test_demo_runs_as_a_console_script():
     assert proc.returncode == 0, proc.stderr
     assert "siphash_2u64" in proc.stdout and "jhash_3words" in proc.stdout
     assert "batch ns/key" in proc.stdout
+    # the control-plane tour: kernel texts, scheduler picks, sync plan
+    assert "TCP  192.0.2.10:80 wrr" in proc.stdout
+    assert "Service buckets:" in proc.stdout
+    assert "10.0.1.3:8080" not in proc.stdout.split("Which real server")[1]
+    assert "ipvsadm -A -t [2001:db8::10]:80 -s rr -p 300" in proc.stdout
 
 
 def test_demo_rejects_zero_keys():

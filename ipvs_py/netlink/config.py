@@ -7,13 +7,23 @@ the model (:func:`config_of_model`) and from the kernel
 names are the netlink attribute suffixes, as in the model.
 """
 import dataclasses
+import functools
 import ipaddress
+import socket
 
 from ..dest import FWD_TUNNEL
 from ..service import AF_INET6, F_HASHED
 
 #: The service flags user space sets; the kernel adds F_HASHED (0x2) itself.
 _USER_SVC_FLAGS = ~F_HASHED & 0xFFFFFFFF
+
+
+def _packed(af, addr):
+    # inet_pton: the key of every dest of a 10,000-dest read is computed
+    # here; ipaddress.ip_address(s).packed costs 2.43 us a call against
+    # 79 ns for inet_pton (python -m timeit on the dev host).
+    return socket.inet_pton(socket.AF_INET6 if af == AF_INET6 else
+                            socket.AF_INET, addr)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,16 +41,15 @@ class ServiceConfig:
     netmask: int        # IPv4: the mask as an int; IPv6: prefix length
     pe_name: str = ""
 
-    @property
+    @functools.cached_property
     def key(self):
         if self.fwmark:
             return (self.af, self.fwmark)
-        return (self.af, self.protocol, ipaddress.ip_address(self.addr).packed,
-                self.port)
+        return (self.af, self.protocol, self.addr_bytes, self.port)
 
-    @property
+    @functools.cached_property
     def addr_bytes(self):
-        return ipaddress.ip_address(self.addr).packed
+        return _packed(self.af, self.addr)
 
     def to_netlink(self):
         """The dict IPVSConnection sends."""
@@ -71,13 +80,13 @@ class DestConfig:
     tun_port: int = 0
     tun_flags: int = 0
 
-    @property
+    @functools.cached_property
     def key(self):
-        return (self.af, ipaddress.ip_address(self.addr).packed, self.port)
+        return (self.af, self.addr_bytes, self.port)
 
-    @property
+    @functools.cached_property
     def addr_bytes(self):
-        return ipaddress.ip_address(self.addr).packed
+        return _packed(self.af, self.addr)
 
     def to_netlink(self):
         d = {"addr": self.addr, "port": self.port, "fwd_method": self.fwd_method,

@@ -126,20 +126,58 @@ def _dest_opts(d):
     return out
 
 
+def _apply_pipelined(conn, steps):
+    # IPVS_CMD_SET_CONFIG has no encoder in the pipelined codec: the
+    # timeouts step (first in a sync plan) goes on its own, ahead of the
+    # pipeline, and is undone with the rest if anything fails
+    config = [s for s in steps if s.op == "set-timeouts"]
+    steps = [s for s in steps if s.op != "set-timeouts"]
+    for i, step in enumerate(config):
+        try:
+            step.run(conn)
+        except KernelRejected as exc:
+            raise SyncError(step, exc, i, _undo(conn, config[:i]),
+                            index=i) from exc
+    reqs = [conn.request(s.op, s.svc.to_netlink(),
+                         s.dest.to_netlink() if s.dest else None) for s in steps]
+    codes = conn.run_many(reqs)
+    failed = [i for i, c in enumerate(codes) if c]
+    if not failed:
+        return len(config) + len(steps)
+    first = failed[0]
+    done = config + [s for s, c in zip(steps, codes) if not c]
+    errors = _undo(conn, done)
+    cause = KernelRejected(reqs[first][2], codes[first])
+    raise SyncError(steps[first], cause, len(done), errors,
+                    index=len(config) + first)
+
+
+def _undo(conn, done):
+    """Undo ``done`` in reverse order; the (step, error) pairs that failed."""
+    errors = []
+    for prev in reversed(done):
+        try:
+            prev.undo().run(conn)
+        except KernelRejected as undo_exc:
+            errors.append((prev.undo(), undo_exc))
+    return errors
+
+
 class SyncError(NetlinkError):
     """A plan step failed; the kernel was rolled back (see ``rolled_back``)."""
 
-    def __init__(self, step, cause, done, rollback_errors):
+    def __init__(self, step, cause, done, rollback_errors, index=None):
         self.step, self.cause = step, cause
         self.done = done
+        self.index = done if index is None else index
         self.rollback_errors = rollback_errors
         self.rolled_back = not rollback_errors
         state = ("the kernel was left as it was"
                  if self.rolled_back else
                  "ROLLBACK INCOMPLETE: " + "; ".join(
                      f"{s} -> {e}" for s, e in rollback_errors))
-        super().__init__(f"step {done + 1} failed: {step.ipvsadm()}: {cause}; "
-                         f"{done} earlier step(s) undone, {state}")
+        super().__init__(f"step {self.index + 1} failed: {step.ipvsadm()}: "
+                         f"{cause}; {done} applied step(s) undone, {state}")
 
 
 def _sorted(keys):
@@ -217,7 +255,15 @@ def plan_timeouts(current, declared):
 
 def apply(conn, steps):
     """Run ``steps`` in order; on a kernel error undo what was done and
-    raise :class:`SyncError`.  Returns the number of steps applied."""
+    raise :class:`SyncError`.  Returns the number of steps applied.
+
+    A connection with ``run_many`` (IPVSConnection) gets the steps
+    pipelined: the kernel answers each request on its own, so after a
+    failure every step it did apply, before or after the failing one, is
+    undone (in reverse order) and the first failure is reported.
+    """
+    if hasattr(conn, "run_many"):
+        return _apply_pipelined(conn, steps)
     done = []
     for step in steps:
         try:

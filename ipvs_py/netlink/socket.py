@@ -29,6 +29,7 @@ from pyroute2.netlink.exceptions import NetlinkError as _PyNetlinkError
 from pyroute2.netlink.generic import GenericNetlinkSocket
 from pyroute2.netlink.generic import ipvs as _ipvs
 
+from . import wire
 from .errors import (IPVSUnavailable, KernelRejected, NetnsNotFound,
                      PermissionDenied)
 
@@ -235,6 +236,9 @@ class IPVSConnection:
         self.netns = netns
         self._sock = self._open(_ipvsmsg)
         self._info_sock = None
+        # services, dests and their edits go through the fast codec
+        # (wire.py); pyroute2 resolves the family and does the rare rest.
+        self._wire = wire.WireChannel(netlink_socket_in(netns), self._sock.prid)
 
     def _open(self, msg_class):
         raw = netlink_socket_in(self.netns)
@@ -252,10 +256,10 @@ class IPVSConnection:
 
     def close(self):
         """Close the sockets (also on ``with`` exit)."""
-        for s in (self._sock, self._info_sock):
+        for s in (self._sock, self._info_sock, self._wire):
             if s is not None:
                 s.close()
-        self._sock = self._info_sock = None
+        self._sock = self._info_sock = self._wire = None
 
     def __enter__(self):
         return self
@@ -283,20 +287,33 @@ class IPVSConnection:
 
     # ------------------------------------------------------------- reading
 
+    def _dump(self, what, cmd, attrs=b""):
+        try:
+            return self._wire.dump(cmd, attrs)
+        except OSError as exc:
+            if exc.errno == errno.EPERM:
+                raise PermissionDenied(what) from None
+            raise KernelRejected(what, exc.errno) from None
+
     def services(self, stats=True):
         """Every service as a dict (with its stats unless ``stats=False``)."""
-        return [_attrs(m.get_attr("IPVS_CMD_ATTR_SERVICE"), stats)
-                for m in self._request("dumping services",
-                                       _ipvs.IPVS_CMD_GET_SERVICE, dump=True)
-                if m.get_attr("IPVS_CMD_ATTR_SERVICE") is not None]
+        out = []
+        for payload in self._dump("dumping services", _ipvs.IPVS_CMD_GET_SERVICE):
+            kind, d = wire.decode_reply(payload, stats)
+            if kind == "service":
+                out.append(d)
+        return out
 
     def dests(self, service, stats=True):
         """The destinations of ``service`` (a dict with its key fields)."""
-        attrs = [("IPVS_CMD_ATTR_SERVICE", _svc_nla(service, key_only=True))]
-        return [_attrs(m.get_attr("IPVS_CMD_ATTR_DEST"), stats)
-                for m in self._request(f"dumping destinations of {_name(service)}",
-                                       _ipvs.IPVS_CMD_GET_DEST, attrs, dump=True)
-                if m.get_attr("IPVS_CMD_ATTR_DEST") is not None]
+        out = []
+        for payload in self._dump(
+                f"dumping destinations of {_name(service)}",
+                _ipvs.IPVS_CMD_GET_DEST, wire.encode_service(service, key_only=True)):
+            kind, d = wire.decode_reply(payload, stats)
+            if kind == "dest":
+                out.append(d)
+        return out
 
     def timeouts(self):
         """``{"tcp": s, "tcpfin": s, "udp": s}`` (ipvsadm --set order)."""
@@ -330,37 +347,65 @@ class IPVSConnection:
 
     # ------------------------------------------------------------- writing
 
+    #: op -> (IPVS command, what the request carries)
+    _OPS = {
+        "add-service": (_ipvs.IPVS_CMD_NEW_SERVICE, "service", "adding service"),
+        "edit-service": (_ipvs.IPVS_CMD_SET_SERVICE, "service", "editing service"),
+        "del-service": (_ipvs.IPVS_CMD_DEL_SERVICE, "key", "deleting service"),
+        "add-dest": (_ipvs.IPVS_CMD_NEW_DEST, "dest", "adding destination"),
+        "edit-dest": (_ipvs.IPVS_CMD_SET_DEST, "dest", "editing destination"),
+        "del-dest": (_ipvs.IPVS_CMD_DEL_DEST, "dest", "deleting destination"),
+    }
+
+    @classmethod
+    def request(cls, op, svc, dest=None):
+        """``(cmd, attrs, description)`` of one change, for :meth:`run_many`."""
+        cmd, carries, verb = cls._OPS[op]
+        if carries == "service":
+            return cmd, wire.encode_service(svc), f"{verb} {_name(svc)}"
+        if carries == "key":
+            return cmd, wire.encode_service(svc, key_only=True), \
+                f"{verb} {_name(svc)}"
+        return (cmd, wire.encode_service(svc, key_only=True) +
+                wire.encode_dest(dest), f"{verb} {_name(dest)} of {_name(svc)}")
+
+    def run_many(self, requests):
+        """Send many ``request()`` tuples pipelined; one errno per request
+        (0 = applied).  Raises PermissionDenied on EPERM."""
+        codes = self._wire.pipeline([(c, a) for c, a, _ in requests])
+        if any(c == errno.EPERM for c in codes):
+            raise PermissionDenied("changing IPVS")
+        return codes
+
+    def _one(self, op, svc, dest=None):
+        req = self.request(op, svc, dest)
+        (code,) = self.run_many([req])
+        if code:
+            raise KernelRejected(req[2], code)
+
     def new_service(self, svc):
         """Add a service (IPVS_CMD_NEW_SERVICE); EEXIST if present."""
-        self._request(f"adding service {_name(svc)}", _ipvs.IPVS_CMD_NEW_SERVICE,
-                      [("IPVS_CMD_ATTR_SERVICE", _svc_nla(svc))])
+        self._one("add-service", svc)
 
     def set_service(self, svc):
         """Edit a service in place (IPVS_CMD_SET_SERVICE)."""
-        self._request(f"editing service {_name(svc)}", _ipvs.IPVS_CMD_SET_SERVICE,
-                      [("IPVS_CMD_ATTR_SERVICE", _svc_nla(svc))])
+        self._one("edit-service", svc)
 
     def del_service(self, svc):
         """Delete a service and its destinations (IPVS_CMD_DEL_SERVICE)."""
-        self._request(f"deleting service {_name(svc)}", _ipvs.IPVS_CMD_DEL_SERVICE,
-                      [("IPVS_CMD_ATTR_SERVICE", _svc_nla(svc, key_only=True))])
-
-    def _dest_cmd(self, verb, cmd, svc, dest):
-        self._request(f"{verb} destination {_name(dest)} of {_name(svc)}", cmd,
-                      [("IPVS_CMD_ATTR_SERVICE", _svc_nla(svc, key_only=True)),
-                       ("IPVS_CMD_ATTR_DEST", _dest_nla(dest))])
+        self._one("del-service", svc)
 
     def new_dest(self, svc, dest):
         """Add a destination to a service."""
-        self._dest_cmd("adding", _ipvs.IPVS_CMD_NEW_DEST, svc, dest)
+        self._one("add-dest", svc, dest)
 
     def set_dest(self, svc, dest):
         """Edit a destination in place (weight, thresholds, method)."""
-        self._dest_cmd("editing", _ipvs.IPVS_CMD_SET_DEST, svc, dest)
+        self._one("edit-dest", svc, dest)
 
     def del_dest(self, svc, dest):
         """Delete a destination (it may linger in the kernel's dest_trash)."""
-        self._dest_cmd("deleting", _ipvs.IPVS_CMD_DEL_DEST, svc, dest)
+        self._one("del-dest", svc, dest)
 
     def set_timeouts(self, tcp=0, tcpfin=0, udp=0):
         """``ipvsadm --set``: 0 leaves a timeout unchanged."""

@@ -86,10 +86,12 @@ def test_report_sync_timings(res, record_property):
     """Not a speed assert (CI machines are noisy): the numbers are printed
     for the issue notes and kept as test properties."""
     full, ref = res["big_sync_s"], res["big_ipvsadm_R_s"]
-    for k in ("big_sync_s", "big_ipvsadm_R_s", "big_noop_s", "big_one_s"):
+    for k in ("big_sync_s", "big_ipvsadm_R_s", "big_noop_s", "big_one_s",
+              "big_ipvsadm_S_s"):
         record_property(k, res[k])
     print(f"\n2000x4 in the TCG guest: sync {full:.2f}s, ipvsadm -R {ref:.2f}s "
           f"(ratio {full / ref:.2f}); no-op resync {res['big_noop_s']:.2f}s "
           f"({res['big_noop_s'] / full:.2f} of full); one change "
-          f"{res['big_one_s']:.2f}s ({res['big_one_s'] / full:.2f} of full)")
+          f"{res['big_one_s']:.2f}s ({res['big_one_s'] / full:.2f} of full); "
+          f"ipvsadm -S -n {res['big_ipvsadm_S_s']:.2f}s")
     assert full > 0 and ref > 0

@@ -116,9 +116,13 @@ t0 = time.perf_counter()
 r = sync(big, "lb3")
 res["big_noop_s"] = time.perf_counter() - t0
 res["big_noop_steps"] = len(r.steps)
+changed = model(BIG.replace("10.200.7.10:8080 -m -w 1", "10.200.7.10:8080 -m -w 5", 1))
 t0 = time.perf_counter()
-r = sync(model(BIG.replace("10.200.7.10:8080 -m -w 1", "10.200.7.10:8080 -m -w 5", 1)), "lb3")
+r = sync(changed, "lb3")
 res["big_one_s"] = time.perf_counter() - t0
 res["big_one_steps"] = r.commands()
 
+t0 = time.perf_counter()
+sh("ip", "netns", "exec", "lb3", "ipvsadm", "-S", "-n")
+res["big_ipvsadm_S_s"] = time.perf_counter() - t0
 json.dump(res, open(os.path.join(OUT, "sync.json"), "w"), indent=1)
