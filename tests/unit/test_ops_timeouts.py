@@ -1,8 +1,10 @@
 """Timeouts as declared configuration: rules (--set), API, save, sync."""
+import errno
+
 import pytest
 
 import ipvs_py
-from ipvs_py.netlink import sync
+from ipvs_py.netlink import SyncError, sync
 from ipvs_py.netlink.plan import Step, plan_timeouts
 
 from .model_kernel import ModelKernel
@@ -74,3 +76,50 @@ def test_sync_sets_declared_timeouts_first_and_is_idempotent():
     assert sync(model("--set 0 0 60\n" + RULES), conn=conn).steps == []
     # a rules file without --set leaves the kernel's timeouts alone
     assert sync(model(RULES), conn=conn).steps == []
+
+
+class Pipelined(ModelKernel):
+    """ModelKernel with IPVSConnection's pipelined interface; the request
+    numbered ``fail_at`` is refused with EINVAL (fault injection)."""
+
+    fail_at = None
+
+    @staticmethod
+    def request(op, svc, dest=None):
+        return op, (svc, dest), f"{op} request"
+
+    def run_many(self, requests):
+        codes = []
+        for i, (op, (svc, dest), _) in enumerate(requests):
+            if i == self.fail_at:
+                codes.append(errno.EINVAL)
+                continue
+            {"edit-dest": self.set_dest, "del-dest": self.del_dest,
+             "add-dest": self.new_dest}[op](svc, dest)
+            codes.append(0)
+        return codes
+
+    def new_dest(self, s, d):
+        svc = self._find(s)
+        dc, kw = self._dest_kw(d, svc.af)
+        self.net.add_dest(svc, dc.addr, dc.port, **kw)
+
+
+def test_pipelined_sync_sends_timeouts_first_and_rolls_them_back():
+    kernel = model(RULES)
+    conn = Pipelined(kernel)
+    want = "--set 0 0 60\n" + RULES.replace("-m -w 1", "-m -w 4") + \
+        "-a -t 10.0.0.1:80 -r 10.0.1.2:80 -m -w 1\n"
+    res = sync(model(want), conn=conn)
+    assert res.applied == 3 and kernel.timeouts["udp"] == 60
+    assert kernel.save() == model(want).save()
+
+    kernel = model(RULES)
+    conn = Pipelined(kernel)
+    conn.fail_at = 1                           # the add-dest fails
+    with pytest.raises(SyncError) as exc:
+        sync(model(want), conn=conn)
+    assert exc.value.rolled_back and exc.value.index == 2
+    assert kernel.timeouts["udp"] == 300 and kernel.save() == model(RULES).save()
+    assert conn.log[0] == ("set_timeouts", 0, 0, 60)
+    assert conn.log[-1] == ("set_timeouts", 0, 0, 300)
