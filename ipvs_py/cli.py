@@ -137,18 +137,72 @@ def _add_kernel_args(parser):
     sub = parser.add_subparsers(dest="kernel_command", metavar="ACTION",
                                 required=True)
     save = sub.add_parser("save", help="the kernel's IPVS rules as "
-                                       "`ipvsadm -S -n` text")
-    save.add_argument("--netns", metavar="NAME",
-                      help="network namespace (default: this process's)")
+                                       "`ipvsadm -S -n` text, after a "
+                                       "`--set TCP TCPFIN UDP` timeouts line")
+    save.add_argument("--no-timeouts", action="store_true",
+                      help="leave out the --set line (exactly ipvsadm -S -n)")
+    snap = sub.add_parser("snapshot", help="the whole IPVS state as JSON "
+                                           "(schema: docs/operators.md)")
+    snap.add_argument("--conns", action="store_true",
+                      help="add the connections (/proc/net/ip_vs_conn)")
+    snap.add_argument("--json", action="store_true",
+                      help="JSON output (the only format; accepted for "
+                           "scripts that spell it out)")
+    metrics = sub.add_parser("metrics", help="Prometheus text exposition, "
+                                             "per service and destination")
+    metrics.add_argument("--conns", action="store_true",
+                         help="also count connection entries per "
+                              "destination and state")
+    for p in (save, snap, metrics):
+        p.add_argument("--netns", metavar="NAME",
+                       help="network namespace (default: this process's)")
 
 
 def _run_kernel(args):
-    from .netlink import read_kernel
+    import json
+
+    from .netlink import IPVSConnection, read_kernel
+    from .ops import kernel_snapshot, render_metrics
 
     def go():
-        sys.stdout.write(read_kernel(args.netns).save())
+        if args.kernel_command == "save":
+            net = read_kernel(args.netns)
+            sys.stdout.write(net.save(timeouts=not args.no_timeouts))
+            return 0
+        with IPVSConnection(args.netns) as conn:
+            doc = kernel_snapshot(conn, args.netns, conns=args.conns)
+        if args.kernel_command == "snapshot":
+            json.dump(doc, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        else:
+            sys.stdout.write(render_metrics(doc))
         return 0
     return _netlink_errors(go)
+
+
+def _add_drain_args(parser):
+    parser.add_argument("service", metavar="VIP:PORT",
+                        help="the service (ADDR:PORT, [V6]:PORT or fwmark:N)")
+    parser.add_argument("dest", metavar="RIP:PORT",
+                        help="the destination to drain and delete")
+    parser.add_argument("--deadline", type=float, metavar="S",
+                        help="delete after S seconds even if connections "
+                             "remain (default: wait until drained)")
+    parser.add_argument("--netns", metavar="NAME",
+                        help="network namespace (default: this process's)")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="say what would be done, change nothing")
+    parser.add_argument("--proto", choices=("tcp", "udp", "sctp"),
+                        help="the service protocol when VIP:PORT has several")
+    parser.add_argument("--interval", type=float, default=0.5, metavar="S",
+                        help="poll period (default: %(default)s s)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the result as JSON")
+
+
+def _run_drain(args):
+    from .ops.drain_cli import run_drain
+    return _netlink_errors(lambda: run_drain(args))
 
 
 COMMANDS = {
@@ -158,7 +212,10 @@ COMMANDS = {
              _add_hash_args, _run_hash),
     "sync": ("make kernel IPVS in a namespace match a rules file, with the "
              "fewest changes (rolled back on error)", _add_sync_args, _run_sync),
-    "kernel": ("read kernel IPVS (kernel save)", _add_kernel_args, _run_kernel),
+    "kernel": ("read kernel IPVS: save (rules), snapshot (JSON), metrics "
+               "(Prometheus)", _add_kernel_args, _run_kernel),
+    "drain": ("quiesce a kernel destination (weight 0), wait for its "
+              "connections to end, delete it", _add_drain_args, _run_drain),
 }
 
 

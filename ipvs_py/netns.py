@@ -34,6 +34,7 @@ KERNELS = ("7.1", "6.1")
 CONN_TAB_MIN_BITS = 8           # 2fa7cc9c7025: conn_tab 2^8..2^conn_tab_bits
 CONN_TAB_MAX_BITS = 27          # ip_vs_conn_tab_bits limit on 64-bit
 IP_VS_DEST_TRASH_PERIOD = 120   # seconds (120 * HZ)
+MAX_TIMEOUT = 86400 * 31        # ipvsadm.c: the largest --set value
 _AF_INDEX = {AF_INET: 0, AF_INET6: 1}
 _PROTOS = {"tcp": IPPROTO_TCP, "udp": IPPROTO_UDP, "sctp": IPPROTO_SCTP}
 _FWD = {"masq": 0, "m": 0, "local": 1, "tunnel": 2, "ipip": 2, "i": 2,
@@ -100,6 +101,10 @@ class Netns:
         self.enable = False
         self.tot_stats = Stats()
         self.timeouts = {"tcp": 900, "tcp_fin": 120, "udp": 300}
+        #: the timeouts a rules file or set_timeouts() named (``ipvsadm
+        #: --set``; 0 = unchanged, so only non-zero values are declared):
+        #: sync sets these and leaves the kernel's other timeouts alone
+        self.declared_timeouts = {}
         self.conn_count = 0           # issue 6 keeps this
         # 7.1: conn_tab is allocated by the first service add (2^8 buckets,
         # the conn_lfactor of that moment) and only freed with the netns
@@ -212,6 +217,7 @@ class Netns:
             for k, v in sreq.items():
                 if v:
                     self.timeouts[k] = v
+                    self.declared_timeouts[k] = v
             return
         if op == "zero":
             if sreq is None:
@@ -528,6 +534,19 @@ class Netns:
         self._run("del_dest", self._svc_of(service),
                   self._dest_req(addr, port))
 
+    def set_timeouts(self, tcp=0, tcpfin=0, udp=0):
+        """``ipvsadm --set tcp tcpfin udp`` in seconds; 0 leaves that
+        timeout unchanged (as in ipvsadm and the kernel).  The values set
+        become declared configuration: ``sync`` sets them in the kernel and
+        ``save(timeouts=True)`` writes them as a ``--set`` line."""
+        vals = {"tcp": tcp, "tcp_fin": tcpfin, "udp": udp}
+        for k, v in vals.items():
+            if isinstance(v, bool) or not isinstance(v, int) \
+                    or not 0 <= v <= MAX_TIMEOUT:
+                raise ValueError(f"{k} timeout must be 0..{MAX_TIMEOUT} "
+                                 f"seconds, not {v!r}")
+        self._run("set_timeout", vals)
+
     def get_service(self, protocol="tcp", addr=None, port=0, *, fwmark=0,
                     af=None):
         """The Service with that identity, or None."""
@@ -552,9 +571,16 @@ class Netns:
         from . import rules as _rules
         _rules.restore(self, rules)
 
-    def save(self):
-        """The text of ``ipvsadm -S -n``."""
-        return text.save(self)
+    def save(self, timeouts=False):
+        """The text of ``ipvsadm -S -n``; with ``timeouts=True`` and
+        declared timeouts, preceded by their ``--set tcp tcpfin udp`` line
+        (ipvsadm -S never writes one; ipvsadm -R accepts it)."""
+        head = ""
+        if timeouts and self.declared_timeouts:
+            d = self.declared_timeouts
+            head = "--set %d %d %d\n" % (d.get("tcp", 0), d.get("tcp_fin", 0),
+                                         d.get("udp", 0))
+        return head + text.save(self)
 
     def list_text(self, stats=False, rate=False, thresholds=False,
                   persistent_conn=False, exact=False):

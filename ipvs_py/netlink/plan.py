@@ -35,6 +35,10 @@ class Step:
 
     def run(self, conn):
         """Send this change to the kernel of ``conn``."""
+        if self.op == "set-timeouts":
+            tcp, tcpfin, udp = self.dest
+            conn.set_timeouts(tcp=tcp, tcpfin=tcpfin, udp=udp)
+            return
         s = self.svc.to_netlink()
         if self.op == "add-service":
             conn.new_service(s)
@@ -53,6 +57,8 @@ class Step:
 
     def undo(self):
         """The step that reverses this one."""
+        if self.op == "set-timeouts":
+            return Step("set-timeouts", None, self.before, before=self.dest)
         if self.op == "add-service":
             return Step("del-service", self.svc)
         if self.op == "del-service":
@@ -67,6 +73,8 @@ class Step:
 
     def ipvsadm(self):
         """This step as the equivalent ipvsadm command line."""
+        if self.op == "set-timeouts":
+            return "ipvsadm --set %d %d %d" % self.dest
         name = text._svc_name(self.svc, True)      # noqa: SLF001 (one package)
         if self.op.endswith("service"):
             verb = {"add-service": "-A", "edit-service": "-E",
@@ -119,22 +127,40 @@ def _dest_opts(d):
 
 
 def _apply_pipelined(conn, steps):
+    # IPVS_CMD_SET_CONFIG has no encoder in the pipelined codec: the
+    # timeouts step (first in a sync plan) goes on its own, ahead of the
+    # pipeline, and is undone with the rest if anything fails
+    config = [s for s in steps if s.op == "set-timeouts"]
+    steps = [s for s in steps if s.op != "set-timeouts"]
+    for i, step in enumerate(config):
+        try:
+            step.run(conn)
+        except KernelRejected as exc:
+            raise SyncError(step, exc, i, _undo(conn, config[:i]),
+                            index=i) from exc
     reqs = [conn.request(s.op, s.svc.to_netlink(),
                          s.dest.to_netlink() if s.dest else None) for s in steps]
     codes = conn.run_many(reqs)
     failed = [i for i, c in enumerate(codes) if c]
     if not failed:
-        return len(steps)
+        return len(config) + len(steps)
     first = failed[0]
-    done = [s for s, c in zip(steps, codes) if not c]
+    done = config + [s for s, c in zip(steps, codes) if not c]
+    errors = _undo(conn, done)
+    cause = KernelRejected(reqs[first][2], codes[first])
+    raise SyncError(steps[first], cause, len(done), errors,
+                    index=len(config) + first)
+
+
+def _undo(conn, done):
+    """Undo ``done`` in reverse order; the (step, error) pairs that failed."""
     errors = []
     for prev in reversed(done):
         try:
             prev.undo().run(conn)
         except KernelRejected as undo_exc:
             errors.append((prev.undo(), undo_exc))
-    cause = KernelRejected(reqs[first][2], codes[first])
-    raise SyncError(steps[first], cause, len(done), errors, index=first)
+    return errors
 
 
 class SyncError(NetlinkError):
@@ -205,6 +231,26 @@ def plan(current, desired, *, prune=False, graceful=False, drained=None):
                 steps.append(Step("del-dest", csvc, cdests[dk]))
             steps.append(Step("del-service", csvc))
     return steps
+
+
+#: ipvsadm --set order; the model's keys for them
+TIMEOUT_KEYS = ("tcp", "tcp_fin", "udp")
+
+
+def plan_timeouts(current, declared):
+    """The step (a list of zero or one) that gives the kernel the declared
+    timeouts.  ``current``: the kernel's {"tcp", "tcp_fin", "udp"};
+    ``declared``: the non-zero subset a rules file or set_timeouts() named.
+    Undeclared timeouts travel as 0, which the kernel reads as "unchanged",
+    so a rules file without ``--set`` never resets tuned timeouts; the undo
+    carries the old values of exactly the timeouts changed."""
+    want = tuple(declared.get(k, 0) if declared.get(k, 0) != current[k] else 0
+                 for k in TIMEOUT_KEYS)
+    if not any(want):
+        return []
+    before = tuple(current[k] if w else 0
+                   for k, w in zip(TIMEOUT_KEYS, want))
+    return [Step("set-timeouts", None, want, before=before)]
 
 
 def apply(conn, steps):

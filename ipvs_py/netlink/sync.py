@@ -16,7 +16,7 @@ from ..netns import Netns
 from ..service import AF_INET6, F_ONEPACKET, F_PERSISTENT, F_SCHED_MASK
 from .config import config_of_kernel, config_of_model, dest_from_kernel, \
     service_from_kernel
-from .plan import apply, plan
+from .plan import apply, plan, plan_timeouts
 from .socket import IPVSConnection
 
 
@@ -64,6 +64,12 @@ def read_kernel(netns=None, conn=None):
                 dest.persistconns = d.get("persistconns", 0)
                 _copy_stats(dest.stats, d)
         net.kernel_timeouts = conn.timeouts()
+        # the kernel's timeouts are part of its configuration: read back as
+        # declared, so save(timeouts=True) and a re-sync carry them
+        t = net.kernel_timeouts
+        net.timeouts = {"tcp": t["tcp"], "tcp_fin": t["tcpfin"],
+                        "udp": t["udp"]}
+        net.declared_timeouts = dict(net.timeouts)
         net.kernel_info = info
         return net
     finally:
@@ -94,6 +100,9 @@ def sync(desired, netns=None, *, dry_run=False, prune=False, graceful=False,
          conn=None):
     """Make the kernel of ``netns`` hold ``desired`` (a Netns or a Config).
 
+    A Netns's declared timeouts (``--set`` lines, ``set_timeouts()``) are
+    set too, first; timeouts it does not declare are left as they are.
+
     Returns a :class:`SyncResult`; raises ``SyncError`` (kernel rolled back)
     if the kernel rejects a step.  Re-running a sync that is in effect
     plans zero steps.
@@ -109,6 +118,11 @@ def sync(desired, netns=None, *, dry_run=False, prune=False, graceful=False,
             drained = lambda sk, dk: counts.get((sk, dk), 0) == 0  # noqa: E731
         steps = plan(have, want, prune=prune, graceful=graceful,
                      drained=drained)
+        declared = getattr(desired, "declared_timeouts", None)
+        if declared:
+            t = conn.timeouts()
+            steps = plan_timeouts({"tcp": t["tcp"], "tcp_fin": t["tcpfin"],
+                                   "udp": t["udp"]}, declared) + steps
         applied = 0 if dry_run else apply(conn, steps)
         return SyncResult(steps, applied)
     finally:

@@ -1,0 +1,77 @@
+"""Read a network namespace's /proc files without moving the process.
+
+/proc/net/* and /proc/sys/net/* show the namespace of the task that opens
+them.  setns(2) moves only the calling thread, so a short-lived thread
+enters the namespace and opens the file through /proc/thread-self (not
+/proc/self, which names the thread-group leader, still in our namespace).
+"""
+import ctypes
+import errno
+import os
+import threading
+
+from ..netlink.errors import NetnsNotFound, PermissionDenied
+from ..netlink.socket import CLONE_NEWNET, _netns_path
+
+
+def read_in_netns(netns, paths):
+    """``{path: text or None}`` for each of ``paths`` as seen from inside
+    ``netns`` (None: ours).  A path that does not exist reads as None
+    (e.g. /proc/net/ip_vs_conn before ip_vs is loaded).  Paths under
+    ``/proc/net/`` are read through /proc/thread-self/net/."""
+    def read_all():
+        out = {}
+        for p in paths:
+            real = p.replace("/proc/net/", "/proc/thread-self/net/", 1)
+            try:
+                with open(real) as f:
+                    out[p] = f.read()
+            except FileNotFoundError:
+                out[p] = None
+        return out
+
+    if netns is None:
+        return read_all()
+    path = _netns_path(netns)
+    if not os.path.exists(path):
+        raise NetnsNotFound(netns, path)
+    result = {}
+
+    def enter_and_read():
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except PermissionError:
+            result["error"] = PermissionDenied(f"opening netns {netns!r}")
+            return
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.setns(fd, CLONE_NEWNET) != 0:
+                code = ctypes.get_errno()
+                result["error"] = (
+                    PermissionDenied(f"entering netns {netns!r}")
+                    if code == errno.EPERM
+                    else OSError(code, os.strerror(code), path))
+                return
+        finally:
+            os.close(fd)
+        try:
+            result["files"] = read_all()
+        except OSError as exc:           # EACCES etc.: report, do not hang
+            result["error"] = exc
+
+    t = threading.Thread(target=enter_and_read, name="ipvs-netns-read")
+    t.start()
+    t.join()
+    if "error" in result:
+        raise result["error"]
+    return result["files"]
+
+
+def read_sysctl(netns, name):
+    """/proc/sys/net/ipv4/vs/<name> of ``netns`` as an int, None if absent."""
+    path = f"/proc/sys/net/ipv4/vs/{name}"
+    text = read_in_netns(netns, [path])[path]
+    try:
+        return int(text.split()[0]) if text else None
+    except ValueError:
+        return None
