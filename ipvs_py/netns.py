@@ -100,7 +100,15 @@ class Netns:
         self.enable = False
         self.tot_stats = Stats()
         self.timeouts = {"tcp": 900, "tcp_fin": 120, "udp": 300}
-        self.conn_count = 0           # issue 6 keeps this
+        #: per-state timeouts in seconds (ip_vs_proto_*.c defaults);
+        #: ``ipvsadm --set`` writes TCP ESTABLISHED/FIN_WAIT and UDP
+        self.state_timeouts = {
+            "tcp": [2, 900, 120, 60, 120, 120, 10, 60, 30, 120, 120],
+            "sctp": [2, 4, 61, 61, 61, 61, 61, 61, 900, 61, 61, 61, 4, 61]}
+        self.conn_count = 0           # mirrored from the conn engine
+        self.config_gen = 0           # bumped by every configuration change
+        self.drop_rate = 0            # ip_vs_todrop() (drop_packet defense)
+        self._conn = None             # ipvs_py.conn.ConnPath, on first use
         # 7.1: conn_tab is allocated by the first service add (2^8 buckets,
         # the conn_lfactor of that moment) and only freed with the netns
         # (ip_vs_conn_flush); issue 6 grows it with the connections.
@@ -136,6 +144,8 @@ class Netns:
         if seconds < 0:
             raise ValueError("the clock only moves forward")
         target = self.jiffies + int(round(seconds * self.hz))
+        if self._conn is not None:
+            self._conn.run_timers(target)
         self._conn_resize_work(target)
         while self._timers and self._timers[0][0] <= target:
             expires, _, timer = heapq.heappop(self._timers)
@@ -201,6 +211,7 @@ class Netns:
     # the one apply path
     def _run(self, op, sreq=None, dreq=None):
         kernel_checks.check(op, sreq, dreq, self)
+        self.config_gen += 1
         self._apply(op, sreq, dreq)
         self.svc_table.run_pending()
 
@@ -409,16 +420,76 @@ class Netns:
         if due is None or due > until:
             return
         lf = self.sysctl["conn_lfactor"]
-        if self.conn_count == 0 and lf != self.conn_tab_lfactor:
+        if self._conn is not None:
+            self._conn.e.maybe_resize()   # the worker's 2 s re-check
+            self.conn_tab_size_, _, self.conn_tab_lfactor = \
+                self._conn.e.table_info()
+        elif self.conn_count == 0 and lf != self.conn_tab_lfactor:
             self.conn_tab_size_ = 1 << CONN_TAB_MIN_BITS
             self.conn_tab_lfactor = lf
         period = 2 * self.hz
         self._conn_work_due = due + ((until - due) // period + 1) * period
 
     def conn_chain_lengths(self):
-        """Chain-length histogram of the conn table (all empty until the
-        packet path of issue 6 adds connections)."""
-        return [self.conn_tab_size_] + [0] * 7
+        """Chain-length histogram of the conn table: [empty, len-1, ...,
+        len-7+] (hash nodes: a NAT conn counts twice)."""
+        if self._conn is None:
+            return [self.conn_tab_size_] + [0] * 7
+        return self._conn.e.histogram()
+
+    # ------------------------------------------------------------------
+    # packet path (ipvs_py.conn)
+    def _path(self):
+        if self._conn is None:
+            from .conn import ConnPath
+            self._conn = ConnPath(self)
+        return self._conn
+
+    def conn_timeouts(self):
+        """Per-state timeouts (seconds) with the ``--set`` values."""
+        tcp = list(self.state_timeouts["tcp"])
+        tcp[1] = self.timeouts["tcp"]          # ESTABLISHED
+        tcp[4] = self.timeouts["tcp_fin"]      # FIN_WAIT
+        return {"tcp": tcp, "udp": self.timeouts["udp"],
+                "sctp": list(self.state_timeouts["sctp"])}
+
+    def set_state_timeout(self, proto, state, seconds):
+        """Set one protocol state's timeout (``proto`` "tcp"/"sctp",
+        ``state`` a kernel state name such as "TIME_WAIT")."""
+        from ._core.conntab import SCTP_STATES, TCP_STATES
+        names = TCP_STATES if proto == "tcp" else SCTP_STATES
+        i = names.index(state.upper())
+        if proto == "tcp" and i in (1, 4):
+            self.timeouts["tcp" if i == 1 else "tcp_fin"] = int(seconds)
+        else:
+            self.state_timeouts[proto][i] = int(seconds)
+        self.config_gen += 1
+
+    def drop_defense_on(self, name):
+        """Whether a defense sysctl (secure_tcp, drop_entry, drop_packet)
+        is active: 0 off, 1 and 2 by memory (the model's memory figure is
+        always above amemthresh), 3 always on (update_defense_level())."""
+        return self.sysctl[name] in (2, 3) if name != "secure_tcp" else \
+            self.sysctl[name] in (2, 3)
+
+    def packet(self, proto, saddr, sport, daddr, dport, tcp_flags="S",
+               fwmark=0, *, direction="in", length=0):
+        """One packet through ip_vs_in (``direction="in"``, client ->
+        VIP) or ip_vs_out (``"out"``, real server -> client) at the current
+        virtual time.  Returns a Verdict (.action, .dest, .conn).  Raises
+        ValueError for an unknown protocol or a port outside 1..65535."""
+        return self._path().packet(proto, saddr, sport, daddr, dport,
+                                   tcp_flags, fwmark, direction, length)
+
+    def replay(self, batch):
+        """A PacketBatch (or rows) in order without the GIL; the clock
+        follows the time column.  res.dest[i]/res.action[i] equal what
+        packet() returns row by row."""
+        return self._path().replay(batch)
+
+    def conn_rows(self):
+        """/proc/net/ip_vs_conn rows (without the header)."""
+        return [] if self._conn is None else self._conn.conn_rows()
 
     def _sched_hook(self, name, svc, dest=None):
         """Run the service's scheduler hook ``name`` (init_service,

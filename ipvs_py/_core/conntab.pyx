@@ -431,10 +431,9 @@ cdef class ConnEngine:
 
     def histogram(self):
         """Chain lengths: [empty, len-1, ..., len-7+] (hash nodes)."""
-        cdef uint64_t out[8]
-        memset(out, 0, sizeof(out))
-        iht_histogram(&self.e.tab, out)
-        return [out[i] for i in range(8)]
+        cdef uint64_t out[9]
+        iht_histogram(&self.e.tab, out)     # [walked, empty, len-1..7+]
+        return [out[i] for i in range(1, 9)]
 
     def memory(self):
         """Bytes held: conn slots, the timer heap, table buckets."""
