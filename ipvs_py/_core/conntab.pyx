@@ -119,6 +119,8 @@ cdef extern from "ipvs_conn.h" nogil:
     uint32_t ipvs_engine_sizeof_conn()
 
 CONN_BYTES = ipvs_engine_sizeof_conn()
+DEF PF_DIST = 16       # rows ahead for the bucket prefetch
+DEF PF_RING = 32       # power of two > PF_DIST
 _ACTIONS = ("pass", "forward", "drop", "error")
 _TCP_DEFAULT = (2, 900, 120, 60, 120, 120, 10, 60, 30, 120, 120, 2)
 _SCTP_DEFAULT = (2, 4, 61, 61, 61, 61, 61, 61, 900, 61, 61, 61, 4, 61, 2)
@@ -363,10 +365,26 @@ cdef class ConnEngine:
         cdef Py_ssize_t n = proto.shape[0], i
         cdef ipvs_pkt p
         cdef ipvs_verdict v
+        cdef iht_bl_head *ring[PF_RING]
+        cdef Py_ssize_t j
+        cdef uint16_t a, b
         memset(&p, 0, sizeof(p))
+        memset(ring, 0, sizeof(ring))
         self._cb_exc = None
         with nogil:
             for i in range(n):
+                # two-stage prefetch: bucket PF_DIST rows ahead, its first
+                # conn PF_DIST/2 rows ahead (hints only)
+                j = i + PF_DIST
+                if j < n:
+                    a = (sp[j] >> 8) | (sp[j] << 8)
+                    b = (dp[j] >> 8) | (dp[j] << 8)
+                    ring[j & (PF_RING - 1)] = ipvs_prefetch_bucket(
+                        &self.e, af[j], proto[j], <const uint32_t *>&sa[j, 0],
+                        a, <const uint32_t *>&da[j, 0], b, dr[j])
+                j = i + PF_DIST // 2
+                if j < n:
+                    ipvs_prefetch_conn(ring[j & (PF_RING - 1)])
                 memcpy(p.saddr, &sa[i, 0], 16)
                 memcpy(p.daddr, &da[i, 0], 16)
                 p.sport = (sp[i] >> 8) | (sp[i] << 8)
@@ -384,6 +402,7 @@ cdef class ConnEngine:
                 action_out[i] = v.action
                 if iht_resize_pending(&self.e.tab):
                     iht_maybe_resize(&self.e.tab)
+                    memset(ring, 0, sizeof(ring))   # buckets of a freed array
         self._after()
         return n
 
@@ -486,6 +505,13 @@ cdef class ConnEngine:
 
 
 cdef extern from "ipvs_conn.h" nogil:
+    struct iht_bl_head:
+        pass
+    iht_bl_head *ipvs_prefetch_bucket(ipvs_engine *e, uint8_t af,
+                                      uint8_t proto, const uint32_t *s,
+                                      uint16_t sp, const uint32_t *d,
+                                      uint16_t dp, int dir)
+    void ipvs_prefetch_conn(iht_bl_head *h)
     ipvs_conn *ipvs_engine_lookup(ipvs_engine *e, int af, int proto,
                                   const uint32_t *r, uint16_t rport,
                                   const uint32_t *l, uint16_t lport, int dir)
