@@ -106,6 +106,7 @@ class ConnPath:
             lo, hi = 8, net.conn_tab_bits
             lf = net.sysctl["conn_lfactor"]
         self.e = ConnEngine(net.hz, lo, hi, lf)
+        self.e.seed(net._rng.getrandbits(64))
         self._lfactor = lf
         self._gen = None
         self._dest_ids = {}         # Dest -> engine id
@@ -129,8 +130,7 @@ class ConnPath:
         net = self.net
         sc = net.sysctl
         self.e.set_sysctls(
-            secure_tcp=sc["secure_tcp"] if net.drop_defense_on("secure_tcp")
-            else 0,
+            secure_tcp=net.drop_defense_on("secure_tcp"),
             conn_reuse_mode=sc["conn_reuse_mode"],
             expire_nodest_conn=sc["expire_nodest_conn"],
             expire_quiescent_template=sc["expire_quiescent_template"],
@@ -253,6 +253,15 @@ class ConnPath:
         if n:
             self.net.jiffies = max(self.net.jiffies, int(times[-1]))
         return ReplayResult(self, dest, codes)
+
+    def defense_work(self):
+        """defense_work_handler(): update the defense level, then one
+        random drop-entry scan while dropentry is on."""
+        self.net.update_defense_level()
+        self.sync_config()
+        if self.net.dropentry_on:
+            self.e.random_dropentry()
+        self.sync_back()
 
     def run_timers(self, until):
         self.sync_config()

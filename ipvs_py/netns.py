@@ -87,6 +87,10 @@ class Netns:
         self.svc_table = ServiceTable(kernel, self._rng, lf, self.svc_salt)
         if kernel != "6.1":
             self.sysctl.on_write["svc_lfactor"] = self._svc_lfactor_written
+        # proc_do_defense_mode(): a write runs update_defense_level() at once
+        for name in ("drop_entry", "drop_packet", "secure_tcp"):
+            self.sysctl.on_write[name] = \
+                lambda value: self.update_defense_level()
         self.dest_trash = []          # tail = head of the kernel list
         self.counters = {name: [0, 0] for name in (
             "num_services", "fwm_services", "nonfwm_services",
@@ -108,6 +112,12 @@ class Netns:
         self.conn_count = 0           # mirrored from the conn engine
         self.config_gen = 0           # bumped by every configuration change
         self.drop_rate = 0            # ip_vs_todrop() (drop_packet defense)
+        self.drop_counter = 0
+        self.dropentry_on = False     # ipvs->dropentry
+        self.secure_tcp_on = False    # tcp_states_dos selected
+        #: the model's memory figure for update_defense_level(): free +
+        #: buffered pages = mem_pages minus the conns' memory
+        self.mem_pages = 262144
         self._conn = None             # ipvs_py.conn.ConnPath, on first use
         # 7.1: conn_tab is allocated by the first service add (2^8 buckets,
         # the conn_lfactor of that moment) and only freed with the netns
@@ -145,6 +155,15 @@ class Netns:
             raise ValueError("the clock only moves forward")
         target = self.jiffies + int(round(seconds * self.hz))
         if self._conn is not None:
+            sc = self.sysctl
+            if sc["drop_entry"] or sc["drop_packet"] or sc["secure_tcp"]:
+                # defense_work_handler() every second (DEFENSE_TIMER_PERIOD)
+                t = (self.jiffies // self.hz + 1) * self.hz
+                while t <= target:
+                    self._conn.run_timers(t)
+                    self.jiffies = t
+                    self._conn.defense_work()
+                    t += self.hz
             self._conn.run_timers(target)
         self._conn_resize_work(target)
         while self._timers and self._timers[0][0] <= target:
@@ -465,12 +484,46 @@ class Netns:
             self.state_timeouts[proto][i] = int(seconds)
         self.config_gen += 1
 
+    def avail_mem_pages(self):
+        """Free + buffered pages as update_defense_level() reads them."""
+        from ._core.conntab import CONN_BYTES
+        used = (self.conn_count * CONN_BYTES) >> 12
+        return max(0, self.mem_pages - used)
+
+    def update_defense_level(self):
+        """update_defense_level() (ip_vs_ctl.c): modes 1/2 follow memory
+        (2 while short, back to 1 when not), 3 is always on."""
+        sc = self.sysctl
+        avail = self.avail_mem_pages()
+        amem = max(sc["amemthresh"], 0)
+        nomem = avail < amem
+        de = sc["drop_entry"]
+        if de == 1 and nomem:
+            sc._values["drop_entry"] = de = 2
+        elif de == 2 and not nomem:
+            sc._values["drop_entry"] = 1
+        self.dropentry_on = de == 3 or (de == 2 and nomem)
+        dp = sc["drop_packet"]
+        if dp in (1, 2):
+            if nomem:
+                self.drop_rate = self.drop_counter = amem // (amem - avail)
+                sc._values["drop_packet"] = 2
+            else:
+                self.drop_rate = 0
+                sc._values["drop_packet"] = 1
+        else:
+            self.drop_rate = sc["am_droprate"] if dp == 3 else 0
+        st = sc["secure_tcp"]
+        if st == 1 and nomem:
+            sc._values["secure_tcp"] = st = 2
+        elif st == 2 and not nomem:
+            sc._values["secure_tcp"] = st = 1
+        self.secure_tcp_on = st >= 2
+        self.config_gen += 0
+
     def drop_defense_on(self, name):
-        """Whether a defense sysctl (secure_tcp, drop_entry, drop_packet)
-        is active: 0 off, 1 and 2 by memory (the model's memory figure is
-        always above amemthresh), 3 always on (update_defense_level())."""
-        return self.sysctl[name] in (2, 3) if name != "secure_tcp" else \
-            self.sysctl[name] in (2, 3)
+        """Whether secure_tcp's state table is in use."""
+        return self.secure_tcp_on
 
     def packet(self, proto, saddr, sport, daddr, dport, tcp_flags="S",
                fwmark=0, *, direction="in", length=0):

@@ -101,6 +101,7 @@ cdef extern from "ipvs_conn.h" nogil:
         int expire_quiescent_template, sloppy_tcp, sloppy_sctp
         int drop_rate, drop_counter
         uint64_t dropentry
+        uint64_t rng
         ipvs_cdest *dests
         uint32_t ndests
         ipvs_csvc *svcs
@@ -117,6 +118,7 @@ cdef extern from "ipvs_conn.h" nogil:
     void ipvs_conn_expire_now(ipvs_engine *e, uint32_t id)
     uint32_t ipvs_node_hash(const iht_node *n, const ipvs_siphash_key_t *hk, void *ctx)
     uint32_t ipvs_engine_sizeof_conn()
+    uint64_t ipvs_random_dropentry(ipvs_engine *e)
 
 CONN_BYTES = ipvs_engine_sizeof_conn()
 DEF PF_DIST = 16       # rows ahead for the bucket prefetch
@@ -417,6 +419,19 @@ cdef class ConnEngine:
     def maybe_resize(self):
         """conn_resize_work_handler(): grow or shrink to the desired size."""
         return iht_maybe_resize(&self.e.tab)
+
+    def random_dropentry(self):
+        """ip_vs_random_dropentry() once; returns the conns dropped."""
+        return ipvs_random_dropentry(&self.e)
+
+    @property
+    def dropentry(self):
+        """Conns dropped by drop-entry so far."""
+        return self.e.dropentry
+
+    def seed(self, uint64_t s):
+        """Seed the drop-entry scan's random bucket choice."""
+        self.e.rng = s or 1
 
     def expire_conn(self, uint32_t cid):
         ipvs_conn_expire_now(&self.e, cid)

@@ -244,3 +244,55 @@ def test_table_grows_with_conns_and_status_rows():
     st = net.status()
     assert st.startswith("Conns:\t3000\n")
     assert "Conn buckets empty:" in st
+
+
+def test_drop_packet_mode_3_drops_every_am_droprate_new_conn():
+    net = make()
+    net.sysctl["drop_packet"] = 3          # drop_rate = am_droprate (10)
+    acts = [net.packet("udp", "1.1.1.1", 2000 + i, "10.0.0.1", 53, 0).action
+            for i in range(30)]
+    assert acts.count("drop") == 3 and acts[9] == "drop"
+
+
+def test_drop_entry_drops_idle_half_open_and_light_conns():
+    net = make()
+    for i in range(50):                    # half-open TCP: SYN_RECV
+        net.packet("tcp", "1.1.1.1", 2000 + i, "10.0.0.1", 80, "S")
+    for i in range(50):                    # UDP with one packet
+        net.packet("udp", "1.1.1.2", 2000 + i, "10.0.0.1", 53, 0)
+    assert net.conn_count == 100
+    net.sysctl["drop_entry"] = 3
+    net.advance(59)      # each scan samples 1/32 of the buckets at random
+    left = net.conn_count
+    assert left < 100                      # SYN_RECV goes at once
+    assert net._conn.e.dropentry == 100 - left
+    net.sysctl["drop_entry"] = 0
+
+
+def test_defense_modes_follow_memory():
+    net = make()
+    net.sysctl["drop_entry"] = 1
+    assert not net.dropentry_on and net.sysctl["drop_entry"] == 1
+    net.mem_pages = 10                     # below amemthresh (1024)
+    net.update_defense_level()
+    assert net.dropentry_on and net.sysctl["drop_entry"] == 2
+    net.mem_pages = 1 << 20
+    net.update_defense_level()
+    assert not net.dropentry_on and net.sysctl["drop_entry"] == 1
+
+
+def test_no_cport_conn_rehashed_when_port_known():
+    from ipvs_py._core.conntab import ConnEngine
+    e = ConnEngine()
+    e.set_dest(0, raw("10.0.1.1"), 80, 2, 0, 1, svc=0)
+    e.set_service(0, raw("10.0.0.1"), 0, 2, 17, 0, 0, 0, b"\xff" * 16)
+    e.set_sched_callback(lambda *a: 0)
+    act, did, cid = e.packet(2, 17, raw("1.1.1.1"), 0, raw("10.0.0.1"), 0)
+    assert act == "forward" and e.no_cport == 1
+    # a later packet with the real port finds it and fills the port
+    assert e.packet(2, 17, raw("1.1.1.1"), 5000, raw("10.0.0.1"), 0)[2] == cid
+    assert e.no_cport == 0
+    assert e.lookup_in(2, 17, raw("1.1.1.1"), 5000, raw("10.0.0.1"), 0) == cid
+    assert e.lookup_out(2, 17, raw("1.1.1.1"), 5000, raw("10.0.1.1"),
+                        80) == cid
+    assert e.nconns == 1

@@ -104,7 +104,8 @@ struct ipvs_conn {
 	int32_t n_control;	/* conns this template controls */
 	uint16_t cport, vport, dport;
 	uint8_t af, protocol, state, in_use;
-	uint8_t daf, pad;
+	uint8_t daf, in_pkts;	/* in_pkts saturates at 255 (todrop_entry
+				 * only asks whether it is 0..8) */
 	uint32_t id;		/* own slot id (timers, verdicts) */
 };
 
@@ -178,6 +179,8 @@ struct ipvs_engine {
 	int expire_quiescent_template, sloppy_tcp, sloppy_sctp;
 	int drop_rate, drop_counter;	/* ip_vs_todrop() */
 	uint64_t dropentry;		/* conns dropped by drop-entry */
+	uint64_t rng;			/* xorshift64 state (drop-entry scan) */
+	int8_t todrop_counter[9];	/* todrop_entry()'s static counters */
 	struct ipvs_cdest *dests;
 	uint32_t ndests, cap_dests;
 	struct ipvs_csvc *svcs;
@@ -1041,6 +1044,26 @@ static inline uint32_t ipvs_sched_persist(struct ipvs_engine *e, int si,
 	return cid;
 }
 
+/* ip_vs_conn_fill_cport(): unhash, set the port, rehash (both nodes of a
+ * NAT conn; iht_rehash keeps the entry count). */
+static inline void ipvs_conn_fill_cport(struct ipvs_engine *e,
+					struct ipvs_conn *c, uint16_t cport)
+{
+	struct ipvs_ckey k0 = { c->caddr, c->vaddr, cport, c->vport, c->af,
+				c->protocol, 0, 0 };
+	struct ipvs_ckey k1 = { c->caddr, c->daddr, cport, c->dport, c->af,
+				c->protocol, 1, 0 };
+
+	if (!(c->flags & IPVS_CF_NO_CPORT))
+		return;
+	c->flags &= ~IPVS_CF_NO_CPORT;
+	e->no_cport--;
+	c->cport = cport;
+	iht_rehash(&e->tab, &c->hn[0], &k0, ipvs_ckey_hash, NULL);
+	if (ipvs_conn_double_hashed(c))
+		iht_rehash(&e->tab, &c->hn[1], &k1, ipvs_ckey_hash, NULL);
+}
+
 /* ip_vs_conn_stats() */
 static inline void ipvs_conn_stats(struct ipvs_engine *e, int si,
 				   struct ipvs_conn *c)
@@ -1130,8 +1153,16 @@ static inline struct ipvs_verdict ipvs_in(struct ipvs_engine *e,
 	struct ipvs_ckey k = { p->saddr, p->daddr, p->sport, p->dport, p->af,
 			       p->protocol, 0, 0 };
 	struct ipvs_conn *c = ipvs_conn_lookup(e, &k);
-	uint32_t cid = c ? ipvs_conn_id(e, c) : IPVS_CONN_NONE;
+	uint32_t cid;
 
+	if (!c && e->no_cport) {
+		/* ip_vs_conn_in_get(): retry with cport 0 for NO_CPORT conns */
+		k.rport = 0;
+		c = ipvs_conn_lookup(e, &k);
+		if (c && !(c->flags & IPVS_CF_NO_CPORT))
+			c = NULL;
+	}
+	cid = c ? ipvs_conn_id(e, c) : IPVS_CONN_NONE;
 	if (c && e->conn_reuse_mode && ipvs_is_new_conn(p)) {
 		int resched = 0;
 		if (e->expire_nodest_conn && c->dest >= 0 &&
@@ -1202,6 +1233,12 @@ static inline struct ipvs_verdict ipvs_in(struct ipvs_engine *e,
 	}
 	e->tot_inpkts++;
 	e->tot_inbytes += p->len;
+	if (c->in_pkts < 255)
+		c->in_pkts++;
+	/* ip_vs_nat_xmit(): a NO_CPORT conn learns the client port */
+	if ((c->flags & IPVS_CF_NO_CPORT) && p->sport &&
+	    (c->flags & IPVS_CF_FWD_MASK) == IPVS_CF_MASQ)
+		ipvs_conn_fill_cport(e, c, p->sport);
 	ipvs_set_state(e, c, IPVS_DIR_INPUT, p->flags);
 	v.action = IPVS_V_FORWARD;
 	v.dest = c->dest;
@@ -1284,6 +1321,102 @@ static inline void *ipvs_engine_free_all(struct ipvs_engine *e)
 	free(e->svcs);
 	memset(e, 0, sizeof(*e));
 	return NULL;
+}
+
+/* ------------------------------------------------------------ defense */
+
+static inline uint64_t ipvs_rand(struct ipvs_engine *e)
+{
+	uint64_t x = e->rng ? e->rng : 0x9e3779b97f4a7c15ull;
+
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return e->rng = x;
+}
+
+/* todrop_entry(): only conns older than 60 s with 0..8 incoming packets,
+ * at the rate todrop_rate[in_pkts] = in_pkts. */
+static inline int ipvs_todrop_entry(struct ipvs_engine *e,
+				    const struct ipvs_conn *c)
+{
+	int i = c->in_pkts;
+
+	if (ipvs_time_before(c->timeout + e->now, c->expires + 60 * e->hz))
+		return 0;
+	if (i > 8 || i == 0)		/* todrop_rate[0] == 0 */
+		return 0;
+	if (--e->todrop_counter[i] > 0)
+		return 0;
+	e->todrop_counter[i] = (int8_t)i;
+	return 1;
+}
+
+static inline int ipvs_conn_ops(struct ipvs_engine *e,
+				const struct ipvs_conn *c)
+{
+	if (c->dest < 0 || e->dests[c->dest].svc < 0)
+		return 0;
+	return !!(e->svcs[e->dests[c->dest].svc].flags & IPVS_SVC_F_ONEPACKET);
+}
+
+/* ip_vs_random_dropentry(): scan 1/32 of the buckets at random; drop
+ * half-open TCP/SCTP conns and lightly used established/UDP ones (and the
+ * template of a dropped conn).  Returns the conns dropped. */
+static inline uint64_t ipvs_random_dropentry(struct ipvs_engine *e)
+{
+	struct iht_tbl *tb = iht_first_tbl(&e->tab);
+	uint64_t dropped = 0;
+
+	if (!tb)
+		return 0;
+	for (int64_t idx = 0; idx < (tb->size >> 5); idx++) {
+		struct iht_bl_head *h = &tb->buckets[ipvs_rand(e) & tb->mask];
+		uint32_t victims[64];
+		int nv = 0;
+
+		for (struct iht_node *n = iht_bl_first_rcu(h); n && nv < 64;
+		     n = iht_node_next_rcu(n)) {
+			const struct ipvs_conn *c = ipvs_conn_of_node(n);
+
+			if (n->aux != 0 || c->n_control)
+				continue;
+			if ((c->flags & IPVS_CF_TEMPLATE) && !ipvs_conn_ops(e, c))
+				continue;
+			if (c->protocol == IPVS_PROTO_TCP) {
+				if (c->state == TS_ES) {
+					if (!ipvs_todrop_entry(e, c))
+						continue;
+				} else if (c->state != TS_SR && c->state != TS_SA)
+					continue;
+			} else if (c->protocol == IPVS_PROTO_SCTP) {
+				if (c->state == SS_ESTABLISHED) {
+					if (!ipvs_todrop_entry(e, c))
+						continue;
+				} else if (c->state != SS_INIT1 &&
+					   c->state != SS_INIT)
+					continue;
+			} else if (!ipvs_todrop_entry(e, c)) {
+				continue;
+			}
+			victims[nv++] = c->id;
+		}
+		/* expire after the walk: a delete relinks the chain */
+		for (int i = 0; i < nv; i++) {
+			struct ipvs_conn *c = ipvs_conn_of(e, victims[i]);
+			uint32_t ctl = c->control;
+
+			if (!c->in_use)
+				continue;
+			ipvs_conn_expire_now(e, victims[i]);
+			dropped++;
+			if (ctl != IPVS_CONN_NONE &&
+			    ipvs_conn_of(e, ctl)->in_use)
+				ipvs_conn_expire_now(e, ctl);
+		}
+	}
+	e->dropentry += dropped;
+	return dropped;
 }
 
 /* ------------------------------------------------------------ prefetch */
