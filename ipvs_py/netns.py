@@ -540,6 +540,10 @@ class Netns:
         packet() returns row by row."""
         return self._path().replay(batch)
 
+    def list_conn_text(self, persistent_conn=False):
+        """The text of ``ipvsadm -Lnc`` (``--persistent-conn``)."""
+        return text.list_conn(self, persistent_conn)
+
     def conn_rows(self):
         """/proc/net/ip_vs_conn rows (without the header)."""
         return [] if self._conn is None else self._conn.conn_rows()

@@ -296,3 +296,15 @@ def test_no_cport_conn_rehashed_when_port_known():
     assert e.lookup_out(2, 17, raw("1.1.1.1"), 5000, raw("10.0.1.1"),
                         80) == cid
     assert e.nconns == 1
+
+
+def test_ipvsadm_lnc_text():
+    net = make()
+    net.packet("tcp", "1.1.1.1", 4000, "10.0.0.1", 80, "S")
+    net.advance(1.5)
+    lines = net.list_conn_text().splitlines()
+    assert lines[0] == "IPVS connection entries"
+    assert lines[1] == ("pro expire state       source             "
+                        "virtual            destination")
+    assert lines[2].startswith("TCP 00:58  SYN_RECV    1.1.1.1:4000       "
+                               "10.0.0.1:80        10.0.1.")
