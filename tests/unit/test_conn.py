@@ -308,3 +308,37 @@ def test_ipvsadm_lnc_text():
                         "virtual            destination")
     assert lines[2].startswith("TCP 00:58  SYN_RECV    1.1.1.1:4000       "
                                "10.0.0.1:80        10.0.1.")
+
+
+def test_model_matches_kernel_golden_nat_traffic():
+    """tests/kernel/golden/traffic_*: two socat conns through Debian 6.1's
+    IPVS (test_guest_ipvs.py); the model fed their packets gives the same
+    rows (expires aside), states and dest counters."""
+    import pathlib
+    golden = pathlib.Path(__file__).resolve().parents[1] / "kernel" / "golden"
+    net = ipvs_py.Netns(kernel="6.1", seed=1)
+    net.restore("-A -t 10.0.0.1:80 -s rr\n"
+                "-a -t 10.0.0.1:80 -r 10.0.1.1:80 -m -w 2\n")
+    c, v, r = "10.0.2.2", "10.0.0.1", "10.0.1.1"
+    for cport, close in ((40001, True), (40002, False)):
+        net.packet("tcp", c, cport, v, 80, "S")
+        net.packet("tcp", r, 80, c, cport, "SA", direction="out")
+        net.packet("tcp", c, cport, v, 80, "A")
+        net.packet("tcp", r, 80, c, cport, "PA", direction="out")
+        net.packet("tcp", c, cport, v, 80, "A")
+        if close:                       # client EOF, server closes too
+            net.packet("tcp", c, cport, v, 80, "FA")
+            net.packet("tcp", r, 80, c, cport, "FA", direction="out")
+            net.packet("tcp", c, cport, v, 80, "A")
+        net.advance(1)
+
+    def rows(text):
+        return sorted(tuple(ln.split()[:8]) for ln in text.splitlines()[1:])
+
+    assert rows(net.proc_ip_vs_conn()) == rows(
+        (golden / "traffic_proc_ip_vs_conn.txt").read_text())
+    assert net.list_text() == (golden / "traffic_ipvsadm_Ln.txt").read_text()
+    lnc = net.list_conn_text().splitlines()
+    want = (golden / "traffic_ipvsadm_Lnc.txt").read_text().splitlines()
+    assert lnc[:2] == want[:2]
+    assert sorted(ln[11:] for ln in lnc[2:]) == sorted(ln[11:] for ln in want[2:])
