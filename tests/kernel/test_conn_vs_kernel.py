@@ -1,4 +1,5 @@
-"""Conn table differential: TCP and UDP NAT flows through Debian 6.1's IPVS
+"""Conn table differential: TCP and UDP NAT flows, UDP and half-open TCP DR
+flows, through Debian 6.1's IPVS
 in the VM, and the model (kernel="6.1") fed the same packets; the
 /proc/net/ip_vs_conn rows (expires aside), states and dest counters
 (ipvsadm -Ln) must agree.  One boot.
@@ -19,12 +20,20 @@ GUEST_TIMEOUT = 900
 CLOSED = [41001, 41002, 41003, 41004, 41005]
 HELD = [42001, 42002, 42003]
 UDP = [43001, 43002, 43003, 43004, 43005, 43006]
+DR_UDP = [44001, 44002, 44003, 44004]
+DR_SYN = [45001]        # the RS's SYN-ACK is not routed back: half-open
 RULES = ("-A -t 10.0.0.1:80 -s rr\n"
          "-a -t 10.0.0.1:80 -r 10.0.1.1:80 -m\n"
          "-a -t 10.0.0.1:80 -r 10.0.1.2:80 -m\n"
          "-A -u 10.0.0.1:53 -s rr\n"
          "-a -u 10.0.0.1:53 -r 10.0.1.1:53 -m\n"
-         "-a -u 10.0.0.1:53 -r 10.0.1.2:53 -m\n")
+         "-a -u 10.0.0.1:53 -r 10.0.1.2:53 -m\n"
+         "-A -u 10.0.0.1:5353 -s rr\n"
+         "-a -u 10.0.0.1:5353 -r 10.0.1.1:5353 -g\n"
+         "-a -u 10.0.0.1:5353 -r 10.0.1.2:5353 -g\n"
+         "-A -t 10.0.0.1:8080 -s rr\n"
+         "-a -t 10.0.0.1:8080 -r 10.0.1.1:8080 -g\n"
+         "-a -t 10.0.0.1:8080 -r 10.0.1.2:8080 -g\n")
 
 GUEST_SCRIPT = r"""
 set -u
@@ -47,6 +56,7 @@ ip -n cl route add default via 10.0.2.1
 ip -n rs addr add 10.0.1.1/24 dev rs0 && ip -n rs addr add 10.0.1.2/24 dev rs0
 ip -n rs link set rs0 up && ip -n rs link set lo up
 ip -n rs route add default via 10.0.1.254
+ip -n rs addr add 10.0.0.1/32 dev lo
 set +x
 } > net_setup.log 2>&1
 ip netns exec rs socat TCP-LISTEN:80,fork,reuseaddr SYSTEM:'echo hello-from-rs; sleep 30' > rs_tcp.log 2>&1 &
@@ -66,6 +76,15 @@ done
 for p in """ + " ".join(map(str, UDP)) + r"""; do
     echo ping | ip netns exec cl socat -u - UDP-SENDTO:10.0.0.1:53,sourceport=$p 2>> udp.err
     sleep 0.2
+done
+for p in """ + " ".join(map(str, DR_UDP)) + r"""; do
+    echo ping | ip netns exec cl socat -u - UDP-SENDTO:10.0.0.1:5353,sourceport=$p 2>> dr_udp.err
+    sleep 0.2
+done
+for p in """ + " ".join(map(str, DR_SYN)) + r"""; do
+    ip netns exec cl timeout 4 socat -T 3 - TCP:10.0.0.1:8080,sourceport=$p \
+        < /dev/null > /dev/null 2>> dr_syn.err &
+    sleep 0.5
 done
 sleep 2
 cat /proc/net/ip_vs_conn > conn.txt
@@ -90,6 +109,10 @@ def model():
             net.packet("tcp", c, cport, v, 80, "A")
     for cport in UDP:
         net.packet("udp", c, cport, v, 53, 0)
+    for cport in DR_UDP:
+        net.packet("udp", c, cport, v, 5353, 0)
+    for cport in DR_SYN:
+        net.packet("tcp", c, cport, v, 8080, "S")
     return net
 
 
