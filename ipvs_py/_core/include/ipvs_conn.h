@@ -166,6 +166,7 @@ struct ipvs_engine {
 	int tab_ready;
 	struct ipvs_conn **chunks;
 	uint32_t nchunks, nslots, free_head;
+	uint32_t bump;			/* next never-used slot */
 	int64_t nconns, no_cport, ntemplates;
 	struct ipvs_timer_ent *heap;
 	size_t heap_n, heap_cap;
@@ -208,38 +209,61 @@ static inline uint32_t ipvs_conn_id(struct ipvs_engine *e,
 	return c->id;
 }
 
+#define IPVS_CHUNK_BYTES ((size_t)IPVS_CONN_CHUNK * sizeof(struct ipvs_conn))
+
+/* A fresh chunk: anonymous mmap (zeroed by the kernel, so no memset; the
+ * first bench profile spent more time zeroing pages than hashing), 2 MiB
+ * aligned by over-mapping, on a transparent huge page so a lookup at 1M
+ * conns costs no TLB miss for the conn (bench/bench_conn.py). */
+static inline struct ipvs_conn *ipvs_chunk_map(void)
+{
+	size_t sz = IPVS_CHUNK_BYTES, align = 2u << 20;
+	char *p = mmap(NULL, sz + align, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uintptr_t a;
+
+	if (p == MAP_FAILED)
+		return NULL;
+	a = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
+	if (a > (uintptr_t)p)
+		munmap(p, a - (uintptr_t)p);
+	if ((uintptr_t)p + sz + align > a + sz)
+		munmap((char *)a + sz, (uintptr_t)p + sz + align - (a + sz));
+#ifdef MADV_HUGEPAGE
+	madvise((void *)a, sz, MADV_HUGEPAGE);
+#endif
+	return (struct ipvs_conn *)a;
+}
+
+/* Slots come from the free list, else from the newest chunk's unused
+ * tail (bump allocation: a chunk's pages are touched only when used). */
 static inline uint32_t ipvs_conn_alloc(struct ipvs_engine *e)
 {
-	if (e->free_head == IPVS_CONN_NONE) {
-		uint32_t base = e->nchunks << IPVS_CONN_CHUNK_SHIFT;
-		struct ipvs_conn **nc = realloc(e->chunks,
-				(e->nchunks + 1) * sizeof(*nc));
-		struct ipvs_conn *ch;
+	uint32_t id;
+	struct ipvs_conn *c;
 
-		if (!nc)
-			return IPVS_CONN_NONE;
-		e->chunks = nc;
-		/* one chunk is 2 MiB (16384 x 128 B): align it and ask for a
-		 * transparent huge page, so a lookup at 1M conns costs no TLB
-		 * miss for the conn (bench/bench_conn.py) */
-		if (posix_memalign((void **)&ch, 2u << 20,
-				   IPVS_CONN_CHUNK * sizeof(*ch)))
-			return IPVS_CONN_NONE;
-#ifdef MADV_HUGEPAGE
-		madvise(ch, IPVS_CONN_CHUNK * sizeof(*ch), MADV_HUGEPAGE);
-#endif
-		memset(ch, 0, IPVS_CONN_CHUNK * sizeof(*ch));
-		e->chunks[e->nchunks++] = ch;
-		for (uint32_t i = 0; i < IPVS_CONN_CHUNK; i++)
-			ch[i].dest = (i + 1 < IPVS_CONN_CHUNK)
-				     ? (int32_t)(base + i + 1) : -1;
-		e->free_head = base;
-		e->nslots += IPVS_CONN_CHUNK;
+	if (e->free_head != IPVS_CONN_NONE) {
+		id = e->free_head;
+		c = ipvs_conn_of(e, id);
+		e->free_head = c->dest < 0 ? IPVS_CONN_NONE : (uint32_t)c->dest;
+	} else {
+		if (e->bump == e->nslots) {
+			struct ipvs_conn **nc = realloc(e->chunks,
+					(e->nchunks + 1) * sizeof(*nc));
+			struct ipvs_conn *ch;
+
+			if (!nc)
+				return IPVS_CONN_NONE;
+			e->chunks = nc;
+			ch = ipvs_chunk_map();
+			if (!ch)
+				return IPVS_CONN_NONE;
+			e->chunks[e->nchunks++] = ch;
+			e->nslots += IPVS_CONN_CHUNK;
+		}
+		id = e->bump++;
+		c = ipvs_conn_of(e, id);
 	}
-	uint32_t id = e->free_head;
-	struct ipvs_conn *c = ipvs_conn_of(e, id);
-
-	e->free_head = c->dest < 0 ? IPVS_CONN_NONE : (uint32_t)c->dest;
 	memset(c, 0, sizeof(*c));
 	c->in_use = 1;
 	c->id = id;
@@ -840,7 +864,7 @@ static inline uint64_t ipvs_run_timers(struct ipvs_engine *e, uint32_t until)
 		struct ipvs_timer_ent t = ipvs_heap_pop(e);
 		struct ipvs_conn *c;
 
-		if (t.cid >= e->nslots)
+		if (t.cid >= e->bump)
 			continue;
 		c = ipvs_conn_of(e, t.cid);
 		if (!c->in_use || c->heap_expires != t.expires)
@@ -1312,7 +1336,7 @@ static inline struct ipvs_conn *ipvs_engine_lookup(struct ipvs_engine *e,
 static inline void *ipvs_engine_free_all(struct ipvs_engine *e)
 {
 	for (uint32_t i = 0; i < e->nchunks; i++)
-		free(e->chunks[i]);
+		munmap(e->chunks[i], IPVS_CHUNK_BYTES);
 	free(e->chunks);
 	free(e->heap);
 	free(e->dests);
