@@ -375,8 +375,9 @@ cdef class ConnEngine:
         self._cb_exc = None
         with nogil:
             for i in range(n):
-                # two-stage prefetch: bucket PF_DIST rows ahead, its first
-                # conn PF_DIST/2 rows ahead (hints only)
+                # three-stage prefetch: bucket PF_DIST rows ahead, its
+                # first conn PF_DIST/2 ahead, the second PF_DIST/4 ahead
+                # (hints only)
                 j = i + PF_DIST
                 if j < n:
                     a = (sp[j] >> 8) | (sp[j] << 8)
@@ -387,6 +388,9 @@ cdef class ConnEngine:
                 j = i + PF_DIST // 2
                 if j < n:
                     ipvs_prefetch_conn(ring[j & (PF_RING - 1)])
+                j = i + PF_DIST // 4
+                if j < n:
+                    ipvs_prefetch_next(ring[j & (PF_RING - 1)])
                 memcpy(p.saddr, &sa[i, 0], 16)
                 memcpy(p.daddr, &da[i, 0], 16)
                 p.sport = (sp[i] >> 8) | (sp[i] << 8)
@@ -527,6 +531,7 @@ cdef extern from "ipvs_conn.h" nogil:
                                       uint16_t sp, const uint32_t *d,
                                       uint16_t dp, int dir)
     void ipvs_prefetch_conn(iht_bl_head *h)
+    void ipvs_prefetch_next(iht_bl_head *h)
     ipvs_conn *ipvs_engine_lookup(ipvs_engine *e, int af, int proto,
                                   const uint32_t *r, uint16_t rport,
                                   const uint32_t *l, uint16_t lport, int dir)
