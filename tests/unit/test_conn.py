@@ -342,3 +342,19 @@ def test_model_matches_kernel_golden_nat_traffic():
     want = (golden / "traffic_ipvsadm_Lnc.txt").read_text().splitlines()
     assert lnc[:2] == want[:2]
     assert sorted(ln[11:] for ln in lnc[2:]) == sorted(ln[11:] for ln in want[2:])
+
+
+def test_engine_passes_unknown_protocols_and_families():
+    from ipvs_py._core.conntab import ConnEngine
+    e = ConnEngine()
+    e.set_dest(0, raw("10.0.1.1"), 80, 2, 0, 1, svc=0)
+    e.set_service(0, raw("0.0.0.0"), 0, 2, 6, 5, 0, 0, b"\xff" * 16)
+    e.set_sched_callback(lambda *a: 0)
+    # an fwmark service would match any protocol: ICMP (1) still passes
+    assert e.packet(2, 1, raw("1.1.1.1"), 1, raw("10.0.0.1"), 1,
+                    fwmark=5)[0] == "pass"
+    assert e.packet(7, 6, raw("1.1.1.1"), 1, raw("10.0.0.1"), 1, 2,
+                    fwmark=5)[0] == "pass"
+    assert e.packet(2, 6, raw("1.1.1.1"), 1, raw("10.0.0.1"), 1, 2,
+                    fwmark=5)[0] == "forward"
+    assert e.nconns == 1

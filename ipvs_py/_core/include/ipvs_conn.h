@@ -1309,6 +1309,13 @@ static inline struct ipvs_verdict ipvs_packet(struct ipvs_engine *e,
 					      uint32_t now)
 {
 	ipvs_run_timers(e, now);
+	/* ip_vs_proto_get() == NULL: not ours, NF_ACCEPT (ICMP errors and
+	 * fragments are not modelled); a bad family likewise */
+	if ((p->protocol != IPVS_PROTO_TCP && p->protocol != IPVS_PROTO_UDP &&
+	     p->protocol != IPVS_PROTO_SCTP) || (p->af != 2 && p->af != 10)) {
+		struct ipvs_verdict v = { IPVS_V_PASS, -1, IPVS_CONN_NONE };
+		return v;
+	}
 	if (p->dir == IPVS_DIR_OUTPUT)
 		return ipvs_out(e, p);
 	return ipvs_in(e, p);
