@@ -59,7 +59,7 @@ ip -n rs route add default via 10.0.1.254
 ip -n rs addr add 10.0.0.1/32 dev lo
 set +x
 } > net_setup.log 2>&1
-ip netns exec rs socat TCP-LISTEN:80,fork,reuseaddr SYSTEM:'echo hello-from-rs; sleep 30' > rs_tcp.log 2>&1 &
+ip netns exec rs socat TCP-LISTEN:80,fork,reuseaddr SYSTEM:'echo hello-from-rs; sleep 100' > rs_tcp.log 2>&1 &
 ip netns exec rs socat -u UDP-RECV:53 /dev/null > rs_udp.log 2>&1 &
 for i in $(seq 50); do
     ip netns exec rs ss -ltn 2> /dev/null | grep -q ':80 ' && break; sleep 0.1
@@ -69,9 +69,13 @@ for p in """ + " ".join(map(str, CLOSED)) + r"""; do
         < /dev/null >> closed.txt 2>> closed.err
 done
 for p in """ + " ".join(map(str, HELD)) + r"""; do
-    (sleep 15) | ip netns exec cl timeout 30 socat -T 20 - TCP:10.0.0.1:80,sourceport=$p \
+    # held open far longer than the capture needs: a slow TCG guest must
+    # not see them close (one such boot showed TIME_WAIT rows here)
+    (sleep 90) | ip netns exec cl timeout 120 socat -T 100 - TCP:10.0.0.1:80,sourceport=$p \
         >> held.txt 2>> held.err &
-    sleep 0.5
+    for i in $(seq 50); do
+        grep -q " $(printf %04X $p) .* ESTABLISHED" /proc/net/ip_vs_conn && break; sleep 0.1
+    done
 done
 for p in """ + " ".join(map(str, UDP)) + r"""; do
     echo ping | ip netns exec cl socat -u - UDP-SENDTO:10.0.0.1:53,sourceport=$p 2>> udp.err
