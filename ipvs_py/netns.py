@@ -716,6 +716,9 @@ class Netns:
         is added, then 2^8 while there are no connections)."""
         if self.kernel == "6.1":
             return 1 << self.conn_tab_bits
+        if self._conn is not None:      # the engine's current array
+            self.conn_tab_size_, _, self.conn_tab_lfactor = \
+                self._conn.e.table_info()
         return self.conn_tab_size_
 
     def __repr__(self):

@@ -209,8 +209,11 @@ cdef class ConnEngine:
             self.e.drop_counter = drop_rate
 
     def set_lfactor(self, int lfactor):
-        """conn_lfactor written: rebuild at the new load factor."""
-        iht_set_lfactor(&self.e.tab, lfactor)
+        """conn_lfactor written: the sysctl kicks the resize work, which
+        rebuilds at the new load factor (8d7de5477e47)."""
+        if iht_set_lfactor(&self.e.tab, lfactor) != 0:
+            raise ValueError(f"lfactor {lfactor} out of range")
+        iht_maybe_resize(&self.e.tab)
 
     def set_sched_callback(self, fn):
         """``fn(svc_index, af, proto, saddr16, sport, daddr16, dport,

@@ -358,3 +358,19 @@ def test_engine_passes_unknown_protocols_and_families():
     assert e.packet(2, 6, raw("1.1.1.1"), 1, raw("10.0.0.1"), 1, 2,
                     fwmark=5)[0] == "forward"
     assert e.nconns == 1
+
+
+def test_conn_lfactor_sysctl_rebuilds_and_shows_in_status():
+    net = make()
+    rows = [("udp", str(ipaddress.IPv4Address(0x01000000 + i)), 2000,
+             "10.0.0.1", 53, 0, 0.0) for i in range(100)]
+    net.replay(ipvs_py.PacketBatch.from_rows(rows))
+    assert net.conn_tab_size == 2048          # desired(100) = 128 << 4 (lfactor -4)
+    net.sysctl["conn_lfactor"] = 0
+    net.packet("udp", "9.9.9.9", 2000, "10.0.0.1", 53, 0)
+    assert net.conn_tab_size == 256           # clamp(128, 2^8, 2^12)
+    assert "Conn buckets:\t256 (8 bits, lfactor 0)" in net.status()
+    assert net.conn_count == 101
+    for r in rows:                            # still all findable
+        assert net._conn.e.lookup_in(2, 17, raw(r[1]), 2000,
+                                     raw("10.0.0.1"), 53) >= 0
