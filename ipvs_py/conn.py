@@ -221,9 +221,8 @@ class ConnPath:
         sa, da = ipaddress.ip_address(saddr), ipaddress.ip_address(daddr)
         if sa.version != da.version:
             raise ValueError("mixed address families")
-        flags = parse_tcp_flags(tcp_flags) if p == 6 else (
-            tcp_flags if isinstance(tcp_flags, int) else
-            (1 if p == 132 and tcp_flags == "S" else 0))
+        # as PacketBatch.from_rows: TCP flag letters, or an SCTP chunk name
+        flags = parse_tcp_flags(tcp_flags)
         self.sync_config()
         try:
             act, did, cid = self.e.packet(

@@ -374,3 +374,24 @@ def test_conn_lfactor_sysctl_rebuilds_and_shows_in_status():
     for r in rows:                            # still all findable
         assert net._conn.e.lookup_in(2, 17, raw(r[1]), 2000,
                                      raw("10.0.0.1"), 53) >= 0
+
+
+def test_sctp_handshake_states_and_counters():
+    net = ipvs_py.Netns(seed=2)
+    net.restore("-A --sctp-service 10.0.0.1:9 -s rr\n"
+                "-a --sctp-service 10.0.0.1:9 -r 10.0.1.1:9 -m\n")
+    c, v, r = "1.1.1.1", "10.0.0.1", "10.0.1.1"
+    assert net.packet("sctp", c, 5000, v, 9, "DATA").action == "pass"
+    assert net.packet("sctp", c, 5000, v, 9, "INIT").action == "forward"
+    assert "SCTP" in net.proc_ip_vs_conn() and "INIT1" in net.proc_ip_vs_conn()
+    net.packet("sctp", r, 9, c, 5000, "INIT_ACK", direction="out")
+    assert "C-SENT" in net.proc_ip_vs_conn()
+    net.packet("sctp", c, 5000, v, 9, "COOKIE_ECHO")
+    assert "C-REPLIED" in net.proc_ip_vs_conn()
+    net.packet("sctp", r, 9, c, 5000, "COOKIE_ACK", direction="out")
+    assert "ESTABLISHED     900" in net.proc_ip_vs_conn()
+    d = net.get_service("sctp", v, 9).dests[0]
+    assert (d.activeconns, d.inactconns) == (1, 0)
+    net.packet("sctp", c, 5000, v, 9, "ABORT")
+    assert "CLOSED" in net.proc_ip_vs_conn()
+    assert (d.activeconns, d.inactconns) == (0, 1)
