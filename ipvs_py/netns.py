@@ -88,6 +88,10 @@ class Netns:
         self.svc_table = ServiceTable(kernel, self._rng, lf, self.svc_salt)
         if kernel != "6.1":
             self.sysctl.on_write["svc_lfactor"] = self._svc_lfactor_written
+        # proc_do_defense_mode(): a write runs update_defense_level() at once
+        for name in ("drop_entry", "drop_packet", "secure_tcp"):
+            self.sysctl.on_write[name] = \
+                lambda value: self.update_defense_level()
         self.dest_trash = []          # tail = head of the kernel list
         self.counters = {name: [0, 0] for name in (
             "num_services", "fwm_services", "nonfwm_services",
@@ -105,7 +109,21 @@ class Netns:
         #: --set``; 0 = unchanged, so only non-zero values are declared):
         #: sync sets these and leaves the kernel's other timeouts alone
         self.declared_timeouts = {}
-        self.conn_count = 0           # issue 6 keeps this
+        #: per-state timeouts in seconds (ip_vs_proto_*.c defaults);
+        #: ``ipvsadm --set`` writes TCP ESTABLISHED/FIN_WAIT and UDP
+        self.state_timeouts = {
+            "tcp": [2, 900, 120, 60, 120, 120, 10, 60, 30, 120, 120],
+            "sctp": [2, 4, 61, 61, 61, 61, 61, 61, 900, 61, 61, 61, 4, 61]}
+        self.conn_count = 0           # mirrored from the conn engine
+        self.config_gen = 0           # bumped by every configuration change
+        self.drop_rate = 0            # ip_vs_todrop() (drop_packet defense)
+        self.drop_counter = 0
+        self.dropentry_on = False     # ipvs->dropentry
+        self.secure_tcp_on = False    # tcp_states_dos selected
+        #: the model's memory figure for update_defense_level(): free +
+        #: buffered pages = mem_pages minus the conns' memory
+        self.mem_pages = 262144
+        self._conn = None             # ipvs_py.conn.ConnPath, on first use
         # 7.1: conn_tab is allocated by the first service add (2^8 buckets,
         # the conn_lfactor of that moment) and only freed with the netns
         # (ip_vs_conn_flush); issue 6 grows it with the connections.
@@ -141,6 +159,17 @@ class Netns:
         if seconds < 0:
             raise ValueError("the clock only moves forward")
         target = self.jiffies + int(round(seconds * self.hz))
+        if self._conn is not None:
+            sc = self.sysctl
+            if sc["drop_entry"] or sc["drop_packet"] or sc["secure_tcp"]:
+                # defense_work_handler() every second (DEFENSE_TIMER_PERIOD)
+                t = (self.jiffies // self.hz + 1) * self.hz
+                while t <= target:
+                    self._conn.run_timers(t)
+                    self.jiffies = t
+                    self._conn.defense_work()
+                    t += self.hz
+            self._conn.run_timers(target)
         self._conn_resize_work(target)
         while self._timers and self._timers[0][0] <= target:
             expires, _, timer = heapq.heappop(self._timers)
@@ -206,6 +235,7 @@ class Netns:
     # the one apply path
     def _run(self, op, sreq=None, dreq=None):
         kernel_checks.check(op, sreq, dreq, self)
+        self.config_gen += 1
         self._apply(op, sreq, dreq)
         self.svc_table.run_pending()
 
@@ -415,16 +445,114 @@ class Netns:
         if due is None or due > until:
             return
         lf = self.sysctl["conn_lfactor"]
-        if self.conn_count == 0 and lf != self.conn_tab_lfactor:
+        if self._conn is not None:
+            self._conn.e.maybe_resize()   # the worker's 2 s re-check
+            self.conn_tab_size_, _, self.conn_tab_lfactor = \
+                self._conn.e.table_info()
+        elif self.conn_count == 0 and lf != self.conn_tab_lfactor:
             self.conn_tab_size_ = 1 << CONN_TAB_MIN_BITS
             self.conn_tab_lfactor = lf
         period = 2 * self.hz
         self._conn_work_due = due + ((until - due) // period + 1) * period
 
     def conn_chain_lengths(self):
-        """Chain-length histogram of the conn table (all empty until the
-        packet path of issue 6 adds connections)."""
-        return [self.conn_tab_size_] + [0] * 7
+        """Chain-length histogram of the conn table: [empty, len-1, ...,
+        len-7+] (hash nodes: a NAT conn counts twice)."""
+        if self._conn is None:
+            return [self.conn_tab_size_] + [0] * 7
+        return self._conn.e.histogram()
+
+    # ------------------------------------------------------------------
+    # packet path (ipvs_py.conn)
+    def _path(self):
+        if self._conn is None:
+            from .conn import ConnPath
+            self._conn = ConnPath(self)
+        return self._conn
+
+    def conn_timeouts(self):
+        """Per-state timeouts (seconds) with the ``--set`` values."""
+        tcp = list(self.state_timeouts["tcp"])
+        tcp[1] = self.timeouts["tcp"]          # ESTABLISHED
+        tcp[4] = self.timeouts["tcp_fin"]      # FIN_WAIT
+        return {"tcp": tcp, "udp": self.timeouts["udp"],
+                "sctp": list(self.state_timeouts["sctp"])}
+
+    def set_state_timeout(self, proto, state, seconds):
+        """Set one protocol state's timeout (``proto`` "tcp"/"sctp",
+        ``state`` a kernel state name such as "TIME_WAIT")."""
+        from ._core.conntab import SCTP_STATES, TCP_STATES
+        names = TCP_STATES if proto == "tcp" else SCTP_STATES
+        i = names.index(state.upper())
+        if proto == "tcp" and i in (1, 4):
+            self.timeouts["tcp" if i == 1 else "tcp_fin"] = int(seconds)
+        else:
+            self.state_timeouts[proto][i] = int(seconds)
+        self.config_gen += 1
+
+    def avail_mem_pages(self):
+        """Free + buffered pages as update_defense_level() reads them."""
+        from ._core.conntab import CONN_BYTES
+        used = (self.conn_count * CONN_BYTES) >> 12
+        return max(0, self.mem_pages - used)
+
+    def update_defense_level(self):
+        """update_defense_level() (ip_vs_ctl.c): modes 1/2 follow memory
+        (2 while short, back to 1 when not), 3 is always on."""
+        sc = self.sysctl
+        avail = self.avail_mem_pages()
+        amem = max(sc["amemthresh"], 0)
+        nomem = avail < amem
+        de = sc["drop_entry"]
+        if de == 1 and nomem:
+            sc._values["drop_entry"] = de = 2
+        elif de == 2 and not nomem:
+            sc._values["drop_entry"] = 1
+        self.dropentry_on = de == 3 or (de == 2 and nomem)
+        dp = sc["drop_packet"]
+        if dp in (1, 2):
+            if nomem:
+                self.drop_rate = self.drop_counter = amem // (amem - avail)
+                sc._values["drop_packet"] = 2
+            else:
+                self.drop_rate = 0
+                sc._values["drop_packet"] = 1
+        else:
+            self.drop_rate = sc["am_droprate"] if dp == 3 else 0
+        st = sc["secure_tcp"]
+        if st == 1 and nomem:
+            sc._values["secure_tcp"] = st = 2
+        elif st == 2 and not nomem:
+            sc._values["secure_tcp"] = st = 1
+        self.secure_tcp_on = st >= 2
+        self.config_gen += 0
+
+    def drop_defense_on(self, name):
+        """Whether secure_tcp's state table is in use."""
+        return self.secure_tcp_on
+
+    def packet(self, proto, saddr, sport, daddr, dport, tcp_flags="S",
+               fwmark=0, *, direction="in", length=0):
+        """One packet through ip_vs_in (``direction="in"``, client ->
+        VIP) or ip_vs_out (``"out"``, real server -> client) at the current
+        virtual time.  Returns a Verdict (.action, .dest, .conn).  Raises
+        ValueError for an unknown protocol or a port outside 1..65535."""
+        return self._path().packet(proto, saddr, sport, daddr, dport,
+                                   tcp_flags, fwmark, direction, length)
+
+    def replay(self, batch):
+        """A PacketBatch (or rows) in order without the GIL; the clock
+        follows the time column.  res.dest[i]/res.action[i] equal what
+        packet() returns row by row."""
+        return self._path().replay(batch)
+
+    def list_conn_text(self, persistent_conn=False):
+        """The text of ``ipvsadm -Lnc`` (``--persistent-conn``)."""
+        return text.list_conn(self, persistent_conn)
+
+    def conn_rows(self):
+        """/proc/net/ip_vs_conn rows (without the header)."""
+        return [] if self._conn is None else self._conn.conn_rows()
 
     def _sched_hook(self, name, svc, dest=None):
         """Run the service's scheduler hook ``name`` (init_service,
@@ -614,6 +742,9 @@ class Netns:
         is added, then 2^8 while there are no connections)."""
         if self.kernel == "6.1":
             return 1 << self.conn_tab_bits
+        if self._conn is not None:      # the engine's current array
+            self.conn_tab_size_, _, self.conn_tab_lfactor = \
+                self._conn.e.table_info()
         return self.conn_tab_size_
 
     def __repr__(self):

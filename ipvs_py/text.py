@@ -496,3 +496,32 @@ def status(net):
     # IPVS_EST_CHAIN_FACTOR (48 on 64-bit) * IPVS_EST_NTICKS (50)
     out.append("Stats thread ests:\t%d\n" % (net.est_chain_max * 48 * 50))
     return "".join(out)
+
+
+def _conn_name(addr_text, port):
+    """addrport_to_anyname() with FMT_NUMERIC: a.b.c.d:port, [v6]:port."""
+    import ipaddress as _ip
+    if ":" in addr_text:
+        return "[%s]:%d" % (addr_text, port)
+    return "%s:%d" % (_ip.IPv4Address(int(addr_text, 16)), port)
+
+
+def list_conn(net, persistent_conn=False):
+    """``ipvsadm -Lnc``: ipvsadm's print_conn() over /proc/net/ip_vs_conn."""
+    out = ["IPVS connection entries\n"]
+    if persistent_conn:
+        out.append("pro expire %-11s %-18s %-18s %-18s %-16s %s\n"
+                   % ("state", "source", "virtual", "destination",
+                      "pe name", "pe_data"))
+    else:
+        out.append("pro expire %-11s %-18s %-18s %s\n"
+                   % ("state", "source", "virtual", "destination"))
+    for row in net.conn_rows():
+        f = row.split()
+        proto, ca, cp, va, vp, da, dp, state, exp = f[:9]
+        expires = int(exp)
+        out.append("%-3s %-6s %-11s %-18s %-18s %s\n" % (
+            proto, "%02d:%02d" % (expires // 60, expires % 60), state,
+            _conn_name(ca, int(cp, 16)), _conn_name(va, int(vp, 16)),
+            _conn_name(da, int(dp, 16))))
+    return "".join(out)

@@ -717,6 +717,43 @@ static inline int iht_insert(struct iht_table *t, struct iht_node *n,
 	return 0;
 }
 
+/* Link two nodes of one entry (a NAT conn's hn0 and hn1) into the newest
+ * array under both bucket locks, taken in INCREASING BUCKET ORDER (one lock
+ * when both hash to the same bucket), so that a reader never sees half of
+ * a connection and two writers never deadlock (conn_tab_lock() with
+ * ip_vs_conn_hash() of the 2026 series).  @key0/@key1 are hashed with
+ * @khash.  Counts the entry once (@count_delta).  Context as iht_insert.
+ * Returns 1 if this call set the resize request, else 0. */
+static inline int iht_insert2(struct iht_table *t, struct iht_node *n0,
+			      const void *key0, struct iht_node *n1,
+			      const void *key1, iht_key_hash_fn khash,
+			      void *ctx, int count_delta)
+{
+	unsigned int slot = iht_read_lock(t);
+	struct iht_tbl *tb = iht_newest_tbl(t);
+	uint32_t hk0 = iht_build_hash_key(tb, khash(key0, &tb->hash_key, ctx));
+	uint32_t hk1 = iht_build_hash_key(tb, khash(key1, &tb->hash_key, ctx));
+	struct iht_bl_head *h0 = iht_bucket(tb, hk0), *h1 = iht_bucket(tb, hk1);
+	struct iht_bl_head *lo = h0 < h1 ? h0 : h1, *hi = h0 < h1 ? h1 : h0;
+	int64_t u_thresh = tb->u_thresh, cnt;
+
+	atomic_store_explicit(&n0->hash_key, hk0, memory_order_relaxed);
+	atomic_store_explicit(&n1->hash_key, hk1, memory_order_relaxed);
+	iht_bl_lock(lo);
+	if (hi != lo)
+		iht_bl_lock(hi);
+	iht_bl_add_head_locked(h0, n0);
+	iht_bl_add_head_locked(h1, n1);
+	if (hi != lo)
+		iht_bl_unlock(hi);
+	iht_bl_unlock(lo);
+	iht_read_unlock(t, slot);
+	cnt = atomic_fetch_add(&t->count, count_delta) + count_delta;
+	if (count_delta > 0 && cnt > u_thresh)
+		return !atomic_exchange(&t->resize_requested, 1);
+	return 0;
+}
+
 /* After a remove: the services' shrink trigger (count <= l_thresh). */
 static inline int iht_note_removed(struct iht_table *t, int count_delta)
 {
@@ -809,6 +846,22 @@ static inline struct iht_node *iht_remove_key(struct iht_table *t,
 	if (found)
 		iht_note_removed(t, count_delta);
 	return found;
+}
+
+/* Move node @n to the bucket of @key (ip_vs_conn_rehash() for a conn
+ * whose client port became known, IP_VS_CONN_F_NO_CPORT): unlink by the
+ * saved hash_key, then link under the new key into the newest array.  The
+ * entry count does not change.  Between the two steps a lookup may miss
+ * the node, as in the kernel (unhash + hash).  Context as iht_unlink.
+ * Returns 0 or -ENOENT. */
+static inline int iht_rehash(struct iht_table *t, struct iht_node *n,
+			     const void *key, iht_key_hash_fn khash, void *ctx)
+{
+	int ret = iht_unlink(t, n, 0);
+
+	if (!ret)
+		iht_insert(t, n, key, khash, ctx, 0);
+	return ret;
 }
 
 /* ------------------------------------------------------------ resize */

@@ -1,0 +1,544 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""The connection table and packet path in C (``include/ipvs_conn.h``).
+
+:class:`ConnEngine` owns one namespace's conns: the resizable hlist_bl
+table (hn0/hn1 nodes, siphash keys), the timer heap, the packet-path view
+of services and dests, and the per-dest counters.  ``ipvs_py.conn`` keeps
+it in step with the control plane; tests and benchmarks may drive it
+directly.  ``replay`` runs a whole batch without the GIL; the GIL is taken
+back only to call a Python scheduler (services whose scheduler has no C
+version).
+"""
+cimport cython
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy, memset
+
+import numpy as np
+
+from ipvs_py._core.hashing cimport ipvs_siphash_key_t
+from ipvs_py._core.sched cimport BatchScheduler, ipvs_sched_svc_t
+from ipvs_py._core.table cimport (iht_table, iht_node, iht_lock_profile,
+                                  iht_init, iht_destroy, iht_histogram,
+                                  iht_count, iht_maybe_resize,
+                                  iht_resize_pending, iht_set_lfactor,
+                                  iht_walker, iht_walk_start, iht_walk_next,
+                                  iht_walk_stop, iht_snapshot, iht_tbl)
+
+__all__ = ["ConnEngine", "TCP_STATES", "SCTP_STATES", "CONN_BYTES"]
+
+TCP_STATES = ("NONE", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT",
+              "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN",
+              "SYNACK")
+SCTP_STATES = ("NONE", "INIT1", "INIT", "C-SENT", "C-REPLIED", "C-WAIT",
+               "COOKIE", "C-ECHOED", "ESTABLISHED", "S-SENT", "S-RECEIVED",
+               "S-ACK-SENT", "REJECTED", "CLOSED")
+
+
+cdef extern from "ipvs_conn.h" nogil:
+    enum:
+        IPVS_V_PASS, IPVS_V_FORWARD, IPVS_V_DROP, IPVS_V_ERROR
+        IPVS_CONN_NONE
+        IPVS_CONN_CHUNK
+        TS_LAST
+        SS_LAST
+    cdef struct ipvs_conn:
+        iht_node hn[2]
+        uint32_t caddr[4]
+        uint32_t vaddr[4]
+        uint32_t daddr[4]
+        uint32_t expires
+        uint32_t timeout
+        uint32_t flags
+        int32_t dest
+        uint32_t control
+        int32_t n_control
+        uint16_t cport, vport, dport
+        uint8_t af, protocol, state, in_use, daf
+        uint32_t id
+    cdef struct ipvs_cdest:
+        int32_t activeconns, inactconns, persistconns, refcnt
+        int32_t weight
+        uint32_t u_thresh, l_thresh, flags
+        uint32_t addr[4]
+        uint16_t port
+        uint8_t af, fwd
+        int32_t svc
+        uint64_t conns, inpkts, outpkts, inbytes, outbytes
+    cdef struct ipvs_csvc:
+        uint32_t addr[4]
+        uint32_t fwmark, flags, timeout
+        uint32_t netmask[4]
+        uint16_t port
+        uint8_t af, protocol
+        int32_t live
+        ipvs_sched_svc_t *sched
+        int32_t *row_dest
+        uint64_t conns, inpkts, outpkts, inbytes, outbytes
+    cdef struct ipvs_pkt:
+        uint32_t saddr[4]
+        uint32_t daddr[4]
+        uint32_t fwmark, len
+        uint16_t sport, dport
+        uint8_t af, protocol, flags, dir
+    cdef struct ipvs_verdict:
+        int action
+        int32_t dest
+        uint32_t conn
+    ctypedef int32_t (*ipvs_sched_cb)(ipvs_engine *e, int svc,
+                                      const ipvs_pkt *p, void *arg)
+    cdef struct ipvs_engine:
+        iht_table tab
+        uint32_t nchunks, nslots, free_head
+        int64_t nconns, no_cport, ntemplates
+        size_t heap_n
+        uint32_t now, hz
+        uint32_t tcp_timeouts[12]
+        uint32_t udp_timeout
+        uint32_t sctp_timeouts[15]
+        int secure_tcp, conn_reuse_mode, expire_nodest_conn
+        int expire_quiescent_template, sloppy_tcp, sloppy_sctp
+        int drop_rate, drop_counter
+        uint64_t dropentry
+        uint64_t rng
+        ipvs_cdest *dests
+        uint32_t ndests
+        ipvs_csvc *svcs
+        uint32_t nsvcs
+        ipvs_sched_cb sched_cb
+        void *sched_arg
+        int cb_error
+        uint64_t tot_conns, tot_inpkts, tot_outpkts, tot_inbytes, tot_outbytes
+    void *ipvs_engine_free_all "ipvs_engine_free_all"(ipvs_engine *e)
+    ipvs_conn *ipvs_conn_of(ipvs_engine *e, uint32_t id)
+    ipvs_conn *ipvs_conn_of_node(const iht_node *n)
+    ipvs_verdict ipvs_packet(ipvs_engine *e, const ipvs_pkt *p, uint32_t now)
+    uint64_t ipvs_run_timers(ipvs_engine *e, uint32_t until)
+    void ipvs_conn_expire_now(ipvs_engine *e, uint32_t id)
+    uint32_t ipvs_node_hash(const iht_node *n, const ipvs_siphash_key_t *hk, void *ctx)
+    uint32_t ipvs_engine_sizeof_conn()
+    uint64_t ipvs_random_dropentry(ipvs_engine *e)
+
+CONN_BYTES = ipvs_engine_sizeof_conn()
+DEF PF_DIST = 16       # rows ahead for the bucket prefetch
+DEF PF_RING = 32       # power of two > PF_DIST
+_ACTIONS = ("pass", "forward", "drop", "error")
+_TCP_DEFAULT = (2, 900, 120, 60, 120, 120, 10, 60, 30, 120, 120, 2)
+_SCTP_DEFAULT = (2, 4, 61, 61, 61, 61, 61, 61, 900, 61, 61, 61, 4, 61, 2)
+
+
+cdef int32_t _py_sched(ipvs_engine *e, int svc, const ipvs_pkt *p,
+                       void *arg) noexcept nogil:
+    with gil:
+        try:
+            return (<ConnEngine>arg)._call_sched(svc, p[0])
+        except BaseException as exc:
+            (<ConnEngine>arg)._cb_exc = exc
+            e.cb_error = 1
+            return -1
+
+
+cdef inline void _addr16(const uint8_t[::1] src, uint32_t *dst) noexcept nogil:
+    memcpy(dst, &src[0], 16)
+
+
+@cython.final
+cdef class ConnEngine:
+    """One namespace's conn table and packet path.
+
+    ``ConnEngine(hz=250, min_bits=8, max_bits=12, lfactor=-4)``.  Dests
+    and services are registered by index (:meth:`set_dest`,
+    :meth:`set_service`); addresses are 16 raw network-order bytes, ports
+    host order.  Not thread safe: one caller at a time.
+    """
+    cdef ipvs_engine e
+    cdef bint ready
+    cdef list _svc_keep          # BatchSchedulers kept alive per service
+    cdef object sched_fn         # Python scheduler callback
+    cdef object _cb_exc
+
+    def __cinit__(self, hz=250, min_bits=8, max_bits=12, lfactor=-4):
+        cdef iht_lock_profile prof
+        memset(&self.e, 0, sizeof(self.e))
+        prof.seqc_shift, prof.seqc_max, prof.locks, prof.ncpus = 6, 256, 8, 0
+        self.e.free_head = IPVS_CONN_NONE
+        self.e.hz = hz
+        if iht_init(&self.e.tab, min_bits, max_bits, lfactor, &prof, 0,
+                    ipvs_node_hash, NULL) != 0:
+            raise MemoryError("conn table")
+        self.ready = True
+        self._svc_keep = []
+        self.e.conn_reuse_mode = 1
+        self.set_timeouts()
+
+    def __dealloc__(self):
+        cdef uint32_t i
+        if self.ready:
+            iht_destroy(&self.e.tab, NULL, NULL)
+            ipvs_engine_free_all(&self.e)
+
+    # -- configuration ---------------------------------------------------
+    def set_timeouts(self, tcp=None, udp=300, sctp=None):
+        """Per-state timeouts in seconds (``tcp``: 11 values in state
+        order, ``sctp``: 14); defaults are the kernel's tables."""
+        cdef int i
+        tcp = list(tcp or _TCP_DEFAULT[:11])
+        sctp = list(sctp or _SCTP_DEFAULT[:14])
+        for i in range(11):
+            self.e.tcp_timeouts[i] = <uint32_t>(tcp[i] * self.e.hz)
+        self.e.tcp_timeouts[11] = 2 * self.e.hz
+        for i in range(14):
+            self.e.sctp_timeouts[i] = <uint32_t>(sctp[i] * self.e.hz)
+        self.e.sctp_timeouts[14] = 2 * self.e.hz
+        self.e.udp_timeout = <uint32_t>(udp * self.e.hz)
+
+    def set_sysctls(self, *, secure_tcp=0, conn_reuse_mode=1,
+                    expire_nodest_conn=0, expire_quiescent_template=0,
+                    sloppy_tcp=0, sloppy_sctp=0, drop_rate=None):
+        """The sysctls the packet path reads (secure_tcp: tcp_states_dos
+        when nonzero)."""
+        self.e.secure_tcp = 1 if secure_tcp else 0
+        self.e.conn_reuse_mode = conn_reuse_mode
+        self.e.expire_nodest_conn = expire_nodest_conn
+        self.e.expire_quiescent_template = expire_quiescent_template
+        self.e.sloppy_tcp = sloppy_tcp
+        self.e.sloppy_sctp = sloppy_sctp
+        if drop_rate is not None and drop_rate != self.e.drop_rate:
+            self.e.drop_rate = drop_rate
+            self.e.drop_counter = drop_rate
+
+    def set_lfactor(self, int lfactor):
+        """conn_lfactor written: the sysctl kicks the resize work, which
+        rebuilds at the new load factor (8d7de5477e47)."""
+        if iht_set_lfactor(&self.e.tab, lfactor) != 0:
+            raise ValueError(f"lfactor {lfactor} out of range")
+        iht_maybe_resize(&self.e.tab)
+
+    def set_sched_callback(self, fn):
+        """``fn(svc_index, af, proto, saddr16, sport, daddr16, dport,
+        fwmark) -> dest index or -1`` for services without a C scheduler."""
+        self.sched_fn = fn
+        if fn is None:
+            self.e.sched_cb = NULL
+        else:
+            self.e.sched_cb = _py_sched
+            self.e.sched_arg = <void *>self
+
+    cdef int32_t _call_sched(self, int svc, ipvs_pkt p) except? -2:
+        sa = (<char *>p.saddr)[:16]
+        da = (<char *>p.daddr)[:16]
+        return self.sched_fn(svc, p.af, p.protocol, sa,
+                             ((p.sport >> 8) | (p.sport << 8)) & 0xFFFF, da,
+                             ((p.dport >> 8) | (p.dport << 8)) & 0xFFFF,
+                             p.fwmark)
+
+    def set_dest(self, int idx, bytes addr, int port, int af, int fwd,
+                 int weight, int u_thresh=0, int l_thresh=0,
+                 bint available=True, int svc=-1):
+        """Create or update dest ``idx`` (config fields only; counters
+        stay)."""
+        cdef ipvs_cdest *d
+        cdef uint32_t n
+        if idx < 0:
+            raise ValueError("dest index")
+        if <uint32_t>idx >= self.e.ndests:
+            n = idx + 1
+            d = <ipvs_cdest *>realloc(self.e.dests, n * sizeof(ipvs_cdest))
+            if d == NULL:
+                raise MemoryError()
+            memset(&d[self.e.ndests], 0,
+                   (n - self.e.ndests) * sizeof(ipvs_cdest))
+            self.e.dests = d
+            self.e.ndests = n
+        d = &self.e.dests[idx]
+        memcpy(d.addr, <char *>addr, 16)
+        d.port = ((port >> 8) | (port << 8)) & 0xFFFF
+        d.af, d.fwd, d.weight = af, fwd, weight
+        d.u_thresh, d.l_thresh = u_thresh, l_thresh
+        d.flags = (d.flags & ~1) | (1 if available else 0)
+        d.svc = svc
+
+    def set_overload(self, int idx, bint on):
+        if on:
+            self.e.dests[idx].flags |= 2
+        else:
+            self.e.dests[idx].flags &= ~2
+
+    def dest_counters(self, int idx):
+        """(activeconns, inactconns, persistconns, refcnt, flags, conns,
+        inpkts, outpkts, inbytes, outbytes)"""
+        cdef ipvs_cdest *d = &self.e.dests[idx]
+        return (d.activeconns, d.inactconns, d.persistconns, d.refcnt,
+                d.flags, d.conns, d.inpkts, d.outpkts, d.inbytes, d.outbytes)
+
+    def svc_counters(self, int idx):
+        cdef ipvs_csvc *s = &self.e.svcs[idx]
+        return (s.conns, s.inpkts, s.outpkts, s.inbytes, s.outbytes)
+
+    def tot_counters(self):
+        return (self.e.tot_conns, self.e.tot_inpkts, self.e.tot_outpkts,
+                self.e.tot_inbytes, self.e.tot_outbytes)
+
+    def set_service(self, int idx, bytes addr, int port, int af, int protocol,
+                    int fwmark, int flags, int timeout_s, bytes netmask,
+                    BatchScheduler sched=None, row_dest=(), bint live=True):
+        """Create or update service ``idx``.  ``sched``: a C scheduler
+        (its rows in ``row_dest`` order map to engine dest ids) or None
+        for the Python callback; ``netmask``: 16 mask bytes."""
+        cdef ipvs_csvc *s
+        cdef uint32_t n
+        cdef int i
+        if <uint32_t>idx >= self.e.nsvcs:
+            n = idx + 1
+            s = <ipvs_csvc *>realloc(self.e.svcs, n * sizeof(ipvs_csvc))
+            if s == NULL:
+                raise MemoryError()
+            memset(&s[self.e.nsvcs], 0, (n - self.e.nsvcs) * sizeof(ipvs_csvc))
+            self.e.svcs = s
+            self.e.nsvcs = n
+            while len(self._svc_keep) < n:
+                self._svc_keep.append(None)
+        s = &self.e.svcs[idx]
+        memcpy(s.addr, <char *>addr, 16)
+        memcpy(s.netmask, <char *>netmask, 16)
+        s.port = ((port >> 8) | (port << 8)) & 0xFFFF
+        s.af, s.protocol, s.fwmark, s.flags = af, protocol, fwmark, flags
+        s.timeout = <uint32_t>(timeout_s * self.e.hz)
+        s.live = live
+        free(s.row_dest)
+        s.row_dest = NULL
+        s.sched = NULL
+        if sched is not None:
+            s.row_dest = <int32_t *>malloc(max(len(row_dest), 1) * 4)
+            if s.row_dest == NULL:
+                raise MemoryError()
+            for i in range(len(row_dest)):
+                s.row_dest[i] = row_dest[i]
+            s.sched = &sched.s
+        self._svc_keep[idx] = sched
+
+    # -- packets ---------------------------------------------------------
+    def packet(self, int af, int proto, bytes saddr, int sport, bytes daddr,
+               int dport, int flags=0, int fwmark=0, int length=0,
+               int direction=0, now=None):
+        """One packet at ``now`` jiffies (default: the engine clock).
+        Returns (action name, dest index or -1, conn id or -1)."""
+        cdef ipvs_pkt p
+        cdef ipvs_verdict v
+        cdef uint32_t t = self.e.now if now is None else <uint32_t>now
+        memset(&p, 0, sizeof(p))
+        if len(saddr) != 16 or len(daddr) != 16:
+            raise ValueError("addresses are 16 raw bytes")
+        memcpy(p.saddr, <char *>saddr, 16)
+        memcpy(p.daddr, <char *>daddr, 16)
+        p.sport = ((sport >> 8) | (sport << 8)) & 0xFFFF
+        p.dport = ((dport >> 8) | (dport << 8)) & 0xFFFF
+        p.af, p.protocol, p.flags, p.dir = af, proto, flags, direction
+        p.fwmark, p.len = fwmark, length
+        self._cb_exc = None
+        v = ipvs_packet(&self.e, &p, t)
+        self._after()
+        return (_ACTIONS[v.action], v.dest,
+                -1 if v.conn == IPVS_CONN_NONE else v.conn)
+
+    cdef int _after(self) except -1:
+        if iht_resize_pending(&self.e.tab):
+            iht_maybe_resize(&self.e.tab)
+        if self.e.cb_error:
+            self.e.cb_error = 0
+            exc, self._cb_exc = self._cb_exc, None
+            raise exc
+        return 0
+
+    def replay(self, batch, times, int32_t[::1] dest_out,
+               uint8_t[::1] action_out):
+        """Run every row of a PacketBatch in order without the GIL;
+        ``times`` are jiffies (uint32).  Fills ``dest_out`` (engine dest
+        id or -1) and ``action_out`` (0 pass, 1 forward, 2 drop)."""
+        cdef const uint8_t[:, ::1] sa = np.ascontiguousarray(batch.saddr)
+        cdef const uint8_t[:, ::1] da = np.ascontiguousarray(batch.daddr)
+        cdef const uint8_t[::1] proto = np.ascontiguousarray(batch.proto)
+        cdef const uint8_t[::1] af = np.ascontiguousarray(batch.af)
+        cdef const uint16_t[::1] sp = np.ascontiguousarray(batch.sport)
+        cdef const uint16_t[::1] dp = np.ascontiguousarray(batch.dport)
+        cdef const uint8_t[::1] fl = np.ascontiguousarray(batch.tcp_flags)
+        cdef const uint32_t[::1] fw = np.ascontiguousarray(batch.fwmark)
+        cdef const uint32_t[::1] ln = np.ascontiguousarray(batch.length)
+        cdef const uint8_t[::1] dr = np.ascontiguousarray(batch.direction)
+        cdef const uint32_t[::1] tm = np.ascontiguousarray(times, dtype=np.uint32)
+        cdef Py_ssize_t n = proto.shape[0], i
+        cdef ipvs_pkt p
+        cdef ipvs_verdict v
+        cdef iht_bl_head *ring[PF_RING]
+        cdef Py_ssize_t j
+        cdef uint16_t a, b
+        memset(&p, 0, sizeof(p))
+        memset(ring, 0, sizeof(ring))
+        self._cb_exc = None
+        with nogil:
+            for i in range(n):
+                # three-stage prefetch: bucket PF_DIST rows ahead, its
+                # first conn PF_DIST/2 ahead, the second PF_DIST/4 ahead
+                # (hints only)
+                j = i + PF_DIST
+                if j < n:
+                    a = (sp[j] >> 8) | (sp[j] << 8)
+                    b = (dp[j] >> 8) | (dp[j] << 8)
+                    ring[j & (PF_RING - 1)] = ipvs_prefetch_bucket(
+                        &self.e, af[j], proto[j], <const uint32_t *>&sa[j, 0],
+                        a, <const uint32_t *>&da[j, 0], b, dr[j])
+                j = i + PF_DIST // 2
+                if j < n:
+                    ipvs_prefetch_conn(ring[j & (PF_RING - 1)])
+                j = i + PF_DIST // 4
+                if j < n:
+                    ipvs_prefetch_next(ring[j & (PF_RING - 1)])
+                memcpy(p.saddr, &sa[i, 0], 16)
+                memcpy(p.daddr, &da[i, 0], 16)
+                p.sport = (sp[i] >> 8) | (sp[i] << 8)
+                p.dport = (dp[i] >> 8) | (dp[i] << 8)
+                p.af = af[i]
+                p.protocol = proto[i]
+                p.flags = fl[i]
+                p.dir = dr[i]
+                p.fwmark = fw[i]
+                p.len = ln[i]
+                v = ipvs_packet(&self.e, &p, tm[i])
+                if self.e.cb_error:
+                    break
+                dest_out[i] = v.dest
+                action_out[i] = v.action
+                if iht_resize_pending(&self.e.tab):
+                    iht_maybe_resize(&self.e.tab)
+                    memset(ring, 0, sizeof(ring))   # buckets of a freed array
+        self._after()
+        return n
+
+    # -- timers and conns ------------------------------------------------
+    def run_timers(self, uint32_t until):
+        """Expire every conn due by ``until`` jiffies; returns the count."""
+        cdef uint64_t r
+        with nogil:
+            r = ipvs_run_timers(&self.e, until)
+        return r
+
+    def maybe_resize(self):
+        """conn_resize_work_handler(): grow or shrink to the desired size."""
+        return iht_maybe_resize(&self.e.tab)
+
+    def random_dropentry(self):
+        """ip_vs_random_dropentry() once; returns the conns dropped."""
+        return ipvs_random_dropentry(&self.e)
+
+    @property
+    def dropentry(self):
+        """Conns dropped by drop-entry so far."""
+        return self.e.dropentry
+
+    def seed(self, uint64_t s):
+        """Seed the drop-entry scan's random bucket choice."""
+        self.e.rng = s or 1
+
+    def expire_conn(self, uint32_t cid):
+        ipvs_conn_expire_now(&self.e, cid)
+
+    @property
+    def now(self):
+        return self.e.now
+
+    @property
+    def nconns(self):
+        return self.e.nconns
+
+    @property
+    def no_cport(self):
+        return self.e.no_cport
+
+    @property
+    def ntemplates(self):
+        return self.e.ntemplates
+
+    @property
+    def timers_pending(self):
+        return self.e.heap_n
+
+    def table_info(self):
+        """(size, bits, lfactor) of the current array."""
+        cdef iht_tbl tb
+        if iht_snapshot(&self.e.tab, &tb) != 0:
+            return (0, 0, 0)
+        return (tb.size, tb.bits, tb.lfactor)
+
+    def histogram(self):
+        """Chain lengths: [empty, len-1, ..., len-7+] (hash nodes)."""
+        cdef uint64_t out[9]
+        iht_histogram(&self.e.tab, out)     # [walked, empty, len-1..7+]
+        return [out[i] for i in range(1, 9)]
+
+    def memory(self):
+        """Bytes held: conn slots, the timer heap, table buckets."""
+        return {"conn_slots": self.e.nslots * CONN_BYTES,
+                "conn_bytes": CONN_BYTES}
+
+    def conns(self):
+        """Every conn (hn0 walk order, as /proc/net/ip_vs_conn) as tuples
+        (id, af, proto, caddr16, cport, vaddr16, vport, daddr16, dport,
+        state, flags, expires_jiffies, dest, control, n_control, daf)."""
+        cdef iht_walker w
+        cdef iht_node *n
+        cdef ipvs_conn *c
+        out = []
+        iht_walk_start(&self.e.tab, &w)
+        while True:
+            n = iht_walk_next(&w)
+            if n == NULL:
+                break
+            if n.aux != 0:
+                continue
+            c = ipvs_conn_of_node(n)
+            out.append((c.id, c.af, c.protocol, (<char *>c.caddr)[:16],
+                        _ntohs(c.cport), (<char *>c.vaddr)[:16],
+                        _ntohs(c.vport), (<char *>c.daddr)[:16],
+                        _ntohs(c.dport), c.state, c.flags, c.expires, c.dest,
+                        -1 if c.control == IPVS_CONN_NONE else c.control,
+                        c.n_control, c.daf))
+        iht_walk_stop(&w)
+        return out
+
+    def lookup_out(self, int af, int proto, bytes caddr, int cport,
+                   bytes daddr, int dport):
+        """Conn id found by the reply-direction (hn1) key, or -1."""
+        return self._lookup(af, proto, caddr, cport, daddr, dport, 1)
+
+    def lookup_in(self, int af, int proto, bytes caddr, int cport,
+                  bytes vaddr, int vport):
+        """Conn id found by the client-direction (hn0) key, or -1."""
+        return self._lookup(af, proto, caddr, cport, vaddr, vport, 0)
+
+    cdef object _lookup(self, int af, int proto, bytes r, int rport, bytes l,
+                        int lport, int d):
+        cdef ipvs_conn *c = ipvs_engine_lookup(&self.e, af, proto,
+                                               <const uint32_t *><char *>r,
+                                               _ntohs(rport),
+                                               <const uint32_t *><char *>l,
+                                               _ntohs(lport), d)
+        return -1 if c == NULL else c.id
+
+
+cdef extern from "ipvs_conn.h" nogil:
+    struct iht_bl_head:
+        pass
+    iht_bl_head *ipvs_prefetch_bucket(ipvs_engine *e, uint8_t af,
+                                      uint8_t proto, const uint32_t *s,
+                                      uint16_t sp, const uint32_t *d,
+                                      uint16_t dp, int dir)
+    void ipvs_prefetch_conn(iht_bl_head *h)
+    void ipvs_prefetch_next(iht_bl_head *h)
+    ipvs_conn *ipvs_engine_lookup(ipvs_engine *e, int af, int proto,
+                                  const uint32_t *r, uint16_t rport,
+                                  const uint32_t *l, uint16_t lport, int dir)
+
+
+cdef inline int _ntohs(int v) noexcept nogil:
+    return ((v >> 8) | (v << 8)) & 0xFFFF

@@ -1,0 +1,303 @@
+"""The packet path of one Netns: the C engine kept in step with the control
+plane (``ipvs_py._core.conntab``), verdicts, conn texts.
+
+``Netns.packet()``/``replay()``/``advance()`` come here.  Both entry points
+run the same C code (``ipvs_in``/``ipvs_out`` of ``include/ipvs_conn.h``);
+``packet()`` is a batch of one, so the two agree row by row by
+construction (tests/unit/test_conn.py checks it anyway).
+
+Ownership: the engine owns the conn counters of every dest (activeconns,
+inactconns, persistconns, refcnt, OVERLOAD, traffic stats); after each call
+they are copied to the Python ``Dest``/``Service`` objects, which the
+schedulers, texts and the dest_trash read.  The C schedulers (rr wrr lc wlc
+sed nq fo ovf sh dh mh) run inside the engine; their state is taken from
+``svc.sched_data`` when the configuration changes and written back after
+each call.  Other schedulers are called back in Python (with the GIL).
+"""
+import ipaddress
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import numpy as np
+
+from ._core.conntab import ConnEngine, SCTP_STATES, TCP_STATES
+from ._core.sched import BatchScheduler, KINDS
+from .packets import PacketBatch, parse_proto, parse_tcp_flags
+from .schedulers.base import PacketInfo, is_available
+from .schedulers.sched import lookup_scheduler
+from .stats import COUNTERS
+
+__all__ = ["ConnPath", "Verdict", "ReplayResult", "CF_TEMPLATE"]
+
+CF_TEMPLATE = 0x1000
+_PROTO_NAME = {0: "IP", 6: "TCP", 17: "UDP", 132: "SCTP", 1: "ICMP"}
+_DIRS = {"in": 0, "out": 1, 0: 0, 1: 1}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the model did with one packet: ``action`` is "forward",
+    "drop" or "pass"; ``dest`` the real server (addr, port) or None;
+    ``conn`` the conn id in the engine (or None)."""
+    action: str
+    dest: Optional[Tuple[str, int]]
+    conn: Optional[int]
+
+
+class ReplayResult:
+    """Per-row results of :meth:`ConnPath.replay`: ``dest[i]`` is
+    (addr, port) or None, ``action[i]`` a string; ``dest_index``/``codes``
+    are the raw arrays (engine dest id, 0 pass / 1 forward / 2 drop)."""
+
+    _NAMES = ("pass", "forward", "drop", "error")
+
+    def __init__(self, path, dest_index, codes):
+        self.dest_index = dest_index
+        self.codes = codes
+        self._path = path
+        self.dest = _LazyList(lambda i: path._dest_tuple(int(dest_index[i])),
+                              len(codes))
+        self.action = _LazyList(lambda i: self._NAMES[codes[i]], len(codes))
+
+    def __len__(self):
+        return len(self.codes)
+
+
+class _LazyList:
+    def __init__(self, fn, n):
+        self._fn, self._n = fn, n
+
+    def __len__(self):
+        return self._n
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self._fn(j) for j in range(*i.indices(self._n))]
+        if i < 0:
+            i += self._n
+        if not 0 <= i < self._n:
+            raise IndexError(i)
+        return self._fn(i)
+
+    def __iter__(self):
+        return (self._fn(i) for i in range(self._n))
+
+
+def _raw16(addr):
+    return ipaddress.ip_address(addr).packed.ljust(16, b"\0")
+
+
+def _mask16(svc):
+    if svc.af == 10:
+        bits = int(svc.netmask)
+        return ((1 << 128) - (1 << (128 - bits))).to_bytes(16, "big")
+    return int(svc.netmask & 0xFFFFFFFF).to_bytes(4, "big").ljust(16, b"\0")
+
+
+class ConnPath:
+    """The packet path of ``net`` (created on first use)."""
+
+    def __init__(self, net):
+        self.net = net
+        if net.kernel == "6.1":     # one fixed 2^conn_tab_bits table
+            lo = hi = net.conn_tab_bits
+            lf = 0
+        else:
+            lo, hi = 8, net.conn_tab_bits
+            lf = net.sysctl["conn_lfactor"]
+        self.e = ConnEngine(net.hz, lo, hi, lf)
+        self.e.seed(net._rng.getrandbits(64))
+        self._lfactor = lf
+        self._gen = None
+        self._dest_ids = {}         # Dest -> engine id
+        self._dests = []            # engine id -> Dest
+        self._svc_ids = {}          # Service -> engine index
+        self._svcs = []
+        self._bs = {}               # engine svc index -> BatchScheduler
+        self.e.set_sched_callback(self._py_schedule)
+
+    # -- configuration -------------------------------------------------------
+    def _dest_id(self, d):
+        i = self._dest_ids.get(d)
+        if i is None:
+            i = self._dest_ids[d] = len(self._dests)
+            self._dests.append(d)
+        return i
+
+    def sync_config(self):
+        """Mirror services, dests, timeouts and sysctls into the engine
+        when the configuration changed (Netns.config_gen)."""
+        net = self.net
+        sc = net.sysctl
+        self.e.set_sysctls(
+            secure_tcp=net.drop_defense_on("secure_tcp"),
+            conn_reuse_mode=sc["conn_reuse_mode"],
+            expire_nodest_conn=sc["expire_nodest_conn"],
+            expire_quiescent_template=sc["expire_quiescent_template"],
+            sloppy_tcp=sc["sloppy_tcp"], sloppy_sctp=sc["sloppy_sctp"],
+            drop_rate=net.drop_rate)
+        if net.kernel != "6.1" and sc["conn_lfactor"] != self._lfactor:
+            self._lfactor = sc["conn_lfactor"]
+            self.e.set_lfactor(self._lfactor)
+        if self._gen == net.config_gen:
+            return
+        self._gen = net.config_gen
+        t = net.conn_timeouts()
+        self.e.set_timeouts(t["tcp"], t["udp"], t["sctp"])
+        for s in self._svcs:        # deleted services keep their index
+            if s is not None:
+                self.e.set_service(self._svc_ids[s], _raw16(s.addr), s.port,
+                                   s.af, s.protocol, s.fwmark, s.flags,
+                                   s.timeout, _mask16(s), live=False)
+        for svc in net.svc_table.walk():
+            si = self._svc_ids.get(svc)
+            if si is None:
+                si = self._svc_ids[svc] = len(self._svcs)
+                self._svcs.append(svc)
+            for d in svc.dests:
+                self.e.set_dest(self._dest_id(d), d.addr_bytes.ljust(16, b"\0"),
+                                d.port, d.af, d.fwd_method, d.weight,
+                                d.u_thresh, d.l_thresh, is_available(d), si)
+            bs = None
+            rows = ()
+            if svc.sched_name in KINDS:
+                bs = BatchScheduler(svc, svc.sched_name, from_python=True)
+                rows = [self._dest_id(d) for d in bs.dests]
+                self._bs[si] = bs
+            else:
+                self._bs.pop(si, None)
+            self.e.set_service(si, _raw16(svc.addr), svc.port, svc.af,
+                               svc.protocol, svc.fwmark, svc.flags,
+                               svc.timeout, _mask16(svc), bs, rows)
+        for d, i in self._dest_ids.items():   # dests gone to the trash
+            if not d.available:
+                self.e.set_dest(i, d.addr_bytes.ljust(16, b"\0"), d.port,
+                                d.af, d.fwd_method, d.weight, d.u_thresh,
+                                d.l_thresh, False, -1)
+
+    def _py_schedule(self, si, af, proto, saddr, sport, daddr, dport, fwmark):
+        svc = self._svcs[si]
+        self.sync_back()            # lc-like schedulers read the counters
+        sched = lookup_scheduler(svc.sched_name)
+        if sched is None or sched.schedule is None:
+            return -1
+        n = 4 if af == 2 else 16
+        pkt = PacketInfo(ipaddress.ip_address(saddr[:n]), sport,
+                         ipaddress.ip_address(daddr[:n]), dport, proto,
+                         now=self.net.now)
+        d = sched.schedule(svc, pkt)
+        return -1 if d is None else self._dest_id(d)
+
+    def sync_back(self):
+        """Copy scheduler positions and the engine's counters to Python."""
+        for bs in self._bs.values():
+            bs.write_back()
+        for d, i in self._dest_ids.items():
+            (d.activeconns, d.inactconns, d.persistconns, d.refcnt, flags,
+             *st) = self.e.dest_counters(i)
+            d.flags = (d.flags & ~2) | (flags & 2)
+            for name, v in zip(COUNTERS, st):
+                setattr(d.stats, name, v)
+        for s, i in self._svc_ids.items():
+            for name, v in zip(COUNTERS, self.e.svc_counters(i)):
+                setattr(s.stats, name, v)
+        for name, v in zip(COUNTERS, self.e.tot_counters()):
+            setattr(self.net.tot_stats, name, v)
+        self.net.conn_count = self.e.nconns
+
+    # -- packets -------------------------------------------------------------
+    def _dest_tuple(self, did):
+        if did < 0:
+            return None
+        d = self._dests[did]
+        return (str(d.addr), d.port)
+
+    def packet(self, proto, saddr, sport, daddr, dport, tcp_flags="S",
+               fwmark=0, direction="in", length=0):
+        """One packet now; see Netns.packet."""
+        p = parse_proto(proto)
+        if not (0 < int(sport) < 65536 and 0 < int(dport) < 65536):
+            raise ValueError(f"ports must be 1..65535, got {sport}, {dport}")
+        sa, da = ipaddress.ip_address(saddr), ipaddress.ip_address(daddr)
+        if sa.version != da.version:
+            raise ValueError("mixed address families")
+        # as PacketBatch.from_rows: TCP flag letters, or an SCTP chunk name
+        flags = parse_tcp_flags(tcp_flags)
+        self.sync_config()
+        try:
+            act, did, cid = self.e.packet(
+                10 if sa.version == 6 else 2, p, sa.packed.ljust(16, b"\0"),
+                int(sport), da.packed.ljust(16, b"\0"), int(dport), flags,
+                int(fwmark), int(length), _DIRS[direction], self.net.jiffies)
+        finally:
+            self.sync_back()
+        return Verdict(act, self._dest_tuple(did), None if cid < 0 else cid)
+
+    def replay(self, batch):
+        """Every row of ``batch`` in order, the clock following its time
+        column; see Netns.replay."""
+        if not isinstance(batch, PacketBatch):
+            batch = PacketBatch.from_rows(batch)
+        n = len(batch)
+        hz = self.net.hz
+        times = np.maximum(np.round(np.asarray(batch.time) * hz),
+                           self.net.jiffies).astype(np.uint32)
+        self.sync_config()
+        dest = np.full(n, -1, np.int32)
+        codes = np.zeros(n, np.uint8)
+        try:
+            self.e.replay(batch, times, dest, codes)
+        finally:
+            self.sync_back()
+        if n:
+            self.net.jiffies = max(self.net.jiffies, int(times[-1]))
+        return ReplayResult(self, dest, codes)
+
+    def defense_work(self):
+        """defense_work_handler(): update the defense level, then one
+        random drop-entry scan while dropentry is on."""
+        self.net.update_defense_level()
+        self.sync_config()
+        if self.net.dropentry_on:
+            self.e.random_dropentry()
+        self.sync_back()
+
+    def run_timers(self, until):
+        self.sync_config()
+        self.e.run_timers(until)
+        self.sync_back()
+
+    # -- texts ---------------------------------------------------------------
+    def conn_rows(self):
+        """/proc/net/ip_vs_conn rows (ip_vs_conn_seq_show), walk order."""
+        out = []
+        now = self.net.jiffies
+        hz = self.net.hz
+        for (cid, af, proto, ca, cp, va, vp, da, dp, state, flags, exp,
+             did, ctl, nctl, daf) in self.e.conns():
+            left = max(0, (exp - now) & 0xFFFFFFFF) if exp >= now else 0
+            secs = left * 1000 // hz // 1000
+            pname = _PROTO_NAME.get(proto, "IP_%u" % proto)
+            sname = _state_name(proto, 0 if flags & CF_TEMPLATE else state)
+            if af == 10:
+                c, v = (str(ipaddress.IPv6Address(ca)),
+                        str(ipaddress.IPv6Address(va)))
+            else:
+                c, v = "%08X" % int.from_bytes(ca[:4], "big"), \
+                    "%08X" % int.from_bytes(va[:4], "big")
+            d = (str(ipaddress.IPv6Address(da)) if daf == 10
+                 else "%08X" % int.from_bytes(da[:4], "big"))
+            out.append("%-3s %s %04X %s %04X %s %04X %-11s %7u\n"
+                       % (pname, c, cp, v, vp, d, dp, sname, secs))
+        return out
+
+
+def _state_name(proto, state):
+    """ip_vs_state_name()"""
+    if proto == 6:
+        return TCP_STATES[state] if state < len(TCP_STATES) else "ERR!"
+    if proto == 17:
+        return "UDP" if state == 0 else "ERR!"
+    if proto == 132:
+        return SCTP_STATES[state] if state < len(SCTP_STATES) else "ERR!"
+    return "NONE" if proto == 0 else "ERR!"
