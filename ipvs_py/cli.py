@@ -16,13 +16,17 @@ def _add_demo_args(parser):
         "--keys", type=int, default=1_000_000, metavar="N",
         help="keys hashed per function in the speed table (default: %(default)s)")
     parser.add_argument(
+        "--conns", type=int, default=1_000_000, metavar="N",
+        help="new connections replayed per conn_lfactor in the packet-path "
+             "sweep; 0 skips it (default: %(default)s)")
+    parser.add_argument(
         "--seed", type=int, default=1,
-        help="seed of the random table keys shown (default: %(default)s)")
+        help="seed of the random table keys and workload (default: %(default)s)")
 
 
 def _run_demo(args):
     from .demo import run
-    return run(n_keys=args.keys, seed=args.seed)
+    return run(n_keys=args.keys, seed=args.seed, n_conns=args.conns)
 
 
 def _add_hash_args(parser):

@@ -161,11 +161,56 @@ def _sync_plan(console, net):
         console.print("  " + step.ipvsadm(), markup=False, highlight=False)
 
 
-def run(n_keys=1_000_000, seed=1, console=None):
+def _replay_sweep(console, n_conns, seed):
+    """Replay new connections through the packet path at a few
+    conn_lfactor values and show what the conn table looks like after."""
+    from rich.progress import Progress
+
+    from . import workload
+
+    batch = workload.new_connections(n_conns, packets_per_conn=1, rate=1e6,
+                                     vips=(("192.0.2.10", 80),), seed=seed)
+    t = Table(title=f"{n_conns:,} new connections replayed through the "
+                    f"packet path (conn_tab_bits=20; NAT conns are two "
+                    f"hash nodes)")
+    for col in ("lfactor", "buckets", "empty%", "len1%", "len2%", "3-6%",
+                "7+%", "seconds", "Mconn/s"):
+        t.add_column(col, justify="right", no_wrap=True)
+    last = None
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("replaying", total=3)
+        for lfactor in (-4, 0, 4):
+            net = Netns(conn_tab_bits=20)
+            net.sysctl["conn_lfactor"] = lfactor
+            net.restore(RULES.read_text())
+            t0 = time.perf_counter()
+            net.replay(batch)
+            dt = time.perf_counter() - t0
+            h = net.conn_chain_lengths()   # [empty, len-1, ..., len-7+]
+            size = sum(h)
+            busy = size - h[0] or 1
+            t.add_row(str(lfactor), f"2^{size.bit_length() - 1}",
+                      f"{100 * h[0] // size}",
+                      f"{100 * h[1] // busy}", f"{100 * h[2] // busy}",
+                      f"{100 * sum(h[3:7]) // busy}", f"{100 * h[7] // busy}",
+                      f"{dt:.2f}", f"{n_conns / dt / 1e6:.2f}")
+            last = net
+            progress.advance(task)
+    console.print(t)
+    console.print("Percentages as /proc/net/ip_vs_status shows them: empty of "
+                  "all buckets, len-N of the non-empty ones.  The "
+                  "ip_vs_status of the last run:")
+    console.print(last.status(), markup=False, highlight=False, end="")
+
+
+def run(n_keys=1_000_000, seed=1, console=None, n_conns=1_000_000):
     """Print the tour; returns the process exit code."""
     console = console or Console()
     if n_keys < 1:
         console.print("[red]--keys must be at least 1[/red]")
+        return 2
+    if n_conns < 0:
+        console.print("[red]--conns must be 0 or more[/red]")
         return 2
     rng = np.random.default_rng(seed)
     key = random.Random(seed).randbytes(16)
@@ -173,6 +218,8 @@ def run(n_keys=1_000_000, seed=1, console=None):
     net = _control_plane(console)
     _who_gets_what(console, net)
     _sync_plan(console, net)
+    if n_conns:
+        _replay_sweep(console, n_conns, seed)
     console.rule("[bold]kernel-exact hashing")
     console.print("Each per-net IPVS table has its own random 128-bit key; "
                   f"this run's key: {key.hex()}")

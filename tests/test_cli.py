@@ -1,4 +1,5 @@
 """The ipvs-py command: help, hash and demo."""
+import re
 import subprocess
 import sys
 
@@ -44,8 +45,8 @@ def test_hash_command_bad_input_is_one_clear_line(capsys):
 
 def test_demo_runs_as_a_console_script():
     proc = subprocess.run([sys.executable, "-m", "ipvs_py.cli", "demo",
-                           "--keys", "5000"], capture_output=True, text=True,
-                          timeout=120)
+                           "--keys", "5000", "--conns", "20000"],
+                          capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "siphash_2u64" in proc.stdout and "jhash_3words" in proc.stdout
     assert "batch ns/key" in proc.stdout
@@ -54,8 +55,12 @@ def test_demo_runs_as_a_console_script():
     assert "Service buckets:" in proc.stdout
     assert "10.0.1.3:8080" not in proc.stdout.split("Which real server")[1]
     assert "ipvsadm -A -t [2001:db8::10]:80 -s rr -p 300" in proc.stdout
+    # the packet-path sweep: the last run's ip_vs_status counts every conn
+    assert re.search(r"^Conns:\s+20000$", proc.stdout, re.M)   # rich expands tabs
+    assert "20,000 new connections replayed" in proc.stdout
 
 
 def test_demo_rejects_zero_keys():
     from ipvs_py.demo import run
     assert run(n_keys=0) == 2
+    assert run(n_keys=10, n_conns=-1) == 2
