@@ -547,46 +547,34 @@ def _parse_options(argv):
 
 
 def _generic_opt_check(cmd, options):
-    row = _MATRIX[cmd]
-    cname = CMDS[cmd - 1]
-    last = None
-    for j in range(34):
-        if not options & (1 << j):
-            if row[j] == "+":
-                raise _Fail(f"You need to supply the '{OPTNAMES[j]}' option "
-                            f"for the '{cname}' command")
-        else:
-            if row[j] == "x":
-                raise _Fail(f"Illegal '{OPTNAMES[j]}' option with the "
-                            f"'{cname}' command")
-            if row[j] == "1":
-                if last is None:
-                    last = j
-                    continue
-                raise _Fail(f"The option '{OPTNAMES[j]}' conflicts with the "
-                            f"'{OPTNAMES[last]}' option in the '{cname}' "
-                            "command")
+    _matrix_check(_MATRIX[cmd], range(34), options,
+                  f"'{CMDS[cmd - 1]}' command")
 
 
 def _tunnel_opt_check(tun_type, options):
-    row = _TUN_MATRIX[tun_type]
+    _matrix_check(_TUN_MATRIX[tun_type], _TUN_OPTS, options,
+                  f"'{TUNNAMES[tun_type]}' tunnel type")
+
+
+def _matrix_check(row, option_bits, options, where):
+    """ipvsadm's option matrices: ``row[j]`` says what option
+    ``option_bits[j]`` must be ('+' required, 'x' illegal, '1' at most one
+    of the '1' options) for ``where`` (a command or a tunnel type)."""
     last = None
-    for j, k in enumerate(_TUN_OPTS):
+    for j, k in enumerate(option_bits):
         if not options & (1 << k):
             if row[j] == "+":
                 raise _Fail(f"You need to supply the '{OPTNAMES[k]}' option "
-                            f"for the '{TUNNAMES[tun_type]}' tunnel type")
+                            f"for the {where}")
         else:
             if row[j] == "x":
-                raise _Fail(f"Illegal '{OPTNAMES[k]}' option with the "
-                            f"'{TUNNAMES[tun_type]}' tunnel type")
+                raise _Fail(f"Illegal '{OPTNAMES[k]}' option with the {where}")
             if row[j] == "1":
                 if last is None:
                     last = k
                     continue
                 raise _Fail(f"The option '{OPTNAMES[k]}' conflicts with the "
-                            f"'{OPTNAMES[last]}' option in the "
-                            f"'{TUNNAMES[tun_type]}' tunnel type")
+                            f"'{OPTNAMES[last]}' option in the {where}")
 
 
 _TUN_BITS = sum(1 << O[n] for n in ("tun-type", "tun-port", "tun-nocsum",
