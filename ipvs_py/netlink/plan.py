@@ -138,8 +138,16 @@ def _apply_pipelined(conn, steps):
         except KernelRejected as exc:
             raise SyncError(step, exc, i, _undo(conn, config[:i]),
                             index=i) from exc
-    reqs = [conn.request(s.op, s.svc.to_netlink(),
-                         s.dest.to_netlink() if s.dest else None) for s in steps]
+    reqs = []
+    services = {}   # id(ServiceConfig) -> (dict, key nest): built once per
+    for s in steps:  # service, not per dest (8,000 of a 2,000 x 4 sync's steps)
+        svc, key = services.get(id(s.svc)) or (None, None)
+        if svc is None:
+            svc = s.svc.to_netlink()
+            key = conn.service_key(svc)
+            services[id(s.svc)] = (svc, key)
+        dest = s.dest.to_netlink() if s.dest else None
+        reqs.append(conn.request(s.op, svc, dest, svc_key=key))
     codes = conn.run_many(reqs)
     failed = [i for i, c in enumerate(codes) if c]
     if not failed:
@@ -147,7 +155,7 @@ def _apply_pipelined(conn, steps):
     first = failed[0]
     done = config + [s for s, c in zip(steps, codes) if not c]
     errors = _undo(conn, done)
-    cause = KernelRejected(reqs[first][2], codes[first])
+    cause = KernelRejected(str(reqs[first][2]), codes[first])
     raise SyncError(steps[first], cause, len(done), errors,
                     index=len(config) + first)
 

@@ -16,11 +16,14 @@ the kernel reads it with nla_get_be16 (ipvsadm sends htons(port)), so it
 is encoded in network order here.
 """
 import errno
-import ipaddress
 import socket
 import struct
 
 from pyroute2.netlink.generic import ipvs as _ipvs
+
+from .._core import load
+
+_nlattr = load("nlattr")
 
 NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK, NLM_F_DUMP = 1, 2, 4, 0x300
 NLMSG_ERROR, NLMSG_DONE = 2, 3
@@ -38,6 +41,7 @@ def _numbers(nla_class):
 CMD_ATTR = _numbers(_ipvs.ipvsmsg)
 SVC_ATTR = _numbers(_ipvs.ipvsmsg.service)
 DEST_ATTR = _numbers(_ipvs.ipvsmsg.dest)
+_CMD_SERVICE, _CMD_DEST = CMD_ATTR["service"], CMD_ATTR["dest"]
 STATS_ATTR = {v: k for k, v in _numbers(_ipvs.ipvsmsg.service.stats).items()}
 
 # attribute suffix -> (struct format or kind)
@@ -60,15 +64,39 @@ def _nla(kind, payload):
     return _NLA_HDR.pack(length, kind) + payload + b"\0" * (-length & 3)
 
 
-def _value(fmt, value, af):
+def _addr(value):
+    # inet_pton, not ipaddress: 79 ns against 2.43 us a call (timeit, dev
+    # host), and a 2,000 x 4 sync encodes 18,000 addresses
+    if isinstance(value, bytes):
+        return value
+    value = str(value)
+    return socket.inet_pton(socket.AF_INET6 if ":" in value else
+                            socket.AF_INET, value)
+
+
+def _encoder(num, fmt):
+    """value -> one whole attribute of number ``num`` (header, payload,
+    padding).  Fixed-size headers and padding are built once here: this
+    runs for every field of every request of a sync."""
     if fmt == "addr":
-        packed = ipaddress.ip_address(value).packed
-        return packed
+        return lambda v: _nla(num, _addr(v))
     if fmt == "str":
-        return value.encode() + b"\0"
+        return lambda v: _nla(num, v.encode() + b"\0")
+    st = struct.Struct("=II" if fmt == "flags" else fmt)
+    head = _NLA_HDR.pack(4 + st.size, num)
+    pad = b"\0" * (-st.size & 3)
     if fmt == "flags":
-        return struct.pack("=II", value, 0xFFFFFFFF)
-    return struct.pack(fmt, value)
+        return lambda v: head + st.pack(v, 0xFFFFFFFF) + pad
+    return lambda v: head + st.pack(v) + pad
+
+
+_SVC_FIELDS = ("af", "protocol", "addr", "port", "fwmark", "sched_name",
+               "flags", "timeout", "netmask", "pe_name")
+_SVC_KEY_FIELDS = _SVC_FIELDS[:5]
+_DEST_FIELDS = ("addr", "port", "fwd_method", "weight", "u_thresh",
+                "l_thresh", "addr_family", "tun_type", "tun_port", "tun_flags")
+_SVC_ENC = {k: _encoder(SVC_ATTR[k], _SVC_TYPES[k]) for k in _SVC_FIELDS}
+_DEST_ENC = {k: _encoder(DEST_ATTR[k], _DEST_TYPES[k]) for k in _DEST_FIELDS}
 
 
 # Attribute order: pyroute2 sends attributes in the order given, and the
@@ -77,21 +105,19 @@ def encode_service(svc, key_only=False):
     """A service dict (as IPVSConnection takes) -> the nested attribute."""
     out = []
     af = svc.get("af", 2)
-    keys = ("af", "protocol", "addr", "port", "fwmark") if key_only else \
-        ("af", "protocol", "addr", "port", "fwmark", "sched_name", "flags",
-         "timeout", "netmask", "pe_name")
-    for k in keys:
+    fwmark = svc.get("fwmark")
+    for k in _SVC_KEY_FIELDS if key_only else _SVC_FIELDS:
         v = svc.get(k)
         if v is None:
             continue
-        if svc.get("fwmark") and k in ("protocol", "addr", "port"):
+        if fwmark and k in ("protocol", "addr", "port"):
             continue
         if k == "netmask":
             v = _netmask_u32(af, v)
-        out.append(_nla(SVC_ATTR[k], _value(_SVC_TYPES[k], v, af)))
+        out.append(_SVC_ENC[k](v))
     # no NLA_F_NESTED: pyroute2 (proven against the kernel) sets none, and
     # the kernel parses these nests with nla_parse_nested_deprecated.
-    return _nla(CMD_ATTR["service"], b"".join(out))
+    return _nla(_CMD_SERVICE, b"".join(out))
 
 
 def _netmask_u32(af, v):
@@ -105,13 +131,11 @@ def _netmask_u32(af, v):
 def encode_dest(dest):
     """A dest dict -> the nested attribute."""
     out = []
-    for k in ("addr", "port", "fwd_method", "weight", "u_thresh", "l_thresh",
-              "addr_family", "tun_type", "tun_port", "tun_flags"):
+    for k in _DEST_FIELDS:
         v = dest.get(k)
-        if v is None:
-            continue
-        out.append(_nla(DEST_ATTR[k], _value(_DEST_TYPES[k], v, None)))
-    return _nla(CMD_ATTR["dest"], b"".join(out))
+        if v is not None:
+            out.append(_DEST_ENC[k](v))
+    return _nla(_CMD_DEST, b"".join(out))
 
 
 def encode_request(family, cmd, seq, attrs=b"", dump=False):
@@ -121,77 +145,26 @@ def encode_request(family, cmd, seq, attrs=b"", dump=False):
     return _NLMSG_HDR.pack(16 + len(body), family, flags, seq, 0) + body
 
 
-def _parse_attrs(buf, start, end):
-    out = []
-    while start + 4 <= end:
-        length, kind = _NLA_HDR.unpack_from(buf, start)
-        if length < 4:
-            break
-        out.append((kind & 0x3FFF, buf[start + 4:start + length]))
-        start += (length + 3) & ~3
-    return out
-
-
-def _decoder(fmt):
-    """A function bytes -> value for one attribute type."""
-    if fmt == "str":
-        return lambda data: data.split(b"\0", 1)[0].decode()
-    st = struct.Struct(fmt)
-    return lambda data: st.unpack_from(data)[0]
+_CODES = {"=B": _nlattr.U8, "=H": _nlattr.U16, ">H": _nlattr.BE16,
+          "=I": _nlattr.U32, "addr": _nlattr.ADDR, "flags": _nlattr.FLAGS,
+          "str": _nlattr.STR, "stats32": _nlattr.STATS32,
+          "stats64": _nlattr.STATS64}
 
 
 def _table(types, numbers):
-    """attribute number -> (name shown to callers, kind, decoder)."""
-    out = {}
+    """The decode table of ``_core.nlattr``: ``table[attribute number]`` is
+    None or (name shown to callers, decode code)."""
+    out = [None] * (max(numbers.values()) + 1)
     for name, num in numbers.items():
-        fmt = types.get(name)
-        if fmt is None:
-            continue
-        kind = fmt if fmt in ("addr", "flags", "stats32", "stats64") else "plain"
-        out[num] = (_RENAME.get(name, name), kind,
-                    None if kind != "plain" else _decoder(fmt))
-    return out
+        if name in types:
+            out[num] = (_RENAME.get(name, name), _CODES[types[name]])
+    return tuple(out)
 
 
 _SVC_TABLE = _table(_SVC_TYPES, SVC_ATTR)
 _DEST_TABLE = _table(_DEST_TYPES, DEST_ATTR)
-_AF_ATTRS = {SVC_ATTR["af"], DEST_ATTR["addr_family"]}
-_U32, _U64, _FLAGS = struct.Struct("=I"), struct.Struct("=Q"), struct.Struct("=II")
-
-
-def _stats(data, wide):
-    st = _U64 if wide else _U32
-    return {STATS_ATTR[k]: st.unpack_from(v)[0]
-            for k, v in _parse_attrs(data, 0, len(data)) if k in STATS_ATTR}
-
-
-def _decode_nest(payload, table, af_attr, stats):
-    """One service/dest nest -> dict.  Per-type decoders are precomputed:
-    this runs once per destination of every dump, the hot path of a read."""
-    attrs = _parse_attrs(payload, 0, len(payload))
-    af = 2
-    for kind, data in attrs:
-        if kind == af_attr:
-            af = data[0] | data[1] << 8
-    out = {}
-    for kind, data in attrs:
-        entry = table.get(kind)
-        if entry is None:
-            continue
-        name, how, dec = entry
-        if how == "plain":
-            out[name] = dec(data)
-        elif how == "addr":
-            # inet_ntop, as pyroute2 and glibc print (::ffff:1.2.3.4 style)
-            out[name] = socket.inet_ntop(socket.AF_INET6, data[:16]) \
-                if af == 10 else socket.inet_ntoa(data[:4])
-        elif how == "flags":
-            out["flags"], out["flags_mask"] = _FLAGS.unpack_from(data)
-        elif stats:
-            out[name] = _stats(data, how == "stats64")
-    if "netmask" in out and af != 10:
-        out["netmask"] = socket.inet_ntoa(_U32.pack(out["netmask"]))
-    return out
+_STATS_NAMES = tuple(STATS_ATTR.get(i) for i in range(max(STATS_ATTR) + 1))
+_SVC_AF, _DEST_AF = SVC_ATTR["af"], DEST_ATTR["addr_family"]
 
 
 def decode_messages(buf):
@@ -212,12 +185,21 @@ def decode_messages(buf):
 
 def decode_reply(payload, stats=True):
     """A GET_SERVICE/GET_DEST reply payload -> ("service"|"dest", dict)."""
-    for kind, data in _parse_attrs(payload, 4, len(payload)):
-        if kind == CMD_ATTR["service"]:
-            return "service", _decode_nest(data, _SVC_TABLE, SVC_ATTR["af"], stats)
-        if kind == CMD_ATTR["dest"]:
-            return "dest", _decode_nest(data, _DEST_TABLE,
-                                        DEST_ATTR["addr_family"], stats)
+    pos, end = 4, len(payload)          # after the genl header
+    while pos + 4 <= end:
+        length, kind = _NLA_HDR.unpack_from(payload, pos)
+        if length < 4:
+            break
+        kind &= 0x3FFF
+        if kind == _CMD_SERVICE:
+            return "service", _nlattr.decode_nest(
+                payload, pos + 4, pos + length, _SVC_TABLE, _SVC_AF, stats,
+                _STATS_NAMES)
+        if kind == _CMD_DEST:
+            return "dest", _nlattr.decode_nest(
+                payload, pos + 4, pos + length, _DEST_TABLE, _DEST_AF, stats,
+                _STATS_NAMES)
+        pos += (length + 3) & ~3
     return None, {}
 
 
@@ -230,6 +212,9 @@ class WireChannel:
     #: Requests in flight before reading ACKs: 256 ACKs of 36 bytes stay far
     #: below the default receive buffer, so none is dropped (ENOBUFS).
     WINDOW = 256
+    #: Bytes per sendmsg: far below the socket's send buffer (net.core.
+    #: wmem_default, 208 KiB), past which the kernel answers EMSGSIZE.
+    SEND_BYTES = 32 * 1024
 
     def __init__(self, sock, family):
         self.sock = sock
@@ -265,15 +250,27 @@ class WireChannel:
     def pipeline(self, requests):
         """Send ``(cmd, attrs)`` requests, WINDOW at a time; return one errno
         per request (0 = done), in order.  Every request is sent: the kernel
-        handles each on its own, so the caller sees all outcomes."""
+        handles each on its own, so the caller sees all outcomes.
+
+        A window goes out in as few sendmsg calls as SEND_BYTES allows: the
+        kernel runs every message of one send in turn (netlink_rcv_skb) and
+        ACKs each, failed ones included, exactly as if sent one by one; a
+        2,000 x 4 sync then makes 40 system calls instead of 10,000."""
         results = []
         for start in range(0, len(requests), self.WINDOW):
             chunk = requests[start:start + self.WINDOW]
             seqs = {}
+            batch, size = [], 0
             for i, (cmd, attrs) in enumerate(chunk):
                 seq = self._next_seq()
                 seqs[seq] = i
-                self.sock.send(encode_request(self.family, cmd, seq, attrs))
+                msg = encode_request(self.family, cmd, seq, attrs)
+                if size + len(msg) > self.SEND_BYTES and batch:
+                    self.sock.send(b"".join(batch))
+                    batch, size = [], 0
+                batch.append(msg)
+                size += len(msg)
+            self.sock.send(b"".join(batch))
             got = [None] * len(chunk)
             pending = len(chunk)
             while pending:

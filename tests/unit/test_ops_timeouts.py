@@ -85,7 +85,11 @@ class Pipelined(ModelKernel):
     fail_at = None
 
     @staticmethod
-    def request(op, svc, dest=None):
+    def service_key(svc):
+        return None
+
+    @staticmethod
+    def request(op, svc, dest=None, svc_key=None):
         return op, (svc, dest), f"{op} request"
 
     def run_many(self, requests):
