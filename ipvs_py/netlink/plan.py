@@ -28,15 +28,16 @@ _TUN_FLAGS = {0: "--tun-nocsum", 1: "--tun-csum", 2: "--tun-remcsum"}
 class Step:
     """One kernel change; ``before`` is the object as it was (for undo)."""
 
-    op: str                      # add/edit/del-service, add/edit/del-dest
-    svc: object                  # ServiceConfig
-    dest: object = None          # DestConfig for dest ops
-    before: object = None        # the replaced ServiceConfig/DestConfig
+    op: str                      # add/edit/del-service, add/edit/del-dest,
+    svc: object                  # set-timeouts; ServiceConfig (None for
+    dest: object = None          # set-timeouts); DestConfig for dest ops
+    before: object = None        # the replaced ServiceConfig/DestConfig,
+    timeouts: tuple = None       # or timeouts; (tcp, tcpfin, udp) to set
 
     def run(self, conn):
         """Send this change to the kernel of ``conn``."""
         if self.op == "set-timeouts":
-            tcp, tcpfin, udp = self.dest
+            tcp, tcpfin, udp = self.timeouts
             conn.set_timeouts(tcp=tcp, tcpfin=tcpfin, udp=udp)
             return
         s = self.svc.to_netlink()
@@ -58,7 +59,8 @@ class Step:
     def undo(self):
         """The step that reverses this one."""
         if self.op == "set-timeouts":
-            return Step("set-timeouts", None, self.before, before=self.dest)
+            return Step("set-timeouts", None, timeouts=self.before,
+                        before=self.timeouts)
         if self.op == "add-service":
             return Step("del-service", self.svc)
         if self.op == "del-service":
@@ -74,7 +76,7 @@ class Step:
     def ipvsadm(self):
         """This step as the equivalent ipvsadm command line."""
         if self.op == "set-timeouts":
-            return "ipvsadm --set %d %d %d" % self.dest
+            return "ipvsadm --set %d %d %d" % self.timeouts
         name = text._svc_name(self.svc, True)      # noqa: SLF001 (one package)
         if self.op.endswith("service"):
             verb = {"add-service": "-A", "edit-service": "-E",
@@ -258,7 +260,7 @@ def plan_timeouts(current, declared):
         return []
     before = tuple(current[k] if w else 0
                    for k, w in zip(TIMEOUT_KEYS, want))
-    return [Step("set-timeouts", None, want, before=before)]
+    return [Step("set-timeouts", None, timeouts=want, before=before)]
 
 
 def apply(conn, steps):

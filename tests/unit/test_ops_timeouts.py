@@ -62,7 +62,7 @@ def test_plan_timeouts_sends_only_what_differs():
     assert plan_timeouts(cur, {"tcp": 900}) == []
     (step,) = plan_timeouts(cur, {"tcp": 900, "udp": 60})
     assert step.ipvsadm() == "ipvsadm --set 0 0 60"
-    assert step.undo() == Step("set-timeouts", None, (0, 0, 300),
+    assert step.undo() == Step("set-timeouts", None, timeouts=(0, 0, 300),
                                before=(0, 0, 60))
 
 
