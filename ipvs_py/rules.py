@@ -26,8 +26,9 @@ import socket
 from .errors import IPVSError, RuleError
 from .kernel_checks import check
 from .requests import DestReq, SvcReq
+from .schedulers.sched import SchedFlagError, parse_sched_flags
 from .service import (AF_INET, AF_INET6, F_ONEPACKET, F_PERSISTENT,
-                      F_SCHED1, F_SCHED2, F_SCHED3, F_SCHED_MASK,
+                      F_SCHED_MASK,
                       IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP)
 from .dest import FWD_DROUTE, FWD_MASQ, FWD_TUNNEL
 
@@ -277,24 +278,11 @@ def parse_service(buf, protocol):
 
 
 def _sched_flags(sched, arg):
-    """parse_sched_flags()"""
-    sched = sched or "wlc"
-    flags = 0
-    toks = [t for t in arg.split(",") if t] or [""]
-    for flag in toks:
-        if flag == "flag-1":
-            flags |= F_SCHED1
-        elif flag == "flag-2":
-            flags |= F_SCHED2
-        elif flag == "flag-3":
-            flags |= F_SCHED3
-        elif flag in ("sh-fallback", "sh-port", "mh-fallback", "mh-port"):
-            flags |= F_SCHED1 if flag.endswith("fallback") else F_SCHED2
-            if sched != flag[:2]:
-                raise _Fail(f"incompatible scheduler flag `{flag}'")
-        else:
-            raise _Fail(f"invalid scheduler flag `{flag}'")
-    return flags
+    """parse_sched_flags(), its message as a rules-file error."""
+    try:
+        return parse_sched_flags(sched, arg)
+    except SchedFlagError as exc:
+        raise _Fail(exc.strerror) from None
 
 
 def _tokens(argv):

@@ -18,9 +18,9 @@ Two details decide the order ipvsadm prints in, and both are reproduced:
 import ipaddress
 
 from .dest import FWD_NAMES, FWD_TUNNEL, TUN_GUE, TUN_GRE, TUN_IPIP, TUN_NAMES
-from .service import (AF_INET6, F_ONEPACKET, F_PERSISTENT, F_SCHED1,
-                      F_SCHED2, F_SCHED3, F_SCHED_MASK, PROTO_NAMES,
-                      IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP)
+from .schedulers.sched import sched_flags_text
+from .service import (AF_INET6, F_ONEPACKET, F_PERSISTENT, F_SCHED_MASK,
+                      PROTO_NAMES, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP)
 
 __all__ = ["save", "list_all", "proc_ip_vs", "proc_ip_vs_stats", "status",
            "sort_services", "sort_dests", "inet_ntop"]
@@ -193,26 +193,7 @@ def _largenum(i, exact):
 
 def _sched_flags(svc):
     """print_sched_flags()"""
-    f = svc.flags
-    out = []
-    if svc.sched_name == "sh":
-        if f & F_SCHED1:
-            out.append("sh-fallback")
-        if f & F_SCHED2:
-            out.append("sh-port")
-    elif svc.sched_name == "mh":
-        if f & F_SCHED1:
-            out.append("mh-fallback")
-        if f & F_SCHED2:
-            out.append("mh-port")
-    else:
-        if f & F_SCHED1:
-            out.append("flag-1")
-        if f & F_SCHED2:
-            out.append("flag-2")
-        if f & F_SCHED3:
-            out.append("flag-3")
-    return ",".join(out)
+    return sched_flags_text(svc.sched_name, svc.flags)
 
 
 def _v4mask(netmask):

@@ -91,7 +91,8 @@ def test_invalid_sched_flags_rejected_like_ipvsadm(sched_name, text, msg):
 
 
 @pytest.mark.parametrize("sched_name,flags,text", [
-    ("sh", 0x18, "sh-fallback,sh-port"), ("sh", 0x20, "flag-3"),
+    ("sh", 0x18, "sh-fallback,sh-port"), ("sh", 0x20, ""), ("sh", 0x38, "sh-fallback,sh-port"),
+    ("mh", 0x30, "mh-port"),
     ("mh", 0x08, "mh-fallback"), ("wrr", 0x38, "flag-1,flag-2,flag-3"),
     ("rr", 0x1, ""),
 ])
