@@ -157,6 +157,7 @@ cdef class ConnEngine:
     cdef list _svc_keep          # BatchSchedulers kept alive per service
     cdef object sched_fn         # Python scheduler callback
     cdef object _cb_exc
+    cdef ipvs_events *_events    # session event ring (ipvs_events.h), or NULL
 
     def __cinit__(self, hz=250, min_bits=8, max_bits=12, lfactor=-4):
         cdef iht_lock_profile prof
@@ -177,6 +178,7 @@ cdef class ConnEngine:
         if self.ready:
             iht_destroy(&self.e.tab, NULL, NULL)
             ipvs_engine_free_all(&self.e)
+        self.events_off()
 
     # -- configuration ---------------------------------------------------
     def set_timeouts(self, tcp=None, udp=300, sctp=None):
@@ -506,6 +508,45 @@ cdef class ConnEngine:
         iht_walk_stop(&w)
         return out
 
+    # -- session events (include/ipvs_events.h) --------------------------
+    def events_on(self, uint32_t capacity=65536):
+        """Start recording session events into a ring of ``capacity``
+        64-byte entries (replacing an earlier ring and its events)."""
+        if capacity == 0:
+            raise ValueError("event ring capacity must be at least 1")
+        self.events_off()
+        cdef ipvs_events *ev
+        ev = <ipvs_events *>PyMem_Malloc(sizeof(ipvs_events))
+        if ev == NULL:
+            raise MemoryError()
+        ev.buf = PyMem_Malloc(<size_t>capacity * sizeof(ipvs_event))
+        if ev.buf == NULL:
+            PyMem_Free(ev)
+            raise MemoryError(f"event ring of {capacity} entries")
+        ev.cap, ev.n, ev.lost = capacity, 0, 0
+        self._events = ev
+        ipvs_events_attach(&self.e, ev)
+
+    def events_off(self):
+        """Stop recording; pending events are dropped."""
+        if self._events != NULL:
+            ipvs_events_attach(&self.e, NULL)
+            PyMem_Free(self._events.buf)
+            PyMem_Free(self._events)
+            self._events = NULL
+
+    def events_drain(self):
+        """``(raw, lost)``: the recorded events as bytes (64 per event,
+        layout of struct ipvs_event) and how many did not fit; empties the
+        ring.  ``(b"", 0)`` when recording is off."""
+        cdef ipvs_events *ev = self._events
+        if ev == NULL:
+            return b"", 0
+        raw = (<char *>ev.buf)[:ev.n * sizeof(ipvs_event)]
+        lost = ev.lost
+        ev.n, ev.lost = 0, 0
+        return raw, lost
+
     def lookup_out(self, int af, int proto, bytes caddr, int cport,
                    bytes daddr, int dport):
         """Conn id found by the reply-direction (hn1) key, or -1."""
@@ -538,6 +579,16 @@ cdef extern from "ipvs_conn.h" nogil:
     ipvs_conn *ipvs_engine_lookup(ipvs_engine *e, int af, int proto,
                                   const uint32_t *r, uint16_t rport,
                                   const uint32_t *l, uint16_t lport, int dir)
+
+
+cdef extern from "ipvs_events.h" nogil:
+    cdef struct ipvs_events:
+        void *buf
+        uint32_t cap, n
+        uint64_t lost
+    cdef struct ipvs_event:
+        pass
+    void ipvs_events_attach(ipvs_engine *e, ipvs_events *ev)
 
 
 cdef inline int _ntohs(int v) noexcept nogil:
