@@ -547,6 +547,31 @@ cdef class ConnEngine:
         ev.n, ev.lost = 0, 0
         return raw, lost
 
+    def events_snapshot(self):
+        """An UP event (bytes, as :meth:`events_drain`) for every conn
+        that is mirrorable now: the input of a full resynchronisation."""
+        cdef iht_walker w
+        cdef iht_node *n
+        cdef ipvs_conn *c
+        cdef Py_ssize_t k = 0
+        cdef Py_ssize_t cap = self.e.nconns
+        out = bytearray(cap * sizeof(ipvs_event))
+        cdef char *buf = out
+        iht_walk_start(&self.e.tab, &w)
+        while k < cap:
+            n = iht_walk_next(&w)
+            if n == NULL:
+                break
+            if n.aux != 0:
+                continue
+            c = ipvs_conn_of_node(n)
+            if ipvs_ev_mirrorable(c) and ipvs_ev_state_ok(c, c.state):
+                ipvs_ev_write(<ipvs_event *>(buf + k * sizeof(ipvs_event)),
+                              c, IPVS_EV_UP, c.state)
+                k += 1
+        iht_walk_stop(&w)
+        return bytes(out[:k * sizeof(ipvs_event)])
+
     def lookup_out(self, int af, int proto, bytes caddr, int cport,
                    bytes daddr, int dport):
         """Conn id found by the reply-direction (hn1) key, or -1."""
@@ -588,7 +613,13 @@ cdef extern from "ipvs_events.h" nogil:
         uint64_t lost
     cdef struct ipvs_event:
         pass
+    enum:
+        IPVS_EV_UP
     void ipvs_events_attach(ipvs_engine *e, ipvs_events *ev)
+    bint ipvs_ev_mirrorable(const ipvs_conn *c)
+    bint ipvs_ev_state_ok(const ipvs_conn *c, uint8_t state)
+    void ipvs_ev_write(ipvs_event *x, const ipvs_conn *c, uint8_t kind,
+                       uint8_t state)
 
 
 cdef inline int _ntohs(int v) noexcept nogil:

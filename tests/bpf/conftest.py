@@ -32,14 +32,20 @@ def mirror(fastpath):
     return SessionMirror(fastpath)
 
 
-@pytest.fixture
-def session_maps():
-    """Two bare session-layout maps (no program) of 8 entries each."""
+def session_maps_of(entries):
+    """Two bare session-layout maps (no program) of ``entries`` each;
+    skips when the kernel refuses BPF."""
     try:
-        maps = [Map(MAP_TYPE_HASH, KEY.size, VALUE.size, 8, name=n)
+        return [Map(MAP_TYPE_HASH, KEY.size, VALUE.size, entries, name=n)
                 for n in ("t_in", "t_out")]
     except (BpfPermissionError, BpfUnsupportedError) as e:
         kernel_refuses(e)
+
+
+@pytest.fixture
+def session_maps():
+    """Two bare session-layout maps (no program) of 8 entries each."""
+    maps = session_maps_of(8)
     yield maps
     for m in maps:
         m.close()

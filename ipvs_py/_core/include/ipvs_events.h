@@ -73,17 +73,11 @@ static inline int ipvs_ev_state_ok(const struct ipvs_conn *c, uint8_t state)
 	return c->protocol == IPVS_PROTO_UDP || state == TS_ES;
 }
 
-static inline void ipvs_ev_push(struct ipvs_events *ev,
-				const struct ipvs_conn *c, uint8_t kind,
-				uint8_t state)
+/* Fill @x from @c (also used for a full snapshot of the table). */
+static inline void ipvs_ev_write(struct ipvs_event *x,
+				 const struct ipvs_conn *c, uint8_t kind,
+				 uint8_t state)
 {
-	struct ipvs_event *x;
-
-	if (ev->n == ev->cap) {
-		ev->lost++;
-		return;
-	}
-	x = &ev->buf[ev->n++];
 	memcpy(x->caddr, c->caddr, 16);
 	memcpy(x->vaddr, c->vaddr, 16);
 	memcpy(x->daddr, c->daddr, 16);
@@ -95,6 +89,17 @@ static inline void ipvs_ev_push(struct ipvs_events *ev,
 	x->protocol = c->protocol;
 	x->state = state;
 	memset(x->pad, 0, sizeof(x->pad));
+}
+
+static inline void ipvs_ev_push(struct ipvs_events *ev,
+				const struct ipvs_conn *c, uint8_t kind,
+				uint8_t state)
+{
+	if (ev->n == ev->cap) {
+		ev->lost++;
+		return;
+	}
+	ipvs_ev_write(&ev->buf[ev->n++], c, kind, state);
 }
 
 /* Hook: @c was hashed, or learnt its client port (UP if mirrorable). */
