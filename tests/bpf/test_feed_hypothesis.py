@@ -19,6 +19,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 import ipvs_py  # noqa: E402
 from ipvs_py.bpf import SessionMirror  # noqa: E402
+from ipvs_py.bpf.feed import EV_DOWN, EV_UP, fold  # noqa: E402
 from ipvs_py.bpf.layout import pack_key, pack_value  # noqa: E402
 
 CONFIG = """\
@@ -74,6 +75,33 @@ def expected_maps(net):
 def actual_maps(mirror):
     return tuple({k: v[:18] for k, v in m.lookup_batch()}
                  for m in (mirror.sess_in, mirror.sess_out))
+
+
+def _sequential(initial, kinds, keys):
+    state = set(initial)
+    for k, key_ in zip(kinds, keys):
+        if k == EV_UP:
+            state.add(key_)
+        else:
+            state.remove(key_)      # raises if the events were inconsistent
+    return state
+
+
+@given(initial=st.sets(st.sampled_from("abcd")),
+       picks=st.lists(st.sampled_from("abcd"), max_size=20))
+def test_fold_equals_applying_events_one_by_one(initial, picks):
+    # Each pick toggles its key: UP if absent, DOWN if present.
+    state, kinds = set(initial), []
+    for k in picks:
+        kinds.append(EV_DOWN if k in state else EV_UP)
+        state ^= {k}
+    puts, deletes = fold(kinds, picks)
+    # a put writes the value of the key's last event
+    assert all(kinds[i] == EV_UP and picks[i] == k and k not in picks[i + 1:]
+               for k, i in puts.items())
+    assert (set(initial) - set(deletes)) | set(puts) == \
+        _sequential(initial, kinds, picks)
+    assert set(deletes) <= set(initial)        # never deletes a missing key
 
 
 TCP_IN = ["S", "A", "PA", "F", "FA", "R"]
