@@ -12,8 +12,13 @@ Measures, on this machine's kernel:
   full rewrite.
 * session install rate: one connection at a time (``on_established``:
   2-4 bpf(2) calls), batched (``install_many``), and a full ``resync``.
-* the model's batch path (``Netns.replay``) for the same sessions, when the
-  packet path (issue 6) exists; otherwise it says so.
+* fed from the model (n established conns from replayed handshakes, the
+  sessions installed by ``SessionMirror.attach(net)``): ns per packet of
+  the model's batch path (``Netns.replay`` of established packets of those
+  sessions) next to the program on one of them; the feed's install rate
+  batched (the drain after one replay of n ACKs) and one at a time
+  (``packet()`` calls that complete a handshake, with and without a feed);
+  and the engine's event ring off vs on (replay of new UDP conns).
 """
 import argparse
 import dataclasses
@@ -25,7 +30,10 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+import numpy as np  # noqa: E402
+
 import ipvs_py  # noqa: E402
+from ipvs_py.packets import PacketBatch  # noqa: E402
 from ipvs_py.bpf import (BpfPermissionError, BpfUnsupportedError,  # noqa: E402
                          ConnRecord, FastPath, SessionMirror)
 from ipvs_py.bpf import packet as pkt  # noqa: E402
@@ -110,20 +118,139 @@ def install_rates(n):
     return out
 
 
-def model_batch(n):
-    """ns per packet of the model's batch path, if it exists yet."""
-    if not hasattr(ipvs_py, "Netns") or not hasattr(ipvs_py, "PacketBatch"):
-        return "not available: the model's packet path (issue 6) is not built yet"
-    net = ipvs_py.Netns()
-    net.restore(f"-A -t {VIP}:80 -s rr\n-a -t {VIP}:80 -r 10.128.0.2:8080 -m\n")
-    rows = [("tcp", r.caddr.exploded, r.cport, VIP, 80, "S", 0.0)
-            for r in conns(n)]
-    rows += [("tcp", r.caddr.exploded, r.cport, VIP, 80, "A", 1.0)
-             for r in conns(n)]
-    batch = ipvs_py.PacketBatch.from_rows(rows)
-    t0 = time.perf_counter()
-    net.replay(batch)
-    return (time.perf_counter() - t0) * 1e9 / len(rows)
+def flow_batch(n, flags, direction="in", t=0.0, dests=None):
+    """A PacketBatch of the n flows of :func:`conns` (IPv4): client ->
+    VIP:80, or with ``direction="out"`` real server ``dests[i]`` -> client."""
+    i = np.arange(n)
+    b = PacketBatch.empty(n)
+    c = b._cols
+    c["proto"][:] = 6
+    client = (0x0A400000 + i // 50000).astype(">u4").view(np.uint8)
+    client = client.reshape(-1, 4)
+    cport = 1024 + i % 50000
+    if direction == "in":
+        c["saddr"][:, :4], c["sport"][:] = client, cport
+        c["daddr"][:, :4], c["dport"][:] = (10, 200, 0, 1), 80
+    else:
+        c["saddr"][:, :4] = np.array(
+            [list(ipaddress.IPv4Address(d[0]).packed) for d in dests], np.uint8)
+        c["sport"][:] = [d[1] for d in dests]
+        c["daddr"][:, :4], c["dport"][:] = client, cport
+        c["direction"][:] = 1
+    c["tcp_flags"][:] = flags
+    c["time"][:] = t
+    c["length"][:] = 100
+    return b
+
+
+def model_net():
+    net = ipvs_py.Netns(conn_tab_bits=20, seed=1)
+    net.restore(f"-A -t {VIP}:80 -s rr\n" + "".join(
+        f"-a -t {VIP}:80 -r 10.128.0.{k}:8080 -m\n" for k in range(2, 6)))
+    return net
+
+
+def best_of(k, fn):
+    """Shortest of k timed runs of fn (seconds)."""
+    times = []
+    for _ in range(k):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def model_vs_fastpath(n, repeat):
+    """Sessions installed from the model's conn table, then: ns/packet of
+    the model's batch path on established packets of those sessions, and
+    of the program on one of them (BPF_PROG_TEST_RUN), in one run; plus
+    the install rate of the feed, batched (one drain after a replay of n
+    ACKs) and one session per packet() call."""
+    out = {}
+    net = model_net()
+    with FastPath(max_sessions=n + 16) as fp:
+        mirror = SessionMirror(fp)
+        feed = mirror.attach(net, capacity=n)
+        path = net._path()
+        # Time the drain on its own: unhook it for the ACK replay.
+        drain_s = []
+
+        def ack_then_drain():
+            path.after_engine = None
+            net.replay(flow_batch(n, 0x10, t=0.2))
+            path.after_engine = feed.drain
+            t0 = time.perf_counter()
+            feed.drain()
+            drain_s.append(time.perf_counter() - t0)
+        res = net.replay(flow_batch(n, 0x02))
+        dests = list(res.dest)
+        net.replay(flow_batch(n, 0x12, "out", 0.1, dests))
+        ack_then_drain()
+        assert len(mirror) == n, (len(mirror), n)
+        out["feed_batch_sessions_per_s"] = n / drain_s[0]
+        est = flow_batch(n, 0x10, t=0.3)
+        out["model_replay_ns"] = best_of(3, lambda: net.replay(est)) * 1e9 / n
+        # The program on a session the model installed: client 0.
+        c = str(ipaddress.IPv4Address(0x0A400000))
+        d, dport = dests[0]
+        rec = ConnRecord("tcp", c, 1024, VIP, 80, d, dport)
+        back = ConnRecord("tcp", c, 1024, d, dport, VIP, 80)
+        frame = pkt.frame(pkt.TCP, c, 1024, VIP, 80, b"x" * 64)
+        assert pkt.parse(fp.run(frame)[1]).daddr == d   # the model's choice
+        mirror.install(back)     # ping-pong partner (module docstring)
+        before = mirror.stats(rec)[0].packets
+        out["program_ns"] = fp.run(frame, repeat)[2]
+        assert mirror.stats(rec)[0].packets - before == (repeat + 1) // 2
+        feed.detach()
+    # One session per packet() call: the ACK that completes a handshake,
+    # with and without a feed attached (the difference is the install).
+    m = min(n, 20000)
+    flows = [(str(ipaddress.IPv4Address(0x0A400000 + i // 50000)),
+              1024 + i % 50000) for i in range(m)]
+    rates = {}
+    for fed in (False, True):
+        net = model_net()
+        with FastPath(max_sessions=m + 16) as fp:
+            feed = SessionMirror(fp).attach(net) if fed else None
+            for cl, cp in flows:
+                d = net.packet("tcp", cl, cp, VIP, 80, "S").dest
+                net.packet("tcp", *d, cl, cp, "SA", direction="out")
+            t0 = time.perf_counter()
+            for cl, cp in flows:
+                net.packet("tcp", cl, cp, VIP, 80, "A")
+            rates[fed] = m / (time.perf_counter() - t0)
+            if fed:
+                assert len(feed.mirror) == m
+                feed.detach()
+    out["packet_call_per_s"] = rates[False]
+    out["packet_call_fed_per_s"] = rates[True]
+    out["feed_single_us_per_session"] = (1 / rates[True] - 1 / rates[False]) * 1e6
+    return out
+
+
+def event_ring_cost(n):
+    """ns per packet of replaying n new UDP conns (one event each) with the
+    engine's event ring off and on (drained after), best of 3 each."""
+    res = {}
+    for on in (False, True):
+        def run():
+            net = ipvs_py.Netns(conn_tab_bits=20, seed=1)
+            net.restore(f"-A -u {VIP}:53 -s rr\n-a -u {VIP}:53 "
+                        "-r 10.128.0.2:53 -m\n")
+            b = flow_batch(n, 0)
+            b._cols["proto"][:] = 17
+            b._cols["dport"][:] = 53
+            e = net._path().e
+            if on:
+                e.events_on(n)
+            t0 = time.perf_counter()
+            net.replay(b)
+            dt = time.perf_counter() - t0
+            if on:
+                assert len(e.events_drain()[0]) == 64 * n
+            return dt
+        res["on" if on else "off"] = min(run() for _ in range(3)) * 1e9 / n
+    return res
 
 
 def main():
@@ -141,7 +268,8 @@ def main():
         res["insns"] = fp.insn_count
         res["ns_per_packet"] = ns_per_packet(fp, m, args.repeat)
     res["install"] = install_rates(args.sessions)
-    res["model_batch_ns_per_packet"] = model_batch(args.sessions)
+    res["model"] = model_vs_fastpath(args.sessions, args.repeat)
+    res["event_ring_ns_per_new_conn"] = event_ring_cost(args.sessions)
     if args.json:
         print(json.dumps(res, indent=2))
         return
@@ -149,13 +277,22 @@ def main():
           f"{args.sessions} sessions in the maps, repeat {args.repeat}")
     for k, v in res["ns_per_packet"].items():
         print(f"  {k:12s} {v:6d} ns/packet  (BPF_PROG_TEST_RUN)")
-    mb = res["model_batch_ns_per_packet"]
-    print(f"  model batch  {mb if isinstance(mb, str) else f'{mb:6.0f} ns/packet'}")
     ins = res["install"]
     print(f"install one at a time {ins['single_per_s']:,.0f} sessions/s, "
           f"remove {ins['remove_single_per_s']:,.0f}/s, "
           f"batched {ins['batch_per_s']:,.0f}/s, "
           f"resync ({ins['resync_changes']} map changes) {ins['resync_s']*1e3:.1f} ms")
+    mo = res["model"]
+    print(f"fed from the model ({args.sessions} established conns):")
+    print(f"  model Netns.replay, established packets {mo['model_replay_ns']:6.0f} ns/packet")
+    print(f"  program on a model-installed session   {mo['program_ns']:6d} ns/packet "
+          f"({mo['model_replay_ns'] / mo['program_ns']:.1f}x)")
+    print(f"  feed install, batched (one drain)  {mo['feed_batch_sessions_per_s']:,.0f} sessions/s")
+    print(f"  packet() completing a handshake: {mo['packet_call_per_s']:,.0f}/s alone, "
+          f"{mo['packet_call_fed_per_s']:,.0f}/s fed "
+          f"(+{mo['feed_single_us_per_session']:.1f} us per installed session)")
+    ev = res["event_ring_ns_per_new_conn"]
+    print(f"  replay of new UDP conns, event ring off {ev['off']:.0f} / on {ev['on']:.0f} ns/packet")
 
 
 if __name__ == "__main__":

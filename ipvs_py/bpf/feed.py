@@ -26,12 +26,13 @@ The feed never reads the maps on the event path; :meth:`ModelFeed.resync`
 does (it diffs the maps against a snapshot of the table and keeps the
 counters of unchanged sessions).
 """
+import struct
 from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import BpfMapFullError
-from .layout import KEY_DTYPE, VALUE_DTYPE
+from .layout import FWD_MASQ, KEY, KEY_DTYPE, VALUE, VALUE_DTYPE
 
 # struct ipvs_event (include/ipvs_events.h): raw network-order fields
 EVENT_DTYPE = np.dtype([("caddr", "V16"), ("vaddr", "V16"),
@@ -39,8 +40,12 @@ EVENT_DTYPE = np.dtype([("caddr", "V16"), ("vaddr", "V16"),
                         ("vport", ">u2"), ("dport", ">u2"), ("kind", "u1"),
                         ("af", "u1"), ("proto", "u1"), ("state", "u1"),
                         ("pad", "V6")])
-assert EVENT_DTYPE.itemsize == 64
+EVENT = struct.Struct("<16s16s16s2s2s2sBBBB6x")   # the same, for struct
+assert EVENT_DTYPE.itemsize == EVENT.size == 64
 EV_UP, EV_DOWN = 1, 2
+# Below this many events a plain loop beats building numpy records (one
+# event: 2 us against 7.5 us, measured on the 6.18 dev VM).
+SMALL_DRAIN = 16
 
 
 @dataclass
@@ -66,7 +71,10 @@ def _rows(arr):
 def decode_events(raw):
     """``(kinds, in_keys, in_values, out_keys, out_values)`` of a drained
     event buffer; the lists hold map keys/values as bytes, one per event
-    (layouts of :mod:`.layout`, built with numpy)."""
+    (layouts of :mod:`.layout`, built with numpy, or with struct for a
+    few events)."""
+    if len(raw) < SMALL_DRAIN * EVENT.size:
+        return _decode_few(raw)
     ev = np.frombuffer(raw, EVENT_DTYPE)
     n = len(ev)
     ik, ok = np.zeros(n, KEY_DTYPE), np.zeros(n, KEY_DTYPE)
@@ -82,6 +90,17 @@ def decode_events(raw):
         ev["daddr"], ev["dport"], ev["caddr"], ev["cport"])
     ov["addr"], ov["port"] = ev["vaddr"], ev["vport"]
     return ev["kind"].tolist(), _rows(ik), _rows(iv), _rows(ok), _rows(ov)
+
+
+def _decode_few(raw):
+    kinds, ik, iv, ok, ov = [], [], [], [], []
+    for c, v, d, cp, vp, dp, kind, af, proto, _ in EVENT.iter_unpack(raw):
+        kinds.append(kind)
+        ik.append(KEY.pack(af, proto, cp, vp, 0, c, v))
+        iv.append(VALUE.pack(d, dp, FWD_MASQ, 0, 0, 0, 0, 0))
+        ok.append(KEY.pack(af, proto, dp, cp, 0, d, c))
+        ov.append(VALUE.pack(v, vp, FWD_MASQ, 0, 0, 0, 0, 0))
+    return kinds, ik, iv, ok, ov
 
 
 def fold(kinds, keys):
@@ -104,11 +123,15 @@ def fold(kinds, keys):
 
 
 def _put_all(m, keys, values):
-    """update_batch; on a full map, the keys not written (else [])."""
+    """Write all pairs (one element: a plain update, half the cost of a
+    batch of one); on a full map, the keys not written (else [])."""
     try:
-        m.update_batch(keys, values)
+        if len(keys) == 1:
+            m.update(keys[0], values[0])
+        else:
+            m.update_batch(keys, values)
     except BpfMapFullError as e:
-        return keys[e.done:]
+        return keys[getattr(e, "done", 0):]
     return []
 
 

@@ -4,7 +4,8 @@ import pytest
 
 import ipvs_py
 from ipvs_py.bpf import ConnRecord, SessionMirror
-from ipvs_py.bpf.feed import EV_DOWN, EV_UP, decode_events
+from ipvs_py.bpf.feed import (EV_DOWN, EV_UP, SMALL_DRAIN, _decode_few,
+                               decode_events)
 from ipvs_py.bpf.mirror import entries
 
 from .conftest import session_maps_of
@@ -100,6 +101,21 @@ def test_engine_ring_counts_what_does_not_fit(net):
     assert e.events_drain() == (b"", 0)
     with pytest.raises(ValueError, match="capacity"):
         e.events_on(0)
+
+
+def test_both_decoders_agree(net):
+    net._path().e.events_on(64)
+    net.packet("udp", "10.1.0.1", 5000, "10.9.0.1", 53, "")
+    rec = ConnRecord("udp", "10.1.0.1", 5000, "10.9.0.1", 53, "10.2.0.3", 53)
+    (ik, iv), (ok, ov) = entries(rec)
+    raw, _ = net._path().e.events_drain()
+    assert decode_events(raw) == ([EV_UP], [ik], [iv], [ok], [ov])
+    for p in range(SMALL_DRAIN + 4):
+        net.packet("udp", "10.1.0.1", 5001 + p, "10.9.0.1", 53, "")
+        handshake(net, "fd00::1", 40000 + p, "fd00::9", 443)
+    raw = net._path().e.events_snapshot()
+    assert len(raw) == 64 * (2 * (SMALL_DRAIN + 4) + 1)
+    assert decode_events(raw) == _decode_few(raw)      # numpy path
 
 
 # -- the feed ---------------------------------------------------------------
