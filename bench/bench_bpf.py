@@ -33,7 +33,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 import numpy as np  # noqa: E402
 
 import ipvs_py  # noqa: E402
-from ipvs_py.packets import PacketBatch  # noqa: E402
+from ipvs_py.bpf.traffic import (flow_packets, flow_tuple,  # noqa: E402
+                                 flows_to, measure_hit)
+from ipvs_py.workload.generators import ACK, SYN, make_flows  # noqa: E402
 from ipvs_py.bpf import (BpfPermissionError, BpfUnsupportedError,  # noqa: E402
                          ConnRecord, FastPath, SessionMirror)
 from ipvs_py.bpf import packet as pkt  # noqa: E402
@@ -65,23 +67,13 @@ def ns_per_packet(fp, mirror, repeat):
             "fd00:1::2", "fd00:9::9", "fd00:2::2")
         pn = pkt.TCP if proto == "tcp" else pkt.UDP
         a = ConnRecord(proto, c, 40000, v, 80, d, 8080, state="ESTABLISHED")
-        # The ping-pong partner: maps the rewritten tuple back (see module
-        # docstring), so the repeated run keeps hitting.
-        b = ConnRecord(proto, c, 40000, d, 8080, v, 80, state="ESTABLISHED")
         mirror.install(a)
-        mirror.install(b)
         if name.startswith("reply"):
             frame = pkt.frame(pn, d, 8080, c, 40000, b"x" * 64)
         else:
             frame = pkt.frame(pn, c, 40000, v, 80, b"x" * 64)
-        before = fp.stats()
-        _ret, _out, ns = fp.run(frame, repeat)
-        after = fp.stats()
-        hits = after["in"] + after["out"] - before["in"] - before["out"]
-        assert hits == repeat, f"{name}: only {hits}/{repeat} runs hit"
-        cases[name] = ns
+        cases[name] = measure_hit(fp, mirror, a, frame, repeat)
         mirror.remove(a)
-        mirror.remove(b)
     miss = pkt.frame(pkt.TCP, "10.1.0.3", 40000, "10.9.0.9", 80, b"x" * 64)
     cases["miss_tcp4"] = fp.run(miss, repeat)[2]
     # Floor: the harness plus the program's protocol check and counter.
@@ -118,31 +110,6 @@ def install_rates(n):
     return out
 
 
-def flow_batch(n, flags, direction="in", t=0.0, dests=None):
-    """A PacketBatch of the n flows of :func:`conns` (IPv4): client ->
-    VIP:80, or with ``direction="out"`` real server ``dests[i]`` -> client."""
-    i = np.arange(n)
-    b = PacketBatch.empty(n)
-    c = b._cols
-    c["proto"][:] = 6
-    client = (0x0A400000 + i // 50000).astype(">u4").view(np.uint8)
-    client = client.reshape(-1, 4)
-    cport = 1024 + i % 50000
-    if direction == "in":
-        c["saddr"][:, :4], c["sport"][:] = client, cport
-        c["daddr"][:, :4], c["dport"][:] = (10, 200, 0, 1), 80
-    else:
-        c["saddr"][:, :4] = np.array(
-            [list(ipaddress.IPv4Address(d[0]).packed) for d in dests], np.uint8)
-        c["sport"][:] = [d[1] for d in dests]
-        c["daddr"][:, :4], c["dport"][:] = client, cport
-        c["direction"][:] = 1
-    c["tcp_flags"][:] = flags
-    c["time"][:] = t
-    c["length"][:] = 100
-    return b
-
-
 def model_net():
     net = ipvs_py.Netns(conn_tab_bits=20, seed=1)
     net.restore(f"-A -t {VIP}:80 -s rr\n" + "".join(
@@ -168,56 +135,43 @@ def model_vs_fastpath(n, repeat):
     ACKs) and one session per packet() call."""
     out = {}
     net = model_net()
+    flows = flows_to(n, VIP, 80, seed=1)
     with FastPath(max_sessions=n + 16) as fp:
         mirror = SessionMirror(fp)
         feed = mirror.attach(net, capacity=n)
         path = net._path()
-        # Time the drain on its own: unhook it for the ACK replay.
-        drain_s = []
-
-        def ack_then_drain():
-            path.after_engine = None
-            net.replay(flow_batch(n, 0x10, t=0.2))
-            path.after_engine = feed.drain
-            t0 = time.perf_counter()
-            feed.drain()
-            drain_s.append(time.perf_counter() - t0)
-        res = net.replay(flow_batch(n, 0x02))
-        dests = list(res.dest)
-        net.replay(flow_batch(n, 0x12, "out", 0.1, dests))
-        ack_then_drain()
+        dests = list(net.replay(flow_packets(flows, SYN, 0.0)).dest)
+        path.after_engine = None        # time the drain on its own
+        net.replay(flow_packets(flows, ACK, 0.01))
+        path.after_engine = feed.drain
+        t0 = time.perf_counter()
+        feed.drain()
+        out["feed_batch_sessions_per_s"] = n / (time.perf_counter() - t0)
         assert len(mirror) == n, (len(mirror), n)
-        out["feed_batch_sessions_per_s"] = n / drain_s[0]
-        est = flow_batch(n, 0x10, t=0.3)
+        est = flow_packets(flows, ACK, 0.3)
         out["model_replay_ns"] = best_of(3, lambda: net.replay(est)) * 1e9 / n
-        # The program on a session the model installed: client 0.
-        c = str(ipaddress.IPv4Address(0x0A400000))
+        # The program on a session the model installed: flow 0.
+        c, cport, v, vport = flow_tuple(flows, 0)
         d, dport = dests[0]
-        rec = ConnRecord("tcp", c, 1024, VIP, 80, d, dport)
-        back = ConnRecord("tcp", c, 1024, d, dport, VIP, 80)
-        frame = pkt.frame(pkt.TCP, c, 1024, VIP, 80, b"x" * 64)
+        rec = ConnRecord("tcp", c, cport, v, vport, d, dport)
+        frame = pkt.frame(pkt.TCP, c, cport, v, vport, b"x" * 64)
         assert pkt.parse(fp.run(frame)[1]).daddr == d   # the model's choice
-        mirror.install(back)     # ping-pong partner (module docstring)
-        before = mirror.stats(rec)[0].packets
-        out["program_ns"] = fp.run(frame, repeat)[2]
-        assert mirror.stats(rec)[0].packets - before == (repeat + 1) // 2
+        out["program_ns"] = measure_hit(fp, mirror, rec, frame, repeat)
         feed.detach()
     # One session per packet() call: the ACK that completes a handshake,
     # with and without a feed attached (the difference is the install).
     m = min(n, 20000)
-    flows = [(str(ipaddress.IPv4Address(0x0A400000 + i // 50000)),
-              1024 + i % 50000) for i in range(m)]
+    few = [flow_tuple(flows, i) for i in range(m)]
     rates = {}
     for fed in (False, True):
         net = model_net()
         with FastPath(max_sessions=m + 16) as fp:
             feed = SessionMirror(fp).attach(net) if fed else None
-            for cl, cp in flows:
-                d = net.packet("tcp", cl, cp, VIP, 80, "S").dest
-                net.packet("tcp", *d, cl, cp, "SA", direction="out")
+            for c, cport, v, vport in few:
+                net.packet("tcp", c, cport, v, vport, "S")
             t0 = time.perf_counter()
-            for cl, cp in flows:
-                net.packet("tcp", cl, cp, VIP, 80, "A")
+            for c, cport, v, vport in few:
+                net.packet("tcp", c, cport, v, vport, "A")
             rates[fed] = m / (time.perf_counter() - t0)
             if fed:
                 assert len(feed.mirror) == m
@@ -231,18 +185,18 @@ def model_vs_fastpath(n, repeat):
 def event_ring_cost(n):
     """ns per packet of replaying n new UDP conns (one event each) with the
     engine's event ring off and on (drained after), best of 3 each."""
+    flows = make_flows(n, np.random.default_rng(2), vips=((VIP, 53),),
+                       proto="udp")
     res = {}
     for on in (False, True):
         def run():
             net = ipvs_py.Netns(conn_tab_bits=20, seed=1)
             net.restore(f"-A -u {VIP}:53 -s rr\n-a -u {VIP}:53 "
                         "-r 10.128.0.2:53 -m\n")
-            b = flow_batch(n, 0)
-            b._cols["proto"][:] = 17
-            b._cols["dport"][:] = 53
             e = net._path().e
             if on:
                 e.events_on(n)
+            b = flow_packets(flows, 0)
             t0 = time.perf_counter()
             net.replay(b)
             dt = time.perf_counter() - t0
