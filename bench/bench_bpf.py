@@ -27,6 +27,7 @@ import json
 import os
 import sys
 import time
+import timeit
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
@@ -117,16 +118,6 @@ def model_net():
     return net
 
 
-def best_of(k, fn):
-    """Shortest of k timed runs of fn (seconds)."""
-    times = []
-    for _ in range(k):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
 def model_vs_fastpath(n, repeat):
     """Sessions installed from the model's conn table, then: ns/packet of
     the model's batch path on established packets of those sessions, and
@@ -149,7 +140,8 @@ def model_vs_fastpath(n, repeat):
         out["feed_batch_sessions_per_s"] = n / (time.perf_counter() - t0)
         assert len(mirror) == n, (len(mirror), n)
         est = flow_packets(flows, ACK, 0.3)
-        out["model_replay_ns"] = best_of(3, lambda: net.replay(est)) * 1e9 / n
+        out["model_replay_ns"] = min(timeit.repeat(
+            lambda: net.replay(est), number=1, repeat=3)) * 1e9 / n
         # The program on a session the model installed: flow 0.
         c, cport, v, vport = flow_tuple(flows, 0)
         d, dport = dests[0]

@@ -143,6 +143,14 @@ cdef inline void _addr16(const uint8_t[::1] src, uint32_t *dst) noexcept nogil:
     memcpy(dst, &src[0], 16)
 
 
+cdef inline ipvs_conn *_walk_next_conn(iht_walker *w) noexcept nogil:
+    """The next conn of a table walk, each once (its hn0 node), or NULL."""
+    cdef iht_node *n = iht_walk_next(w)
+    while n != NULL and n.aux != 0:
+        n = iht_walk_next(w)
+    return NULL if n == NULL else ipvs_conn_of_node(n)
+
+
 @cython.final
 cdef class ConnEngine:
     """One namespace's conn table and packet path.
@@ -488,17 +496,13 @@ cdef class ConnEngine:
         (id, af, proto, caddr16, cport, vaddr16, vport, daddr16, dport,
         state, flags, expires_jiffies, dest, control, n_control, daf)."""
         cdef iht_walker w
-        cdef iht_node *n
         cdef ipvs_conn *c
         out = []
         iht_walk_start(&self.e.tab, &w)
         while True:
-            n = iht_walk_next(&w)
-            if n == NULL:
+            c = _walk_next_conn(&w)
+            if c == NULL:
                 break
-            if n.aux != 0:
-                continue
-            c = ipvs_conn_of_node(n)
             out.append((c.id, c.af, c.protocol, (<char *>c.caddr)[:16],
                         _ntohs(c.cport), (<char *>c.vaddr)[:16],
                         _ntohs(c.vport), (<char *>c.daddr)[:16],
@@ -551,7 +555,6 @@ cdef class ConnEngine:
         """An UP event (bytes, as :meth:`events_drain`) for every conn
         that is mirrorable now: the input of a full resynchronisation."""
         cdef iht_walker w
-        cdef iht_node *n
         cdef ipvs_conn *c
         cdef Py_ssize_t k = 0
         cdef Py_ssize_t cap = self.e.nconns
@@ -559,12 +562,9 @@ cdef class ConnEngine:
         cdef char *buf = out
         iht_walk_start(&self.e.tab, &w)
         while k < cap:
-            n = iht_walk_next(&w)
-            if n == NULL:
+            c = _walk_next_conn(&w)
+            if c == NULL:
                 break
-            if n.aux != 0:
-                continue
-            c = ipvs_conn_of_node(n)
             if ipvs_ev_mirrorable(c) and ipvs_ev_state_ok(c, c.state):
                 ipvs_ev_write(<ipvs_event *>(buf + k * sizeof(ipvs_event)),
                               c, IPVS_EV_UP, c.state)

@@ -8,7 +8,6 @@ from ipvs_py.bpf.feed import (EV_DOWN, EV_UP, SMALL_DRAIN, _decode_few,
                                decode_events)
 from ipvs_py.bpf.mirror import entries
 
-from .conftest import session_maps_of
 
 CONFIG = """\
 -A -t 10.9.0.1:80 -s rr
@@ -63,7 +62,7 @@ def test_engine_events_follow_the_tcp_state(net):
     net.packet("tcp", "10.1.0.1", 40000, "10.9.0.1", 80, "PA")
     assert drained(net) == ([], [])               # still ESTABLISHED
     net.packet("tcp", "10.1.0.1", 40000, "10.9.0.1", 80, "FA")
-    assert drained(net) == ([EV_DOWN], [k])       # FIN_WAIT: back to model
+    assert drained(net) == ([EV_DOWN], [k])       # CLOSE_WAIT: back to the model
     net.advance(1000)
     assert drained(net) == ([], [])               # freed, was not mirrored
 
@@ -119,16 +118,8 @@ def test_both_decoders_agree(net):
 
 
 # -- the feed ---------------------------------------------------------------
-@pytest.fixture
-def maps8():
-    pair = session_maps_of(8)
-    yield pair
-    for m in pair:
-        m.close()
-
-
-def test_attach_twice_and_detach(net, maps8):
-    mirror = SessionMirror(sess_in=maps8[0], sess_out=maps8[1])
+def test_attach_twice_and_detach(net, session_maps):
+    mirror = SessionMirror(sess_in=session_maps[0], sess_out=session_maps[1])
     feed = mirror.attach(net)
     with pytest.raises(ValueError, match="already feeds"):
         mirror.attach(net)
@@ -142,26 +133,26 @@ def test_attach_twice_and_detach(net, maps8):
     assert net._path().after_engine is None
 
 
-def test_full_maps_leave_sessions_on_the_slow_path(net, maps8):
-    mirror = SessionMirror(sess_in=maps8[0], sess_out=maps8[1])
+def test_full_maps_leave_sessions_on_the_slow_path(net, session_maps):
+    mirror = SessionMirror(sess_in=session_maps[0], sess_out=session_maps[1])
     feed = mirror.attach(net)
     net.replay([("udp", "10.1.0.1", 5000 + p, "10.9.0.1", 53, "", 0)
                 for p in range(20)])
     assert feed.stats.installs == 8 and feed.stats.overflow == 12
-    fwd = dict(maps8[0].lookup_batch())
-    rev = dict(maps8[1].lookup_batch())
+    fwd = dict(session_maps[0].lookup_batch())
+    rev = dict(session_maps[1].lookup_batch())
     assert len(fwd) == len(rev) == 8
     for k in fwd:                # every forward entry has its reply entry
         rec = ConnRecord("udp", "10.1.0.1", int.from_bytes(k[2:4], "big"),
                          "10.9.0.1", 53, "10.2.0.3", 53)
         assert entries(rec)[1][0] in rev
     net.advance(301)             # all expire: the 8 installed are removed
-    assert len(mirror) == 0 and len(maps8[1]) == 0
+    assert len(mirror) == 0 and len(session_maps[1]) == 0
     assert feed.stats.removals == 8
 
 
-def test_lost_events_resync(net, maps8):
-    mirror = SessionMirror(sess_in=maps8[0], sess_out=maps8[1])
+def test_lost_events_resync(net, session_maps):
+    mirror = SessionMirror(sess_in=session_maps[0], sess_out=session_maps[1])
     feed = mirror.attach(net, capacity=2)
     net.replay([("udp", "10.1.0.1", 5000 + p, "10.9.0.1", 53, "", 0)
                 for p in range(5)])
