@@ -87,6 +87,9 @@ def _sequential(initial, kinds, keys):
     return state
 
 
+# too_slow: seen only on a loaded 2-core machine under ASan (one draw of
+# a 20-letter list took 1.1 s); the strategy itself is tiny.
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(initial=st.sets(st.sampled_from("abcd")),
        picks=st.lists(st.sampled_from("abcd"), max_size=20))
 def test_fold_equals_applying_events_one_by_one(initial, picks):
@@ -190,7 +193,7 @@ def _clear(m):
 
 
 @settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+          suppress_health_check=[HealthCheck.too_slow])
 @given(capacity=st.sampled_from([1, 3, 65536]),
        seq=st.lists(ops, min_size=1, max_size=40))
 @example(capacity=65536, seq=[("in", 0, 0, 0, "S"), ("out", 0, "SA"),
