@@ -1,5 +1,7 @@
 """The engine's session events and the feed that turns them into map
 updates (ipvs_events.h, ipvs_py/bpf/feed.py)."""
+import ipaddress
+
 import pytest
 
 import ipvs_py
@@ -85,6 +87,24 @@ def test_engine_events_udp_v6_dr_templates(net):
     net.advance(1000)
     kinds, keys = drained(net)
     assert sorted(zip(kinds, keys)) == sorted([(EV_DOWN, k6), (EV_DOWN, kp)])
+
+
+def test_engine_event_when_a_conn_learns_its_client_port(net):
+    # A conn made from a packet with source port 0 (NO_CPORT) is not
+    # mirrorable; the next packet with a port fills it in
+    # (ip_vs_conn_fill_cport) and that is when the session appears.
+    path = net._path()
+    path.sync_config()
+    e = path.e
+    e.events_on(8)
+    raw = [ipaddress.ip_address(a).packed.ljust(16, b"\0")
+           for a in ("10.1.0.1", "10.9.0.1")]
+    assert e.packet(2, 17, raw[0], 0, raw[1], 53)[0] == "forward"
+    assert e.events_drain() == (b"", 0)
+    assert e.packet(2, 17, raw[0], 5000, raw[1], 53)[0] == "forward"
+    ku = key("udp", "10.1.0.1", 5000, "10.9.0.1", 53, "10.2.0.3", 53)
+    assert drained(net) == ([EV_UP], [ku])
+    assert e.nconns == 1
 
 
 def test_engine_ring_counts_what_does_not_fit(net):
