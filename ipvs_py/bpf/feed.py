@@ -19,8 +19,10 @@ the ring there and applies the events as batched map operations:
 * a full map does not stop the model: the sessions that do not fit stay
   on the slow path and are counted in ``stats.overflow`` (a forward entry
   is only written once its reply entry is in);
-* a full event ring (``stats.lost``) makes the next drain a full
-  resynchronisation from a walk of the table, which is always exact.
+* a full event ring (``stats.lost``) makes the drain a full
+  resynchronisation from a walk of the table, which is always exact; so
+  does a drain after one that failed half-way (a bpf(2) error other than
+  a full map is raised to the caller of packet()/replay()/advance()).
 
 The feed never reads the maps on the event path; :meth:`ModelFeed.resync`
 does (it diffs the maps against a snapshot of the table and keeps the
@@ -153,7 +155,12 @@ class ModelFeed:
             raise ValueError("this Netns already feeds a session mirror")
         self._path.e.events_on(capacity)
         self._path.after_engine = self.drain
-        self.resync()
+        self._stale = False      # a drain failed half-way: resync next
+        try:
+            self.resync()
+        except BaseException:
+            self.detach()
+            raise
 
     def detach(self):
         """Stop feeding; the maps keep what they hold."""
@@ -166,12 +173,18 @@ class ModelFeed:
         this after each engine call)."""
         raw, lost = self._path.e.events_drain()
         self.stats.events += len(raw) // EVENT_DTYPE.itemsize
-        if lost:
-            self.stats.lost += lost
+        self.stats.lost += lost
+        if lost or self._stale:
             self.resync()
             return
         if raw:
-            self._apply(*decode_events(raw))
+            try:
+                self._apply(*decode_events(raw))
+            except BaseException:
+                # The events are gone from the ring but not all reached
+                # the maps: the next drain rebuilds from the table.
+                self._stale = True
+                raise
 
     def _apply(self, kinds, ik, iv, ok, ov):
         m_in, m_out = self.mirror.sess_in, self.mirror.sess_out
@@ -195,6 +208,7 @@ class ModelFeed:
         (a walk of the table); returns the mirror's ResyncResult.  When
         more conns are mirrorable than the maps hold, the first ones of
         the walk are installed and the rest counted in ``overflow``."""
+        self._stale = True
         self._path.e.events_drain()       # the snapshot supersedes them
         kinds, ik, iv, ok, ov = decode_events(self._path.e.events_snapshot())
         cap = min(self.mirror.sess_in.max_entries,
@@ -203,6 +217,7 @@ class ModelFeed:
         res = self.mirror.resync_entries(dict(zip(ik[:cap], iv[:cap])),
                                          dict(zip(ok[:cap], ov[:cap])))
         self.stats.resyncs += 1
+        self._stale = False
         return res
 
     def __enter__(self):

@@ -178,3 +178,22 @@ def test_lost_events_resync(net, session_maps):
                 for p in range(5)])
     assert feed.stats.lost == 3 and feed.stats.resyncs == 2
     assert len(mirror) == 5
+
+
+def test_a_failed_drain_is_repaired_by_the_next(net, session_maps):
+    mirror = SessionMirror(sess_in=session_maps[0], sess_out=session_maps[1])
+    feed = mirror.attach(net)
+    real = session_maps[0].update
+
+    def broken(*a, **kw):
+        raise OSError(5, "injected EIO")
+    session_maps[0].update = broken
+    with pytest.raises(OSError, match="injected"):
+        net.packet("udp", "10.1.0.1", 5000, "10.9.0.1", 53, "")
+    session_maps[0].update = real
+    assert len(mirror) == 0 and len(session_maps[1]) == 1   # half-applied
+    net.advance(1)               # next drain: a resync from the table
+    assert feed.stats.resyncs == 2
+    assert len(mirror) == 1 and len(session_maps[1]) == 1
+    k = key("udp", "10.1.0.1", 5000, "10.9.0.1", 53, "10.2.0.3", 53)
+    assert session_maps[0].lookup(k) is not None
