@@ -12,8 +12,14 @@ Measures, on this machine's kernel:
   full rewrite.
 * session install rate: one connection at a time (``on_established``:
   2-4 bpf(2) calls), batched (``install_many``), and a full ``resync``.
-* the model's batch path (``Netns.replay``) for the same sessions, when the
-  packet path (issue 6) exists; otherwise it says so.
+* fed from the model (n established conns from replayed handshakes, the
+  sessions installed by ``SessionMirror.attach(net)``): ns per packet of
+  the model's batch path (``Netns.replay`` of established packets of those
+  sessions) next to the program on one of them; the feed's install rate
+  batched (the drain after one replay of n ACKs) and one at a time
+  (``packet()`` calls that complete a handshake, with and without a feed).
+  The event ring's own cost is counted in instructions instead
+  (bench/ring_hooks_workload.py): wall clock here cannot resolve it.
 """
 import argparse
 import dataclasses
@@ -22,10 +28,16 @@ import json
 import os
 import sys
 import time
+import timeit
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
+import numpy as np  # noqa: E402
+
 import ipvs_py  # noqa: E402
+from ipvs_py.bpf.traffic import (flow_packets, flow_tuple,  # noqa: E402
+                                 flows_to, measure_hit)
+from ipvs_py.workload.generators import ACK, SYN, make_flows  # noqa: E402
 from ipvs_py.bpf import (BpfPermissionError, BpfUnsupportedError,  # noqa: E402
                          ConnRecord, FastPath, SessionMirror)
 from ipvs_py.bpf import packet as pkt  # noqa: E402
@@ -57,23 +69,13 @@ def ns_per_packet(fp, mirror, repeat):
             "fd00:1::2", "fd00:9::9", "fd00:2::2")
         pn = pkt.TCP if proto == "tcp" else pkt.UDP
         a = ConnRecord(proto, c, 40000, v, 80, d, 8080, state="ESTABLISHED")
-        # The ping-pong partner: maps the rewritten tuple back (see module
-        # docstring), so the repeated run keeps hitting.
-        b = ConnRecord(proto, c, 40000, d, 8080, v, 80, state="ESTABLISHED")
         mirror.install(a)
-        mirror.install(b)
         if name.startswith("reply"):
             frame = pkt.frame(pn, d, 8080, c, 40000, b"x" * 64)
         else:
             frame = pkt.frame(pn, c, 40000, v, 80, b"x" * 64)
-        before = fp.stats()
-        _ret, _out, ns = fp.run(frame, repeat)
-        after = fp.stats()
-        hits = after["in"] + after["out"] - before["in"] - before["out"]
-        assert hits == repeat, f"{name}: only {hits}/{repeat} runs hit"
-        cases[name] = ns
+        cases[name] = measure_hit(fp, mirror, a, frame, repeat)
         mirror.remove(a)
-        mirror.remove(b)
     miss = pkt.frame(pkt.TCP, "10.1.0.3", 40000, "10.9.0.9", 80, b"x" * 64)
     cases["miss_tcp4"] = fp.run(miss, repeat)[2]
     # Floor: the harness plus the program's protocol check and counter.
@@ -110,20 +112,67 @@ def install_rates(n):
     return out
 
 
-def model_batch(n):
-    """ns per packet of the model's batch path, if it exists yet."""
-    if not hasattr(ipvs_py, "Netns") or not hasattr(ipvs_py, "PacketBatch"):
-        return "not available: the model's packet path (issue 6) is not built yet"
-    net = ipvs_py.Netns()
-    net.restore(f"-A -t {VIP}:80 -s rr\n-a -t {VIP}:80 -r 10.128.0.2:8080 -m\n")
-    rows = [("tcp", r.caddr.exploded, r.cport, VIP, 80, "S", 0.0)
-            for r in conns(n)]
-    rows += [("tcp", r.caddr.exploded, r.cport, VIP, 80, "A", 1.0)
-             for r in conns(n)]
-    batch = ipvs_py.PacketBatch.from_rows(rows)
-    t0 = time.perf_counter()
-    net.replay(batch)
-    return (time.perf_counter() - t0) * 1e9 / len(rows)
+def model_net():
+    net = ipvs_py.Netns(conn_tab_bits=20, seed=1)
+    net.restore(f"-A -t {VIP}:80 -s rr\n" + "".join(
+        f"-a -t {VIP}:80 -r 10.128.0.{k}:8080 -m\n" for k in range(2, 6)))
+    return net
+
+
+def model_vs_fastpath(n, repeat):
+    """Sessions installed from the model's conn table, then: ns/packet of
+    the model's batch path on established packets of those sessions, and
+    of the program on one of them (BPF_PROG_TEST_RUN), in one run; plus
+    the install rate of the feed, batched (one drain after a replay of n
+    ACKs) and one session per packet() call."""
+    out = {}
+    net = model_net()
+    flows = flows_to(n, VIP, 80, seed=1)
+    with FastPath(max_sessions=n + 16) as fp:
+        mirror = SessionMirror(fp)
+        feed = mirror.attach(net, capacity=n)
+        path = net._path()
+        dests = list(net.replay(flow_packets(flows, SYN, 0.0)).dest)
+        path.after_engine = None        # time the drain on its own
+        net.replay(flow_packets(flows, ACK, 0.01))
+        path.after_engine = feed.drain
+        t0 = time.perf_counter()
+        feed.drain()
+        out["feed_batch_sessions_per_s"] = n / (time.perf_counter() - t0)
+        assert len(mirror) == n, (len(mirror), n)
+        est = flow_packets(flows, ACK, 0.3)
+        out["model_replay_ns"] = min(timeit.repeat(
+            lambda: net.replay(est), number=1, repeat=3)) * 1e9 / n
+        # The program on a session the model installed: flow 0.
+        c, cport, v, vport = flow_tuple(flows, 0)
+        d, dport = dests[0]
+        rec = ConnRecord("tcp", c, cport, v, vport, d, dport)
+        frame = pkt.frame(pkt.TCP, c, cport, v, vport, b"x" * 64)
+        assert pkt.parse(fp.run(frame)[1]).daddr == d   # the model's choice
+        out["program_ns"] = measure_hit(fp, mirror, rec, frame, repeat)
+        feed.detach()
+    # One session per packet() call: the ACK that completes a handshake,
+    # with and without a feed attached (the difference is the install).
+    m = min(n, 20000)
+    few = [flow_tuple(flows, i) for i in range(m)]
+    rates = {}
+    for fed in (False, True):
+        net = model_net()
+        with FastPath(max_sessions=m + 16) as fp:
+            feed = SessionMirror(fp).attach(net) if fed else None
+            for c, cport, v, vport in few:
+                net.packet("tcp", c, cport, v, vport, "S")
+            t0 = time.perf_counter()
+            for c, cport, v, vport in few:
+                net.packet("tcp", c, cport, v, vport, "A")
+            rates[fed] = m / (time.perf_counter() - t0)
+            if fed:
+                assert len(feed.mirror) == m
+                feed.detach()
+    out["packet_call_per_s"] = rates[False]
+    out["packet_call_fed_per_s"] = rates[True]
+    out["feed_single_us_per_session"] = (1 / rates[True] - 1 / rates[False]) * 1e6
+    return out
 
 
 def main():
@@ -141,7 +190,7 @@ def main():
         res["insns"] = fp.insn_count
         res["ns_per_packet"] = ns_per_packet(fp, m, args.repeat)
     res["install"] = install_rates(args.sessions)
-    res["model_batch_ns_per_packet"] = model_batch(args.sessions)
+    res["model"] = model_vs_fastpath(args.sessions, args.repeat)
     if args.json:
         print(json.dumps(res, indent=2))
         return
@@ -149,13 +198,20 @@ def main():
           f"{args.sessions} sessions in the maps, repeat {args.repeat}")
     for k, v in res["ns_per_packet"].items():
         print(f"  {k:12s} {v:6d} ns/packet  (BPF_PROG_TEST_RUN)")
-    mb = res["model_batch_ns_per_packet"]
-    print(f"  model batch  {mb if isinstance(mb, str) else f'{mb:6.0f} ns/packet'}")
     ins = res["install"]
     print(f"install one at a time {ins['single_per_s']:,.0f} sessions/s, "
           f"remove {ins['remove_single_per_s']:,.0f}/s, "
           f"batched {ins['batch_per_s']:,.0f}/s, "
           f"resync ({ins['resync_changes']} map changes) {ins['resync_s']*1e3:.1f} ms")
+    mo = res["model"]
+    print(f"fed from the model ({args.sessions} established conns):")
+    print(f"  model Netns.replay, established packets {mo['model_replay_ns']:6.0f} ns/packet")
+    print(f"  program on a model-installed session   {mo['program_ns']:6d} ns/packet "
+          f"(program/model {mo['program_ns'] / mo['model_replay_ns']:.1f}x)")
+    print(f"  feed install, batched (one drain)  {mo['feed_batch_sessions_per_s']:,.0f} sessions/s")
+    print(f"  packet() completing a handshake: {mo['packet_call_per_s']:,.0f}/s alone, "
+          f"{mo['packet_call_fed_per_s']:,.0f}/s fed "
+          f"(+{mo['feed_single_us_per_session']:.1f} us per installed session)")
 
 
 if __name__ == "__main__":

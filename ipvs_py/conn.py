@@ -115,6 +115,9 @@ class ConnPath:
         self._svcs = []
         self._bs = {}               # engine svc index -> BatchScheduler
         self.e.set_sched_callback(self._py_schedule)
+        #: called after every engine call (ipvs_py.bpf.feed drains the
+        #: engine's session events here); None: nothing to do
+        self.after_engine = None
 
     # -- configuration -------------------------------------------------------
     def _dest_id(self, d):
@@ -177,7 +180,7 @@ class ConnPath:
 
     def _py_schedule(self, si, af, proto, saddr, sport, daddr, dport, fwmark):
         svc = self._svcs[si]
-        self.sync_back()            # lc-like schedulers read the counters
+        self.sync_back(False)       # lc-like schedulers read the counters
         sched = lookup_scheduler(svc.sched_name)
         if sched is None or sched.schedule is None:
             return -1
@@ -188,8 +191,9 @@ class ConnPath:
         d = sched.schedule(svc, pkt)
         return -1 if d is None else self._dest_id(d)
 
-    def sync_back(self):
-        """Copy scheduler positions and the engine's counters to Python."""
+    def sync_back(self, engine_done=True):
+        """Copy scheduler positions and the engine's counters to Python;
+        then, unless called from inside the engine, run after_engine."""
         for bs in self._bs.values():
             bs.write_back()
         for d, i in self._dest_ids.items():
@@ -204,6 +208,8 @@ class ConnPath:
         for name, v in zip(COUNTERS, self.e.tot_counters()):
             setattr(self.net.tot_stats, name, v)
         self.net.conn_count = self.e.nconns
+        if engine_done and self.after_engine is not None:
+            self.after_engine()
 
     # -- packets -------------------------------------------------------------
     def _dest_tuple(self, did):

@@ -220,6 +220,8 @@ def run(n_keys=1_000_000, seed=1, console=None, n_conns=1_000_000):
     _sync_plan(console, net)
     if n_conns:
         _replay_sweep(console, n_conns, seed)
+    from .bpf.demo_section import fastpath_section
+    fastpath_section(console)
     console.rule("[bold]kernel-exact hashing")
     console.print("Each per-net IPVS table has its own random 128-bit key; "
                   f"this run's key: {key.hex()}")

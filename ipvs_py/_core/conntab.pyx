@@ -143,6 +143,14 @@ cdef inline void _addr16(const uint8_t[::1] src, uint32_t *dst) noexcept nogil:
     memcpy(dst, &src[0], 16)
 
 
+cdef inline ipvs_conn *_walk_next_conn(iht_walker *w) noexcept nogil:
+    """The next conn of a table walk, each once (its hn0 node), or NULL."""
+    cdef iht_node *n = iht_walk_next(w)
+    while n != NULL and n.aux != 0:
+        n = iht_walk_next(w)
+    return NULL if n == NULL else ipvs_conn_of_node(n)
+
+
 @cython.final
 cdef class ConnEngine:
     """One namespace's conn table and packet path.
@@ -157,6 +165,7 @@ cdef class ConnEngine:
     cdef list _svc_keep          # BatchSchedulers kept alive per service
     cdef object sched_fn         # Python scheduler callback
     cdef object _cb_exc
+    cdef ipvs_events *_events    # session event ring (ipvs_events.h), or NULL
 
     def __cinit__(self, hz=250, min_bits=8, max_bits=12, lfactor=-4):
         cdef iht_lock_profile prof
@@ -177,6 +186,7 @@ cdef class ConnEngine:
         if self.ready:
             iht_destroy(&self.e.tab, NULL, NULL)
             ipvs_engine_free_all(&self.e)
+        self.events_off()
 
     # -- configuration ---------------------------------------------------
     def set_timeouts(self, tcp=None, udp=300, sctp=None):
@@ -486,17 +496,13 @@ cdef class ConnEngine:
         (id, af, proto, caddr16, cport, vaddr16, vport, daddr16, dport,
         state, flags, expires_jiffies, dest, control, n_control, daf)."""
         cdef iht_walker w
-        cdef iht_node *n
         cdef ipvs_conn *c
         out = []
         iht_walk_start(&self.e.tab, &w)
         while True:
-            n = iht_walk_next(&w)
-            if n == NULL:
+            c = _walk_next_conn(&w)
+            if c == NULL:
                 break
-            if n.aux != 0:
-                continue
-            c = ipvs_conn_of_node(n)
             out.append((c.id, c.af, c.protocol, (<char *>c.caddr)[:16],
                         _ntohs(c.cport), (<char *>c.vaddr)[:16],
                         _ntohs(c.vport), (<char *>c.daddr)[:16],
@@ -505,6 +511,66 @@ cdef class ConnEngine:
                         c.n_control, c.daf))
         iht_walk_stop(&w)
         return out
+
+    # -- session events (include/ipvs_events.h) --------------------------
+    def events_on(self, uint32_t capacity=65536):
+        """Start recording session events into a ring of ``capacity``
+        64-byte entries (replacing an earlier ring and its events)."""
+        if capacity == 0:
+            raise ValueError("event ring capacity must be at least 1")
+        self.events_off()
+        cdef ipvs_events *ev
+        ev = <ipvs_events *>PyMem_Malloc(sizeof(ipvs_events))
+        if ev == NULL:
+            raise MemoryError()
+        ev.buf = PyMem_Malloc(<size_t>capacity * sizeof(ipvs_event))
+        if ev.buf == NULL:
+            PyMem_Free(ev)
+            raise MemoryError(f"event ring of {capacity} entries")
+        ev.cap, ev.n, ev.lost = capacity, 0, 0
+        self._events = ev
+        ipvs_events_attach(&self.e, ev)
+
+    def events_off(self):
+        """Stop recording; pending events are dropped."""
+        if self._events != NULL:
+            ipvs_events_attach(&self.e, NULL)
+            PyMem_Free(self._events.buf)
+            PyMem_Free(self._events)
+            self._events = NULL
+
+    def events_drain(self):
+        """``(raw, lost)``: the recorded events as bytes (64 per event,
+        layout of struct ipvs_event) and how many did not fit; empties the
+        ring.  ``(b"", 0)`` when recording is off."""
+        cdef ipvs_events *ev = self._events
+        if ev == NULL:
+            return b"", 0
+        raw = (<char *>ev.buf)[:ev.n * sizeof(ipvs_event)]
+        lost = ev.lost
+        ev.n, ev.lost = 0, 0
+        return raw, lost
+
+    def events_snapshot(self):
+        """An UP event (bytes, as :meth:`events_drain`) for every conn
+        that is mirrorable now: the input of a full resynchronisation."""
+        cdef iht_walker w
+        cdef ipvs_conn *c
+        cdef Py_ssize_t k = 0
+        cdef Py_ssize_t cap = self.e.nconns
+        out = bytearray(cap * sizeof(ipvs_event))
+        cdef char *buf = out
+        iht_walk_start(&self.e.tab, &w)
+        while k < cap:
+            c = _walk_next_conn(&w)
+            if c == NULL:
+                break
+            if ipvs_ev_mirrorable(c) and ipvs_ev_state_ok(c, c.state):
+                ipvs_ev_write(<ipvs_event *>(buf + k * sizeof(ipvs_event)),
+                              c, IPVS_EV_UP, c.state)
+                k += 1
+        iht_walk_stop(&w)
+        return bytes(out[:k * sizeof(ipvs_event)])
 
     def lookup_out(self, int af, int proto, bytes caddr, int cport,
                    bytes daddr, int dport):
@@ -538,6 +604,22 @@ cdef extern from "ipvs_conn.h" nogil:
     ipvs_conn *ipvs_engine_lookup(ipvs_engine *e, int af, int proto,
                                   const uint32_t *r, uint16_t rport,
                                   const uint32_t *l, uint16_t lport, int dir)
+
+
+cdef extern from "ipvs_events.h" nogil:
+    cdef struct ipvs_events:
+        void *buf
+        uint32_t cap, n
+        uint64_t lost
+    cdef struct ipvs_event:
+        pass
+    enum:
+        IPVS_EV_UP
+    void ipvs_events_attach(ipvs_engine *e, ipvs_events *ev)
+    bint ipvs_ev_mirrorable(const ipvs_conn *c)
+    bint ipvs_ev_state_ok(const ipvs_conn *c, uint8_t state)
+    void ipvs_ev_write(ipvs_event *x, const ipvs_conn *c, uint8_t kind,
+                       uint8_t state)
 
 
 cdef inline int _ntohs(int v) noexcept nogil:

@@ -11,12 +11,24 @@ import socket
 import struct
 from dataclasses import dataclass
 
+import numpy as np
+
 from .errors import ElfError
 
 # family, proto, sport, dport (network order), pad, saddr[16], daddr[16]
 KEY = struct.Struct("<BB2s2sH16s16s")
 # addr[16], port (network order), fwd, flags, tcp_flags, packets, bytes, last_ns
 VALUE = struct.Struct("<16s2sBBIQQQ")
+# The same layouts as numpy records, to build many keys at once (the model
+# feed turns a drained batch of conn events into keys without a Python loop).
+KEY_DTYPE = np.dtype([("family", "u1"), ("proto", "u1"), ("sport", ">u2"),
+                      ("dport", ">u2"), ("pad", "<u2"), ("saddr", "V16"),
+                      ("daddr", "V16")])
+VALUE_DTYPE = np.dtype([("addr", "V16"), ("port", ">u2"), ("fwd", "u1"),
+                        ("flags", "u1"), ("tcp_flags", "<u4"),
+                        ("packets", "<u8"), ("bytes", "<u8"),
+                        ("last_ns", "<u8")])
+assert (KEY_DTYPE.itemsize, VALUE_DTYPE.itemsize) == (KEY.size, VALUE.size)
 STAT_NAMES = ("pass", "in", "out", "err")   # enum in ipvs_fastpath.c
 
 FWD_MASQ = 0   # IP_VS_CONN_F_MASQ (include/uapi/linux/ip_vs.h)

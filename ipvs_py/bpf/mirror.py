@@ -184,7 +184,12 @@ class SessionMirror:
                 (ik, iv), (ok, ov) = entries(conn)
                 want_in[ik] = iv
                 want_out[ok] = ov
-        installed = removed = kept = 0
+        return self.resync_entries(want_in, want_out)
+
+    def resync_entries(self, want_in, want_out):
+        """:meth:`resync` from ready-made ``{key: value}`` dicts of both
+        maps (the model feed builds them from a snapshot of the table)."""
+        kept = 0
         plans = []
         for m, want in ((self.sess_in, want_in), (self.sess_out, want_out)):
             have = dict(m.lookup_batch())
@@ -203,6 +208,13 @@ class SessionMirror:
         installed = len(put_in) + len(put_out)
         removed = len(stale_in) + len(stale_out)
         return ResyncResult(installed, removed, kept)
+
+    def attach(self, net, capacity=65536):
+        """Feed this mirror from ``net``'s connection table from now on
+        (after a full resync); returns the :class:`~.feed.ModelFeed`,
+        whose ``detach()`` stops it.  See :mod:`ipvs_py.bpf.feed`."""
+        from .feed import ModelFeed
+        return ModelFeed(self, net, capacity)
 
     def __len__(self):
         """Number of mirrored connections (forward entries)."""

@@ -279,6 +279,26 @@ class Map:
             e.done = attr.count
             raise
 
+    def discard_batch(self, keys):
+        """Delete those of ``keys`` that exist, in batches; returns how
+        many were deleted.  A missing key costs one more call (the kernel
+        stops a batch at the first ENOENT and reports how far it got)."""
+        if len(keys) == 1:              # one call either way; no batch attr
+            return int(self.delete(keys[0]))
+        deleted = start = 0
+        while start < len(keys):
+            try:
+                self.delete_batch(keys[start:])
+            except OSError as e:
+                if e.errno != _errno.ENOENT:
+                    raise
+                deleted += e.done
+                start += e.done + 1         # skip the missing key
+                continue
+            deleted += len(keys) - start
+            break
+        return deleted
+
     def lookup_batch(self, chunk=1024):
         """All (key, value) pairs, read with MAP_LOOKUP_BATCH."""
         out = []

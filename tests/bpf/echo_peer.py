@@ -7,6 +7,9 @@ server HOST TCPPORT UDPPORT: answer one TCP connection and one UDP
   at work) and <data> is their sha256 prefix plus the closing text.
 client VIP TCPPORT UDPPORT CPORT_TCP CPORT_UDP: send, print what came back
   and from where, as one line per protocol.
+listen-udp HOST PORT SECONDS: print "ready", then "got <data>" for the
+  first datagram within SECONDS, or "nothing".
+send-udp VIP PORT CPORT: send one datagram from CPORT.
 Socket timeouts only bound a failing run; nothing asserts on time.
 """
 import hashlib
@@ -74,9 +77,33 @@ def client(vip, tport, uport, ctport, cuport):
     print("udp", data.decode(), f"from={src[0]}:{src[1]}", flush=True)
 
 
+def listen_udp(host, port, seconds):
+    u = socket.socket(family(host), socket.SOCK_DGRAM)
+    u.bind((host, port))
+    u.settimeout(seconds)
+    print("ready", flush=True)
+    try:
+        data, _ = u.recvfrom(4096)
+    except socket.timeout:
+        print("nothing", flush=True)
+    else:
+        print("got", data.decode(), flush=True)
+
+
+def send_udp(vip, port, cport):
+    fam = family(vip)
+    u = socket.socket(fam, socket.SOCK_DGRAM)
+    u.bind(("::" if fam == socket.AF_INET6 else "0.0.0.0", cport))
+    u.sendto(b"udp-probe", (vip, port))
+
+
 if __name__ == "__main__":
     role, *args = sys.argv[1:]
     if role == "server":
         server(args[0], int(args[1]), int(args[2]))
+    elif role == "listen-udp":
+        listen_udp(args[0], int(args[1]), float(args[2]))
+    elif role == "send-udp":
+        send_udp(args[0], int(args[1]), int(args[2]))
     else:
         client(args[0], *map(int, args[1:]))

@@ -1,14 +1,12 @@
 """End to end: client -> VIP through the balancer namespace, fast path only.
 
-The model's packet path (issue 6) does not exist yet, so there is no slow
-path to set sessions up from a handshake: the sessions are installed from
-hand-built ConnRecords before the traffic starts, through the same
-SessionMirror hook the model will call (on_established).  The client binds
+The sessions are installed from hand-built ConnRecords before the traffic
+starts, through the SessionMirror hook (on_established);
+test_feed_e2e.py installs them from the model instead.  The client binds
 its ports so the records can name them.  All traffic stays inside the
 three namespaces of nettopo.Topology.
 """
 import os
-import shutil
 import subprocess
 import sys
 
@@ -16,7 +14,7 @@ import pytest
 
 from ipvs_py.bpf import ConnRecord, attach_clsact, detach_clsact
 
-from .nettopo import CLIENT, CLIENT6, SERVER, SERVER6, VIP, VIP6, Topology
+from .nettopo import CLIENT, CLIENT6, SERVER, SERVER6, VIP, VIP6
 
 
 HERE = os.path.dirname(__file__)
@@ -24,20 +22,6 @@ PEER = os.path.join(HERE, "echo_peer.py")
 VPORT_T, VPORT_U, RPORT_T, RPORT_U = 80, 53, 8080, 8053
 CPORT_T, CPORT_U = 41000, 41001
 BULK_BYTES = 4 << 20   # echo_peer.BULK
-
-
-@pytest.fixture
-def topo():
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        pytest.skip("needs root and iproute2 to create network namespaces")
-    try:
-        t = Topology()
-    except RuntimeError as e:
-        if "Operation not permitted" in str(e):
-            pytest.skip(f"kernel refuses network namespaces: {e}")
-        raise
-    yield t
-    t.close()
 
 
 ADDRS = {4: (CLIENT, VIP, SERVER), 6: (CLIENT6, VIP6, SERVER6)}
@@ -53,24 +37,7 @@ def test_tcp_and_udp_through_fast_path(topo, fastpath, mirror, fam):
                      state="UDP")
     assert mirror.on_established(tcp) and mirror.on_established(udp)
 
-    srv = topo.popen(topo.srv, [sys.executable, PEER, "server", SERVER,
-                                str(RPORT_T), str(RPORT_U)],
-                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert srv.stdout.readline().strip() == "ready", srv.stderr.read()
-        cli = topo.popen(topo.cli, [sys.executable, PEER, "client", VIP,
-                                    str(VPORT_T), str(VPORT_U), str(CPORT_T),
-                                    str(CPORT_U)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
-        out, err = cli.communicate(timeout=60)
-        assert cli.returncode == 0, err
-        srv.wait(timeout=60)
-    finally:
-        if srv.poll() is None:
-            srv.kill()
-            srv.wait()
-    lines = dict(line.split(" ", 1) for line in out.splitlines())
+    lines = run_echo(topo, CLIENT, VIP, SERVER)
     # The real server saw the client's own address (masq), the client saw
     # replies from the VIP.
     reply, sent = lines["tcp"].split(" sent=")
@@ -87,6 +54,29 @@ def test_tcp_and_udp_through_fast_path(topo, fastpath, mirror, fam):
     assert (fwd.packets, rev.packets) == (1, 1)
     st = fastpath.stats()
     assert st["in"] >= 4 and st["out"] >= 3 and st["err"] == 0
+
+
+def run_echo(topo, client, vip, server):
+    """One echo_peer exchange (TCP bulk + ping, UDP ping) from the client
+    namespace to ``vip``; returns {"tcp": line, "udp": line}."""
+    srv = topo.popen(topo.srv, [sys.executable, PEER, "server", server,
+                                str(RPORT_T), str(RPORT_U)],
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert srv.stdout.readline().strip() == "ready", srv.stderr.read()
+        cli = topo.popen(topo.cli, [sys.executable, PEER, "client", vip,
+                                    str(VPORT_T), str(VPORT_U), str(CPORT_T),
+                                    str(CPORT_U)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+        out, err = cli.communicate(timeout=60)
+        assert cli.returncode == 0, err
+        srv.wait(timeout=60)
+    finally:
+        if srv.poll() is None:
+            srv.kill()
+            srv.wait()
+    return dict(line.split(" ", 1) for line in out.splitlines())
 
 
 def _tc_show(topo, *args):

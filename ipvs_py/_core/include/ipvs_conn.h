@@ -191,7 +191,10 @@ struct ipvs_engine {
 	int cb_error;			/* the callback raised */
 	uint64_t tot_conns, tot_inpkts, tot_outpkts, tot_inbytes, tot_outbytes;
 	uint64_t allocs_failed;
+	struct ipvs_events *events;	/* session events, NULL: off */
 };
+
+#include "ipvs_events.h"
 
 /* ------------------------------------------------------------ slab */
 
@@ -637,6 +640,8 @@ static inline void ipvs_tcp_state(struct ipvs_engine *e, struct ipvs_conn *c,
 			c->flags &= ~IPVS_CF_INACTIVE;
 		}
 	}
+	if (ns != c->state)
+		ipvs_ev_conn_state(e, c, (uint8_t)ns);
 	c->state = (uint8_t)ns;
 	c->timeout = e->tcp_timeouts[ns];
 }
@@ -812,6 +817,7 @@ static inline uint32_t ipvs_conn_new(struct ipvs_engine *e, uint8_t af,
 		e->ntemplates++;
 	c->expires = e->now + c->timeout;
 	ipvs_conn_mod_timer(e, id, c, c->expires);
+	ipvs_ev_conn_up(e, c);
 	return id;
 }
 
@@ -821,6 +827,7 @@ static inline void ipvs_conn_release(struct ipvs_engine *e, uint32_t id)
 {
 	struct ipvs_conn *c = ipvs_conn_of(e, id);
 
+	ipvs_ev_conn_gone(e, c);
 	ipvs_conn_unhash(e, c);
 	if (c->control != IPVS_CONN_NONE) {
 		ipvs_conn_of(e, c->control)->n_control--;
@@ -1086,6 +1093,7 @@ static inline void ipvs_conn_fill_cport(struct ipvs_engine *e,
 	iht_rehash(&e->tab, &c->hn[0], &k0, ipvs_ckey_hash, NULL);
 	if (ipvs_conn_double_hashed(c))
 		iht_rehash(&e->tab, &c->hn[1], &k1, ipvs_ckey_hash, NULL);
+	ipvs_ev_conn_up(e, c);
 }
 
 /* ip_vs_conn_stats() */
