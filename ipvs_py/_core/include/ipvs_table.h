@@ -78,7 +78,7 @@
 #define IHT_MOVE_LIMIT		64	/* entries moved per bucket lock hold */
 #define IHT_RETIRE_BATCH	1024	/* unlinked entries per grace period */
 #define IHT_BATCH_SECTION	4096	/* batch keys per read-side section */
-#define IHT_PF_DIST		8	/* batch prefetch distance (keys) */
+#define IHT_BATCH_WAYS		32	/* batch lookups in flight (AMAC) */
 
 /* One bucket array: the kernel's struct ip_vs_rht. */
 struct iht_tbl {
@@ -572,26 +572,44 @@ static inline struct iht_node *iht_lookup(struct iht_table *t,
 }
 
 struct iht_batch_slot {
+	size_t idx;			/* key index; IHT_SLOT_FREE: none */
 	uint32_t hash_key;
 	uint32_t seq;
-	struct iht_node *cur;		/* next node to compare */
-	int done;
+	struct iht_node *cur;		/* NULL: bucket head not read yet */
 };
+
+#define IHT_SLOT_FREE ((size_t)-1)
+
+/* Begin key @i in slot @s: hash it, prefetch its bucket head and the
+ * bucket's seqcount. */
+static inline void iht_batch_begin(struct iht_tbl *tb,
+				   struct iht_batch_slot *s, size_t i,
+				   const uint8_t *key, iht_key_hash_fn khash,
+				   void *ctx)
+{
+	s->idx = i;
+	s->cur = NULL;
+	s->hash_key = iht_build_hash_key(tb, khash(key, &tb->hash_key, ctx));
+	__builtin_prefetch(iht_bucket(tb, s->hash_key));
+	__builtin_prefetch(iht_seqc(tb, s->hash_key));
+}
 
 /* Look up @n keys (key i at @keys + i * @stride) and call
  * @emit(i, node or NULL, @ctx) once for each, inside the read-side section
  * (so @emit may read the node), not necessarily in order.
  *
- * A software pipeline keeps several cache misses in flight (measured at 1M
- * entries, lfactor 0, loaded 2-core box: 90 ns/key with 3 stages and the
- * byte-loop siphash, 51 ns with these 4 stages and the word-form siphash;
- * 14 ns when the table fits in cache; see bench/bench_table.py):
- *   stage 1 (key i):        hash, prefetch the bucket head;
- *   stage 2 (key i - D):    read the seqcount and the head, prefetch node 1
- *                           (@pf_bytes of it: entries may span two lines);
- *   stage 3 (key i - 2D):   compare node 1; on a mismatch prefetch node 2;
- *   stage 4 (key i - 3D):   walk the rest, emit; a miss whose seqcount
- *                           moved is redone with iht_lookup().
+ * Asynchronous memory-access chaining (AMAC, Kocberber et al., VLDB 2015):
+ * IHT_BATCH_WAYS lookups are in flight at once, each a small state machine
+ * that takes one step per turn (read the bucket head, or compare one node)
+ * and prefetches what its next step reads, so a turn of the ring finds
+ * every line it needs already on its way.  A chain of any length keeps
+ * IHT_BATCH_WAYS misses overlapped; the fixed 4-stage pipeline this
+ * replaced overlapped the head and first two nodes only and walked the
+ * rest miss by miss.  bench/bench_table.py, 1M entries, back to back on a
+ * loaded 2-core box: lfactor +3 (8 nodes a bucket) 846 -> 90 ns/key,
+ * lfactor 0 72 -> 57, lfactor -3 52 -> 53.  Ways: 8 -> 256 ns at +3,
+ * 16 -> 144, 24 -> 79, 32 -> 67 (one run each, load 8-11).
+ * A miss whose bucket seqcount moved is redone with iht_lookup().
  * During a resize it uses iht_lookup() per key.  A read-side section spans
  * IHT_BATCH_SECTION keys at most, so grace periods never wait long.
  * Context: no read-side section held (it takes its own). */
@@ -602,8 +620,7 @@ static inline void iht_lookup_batch(struct iht_table *t, size_t n,
 						 void *),
 				    void *ctx, size_t pf_bytes)
 {
-	enum { D = IHT_PF_DIST, RING = 4 * IHT_PF_DIST };
-	struct iht_batch_slot ring[RING];
+	struct iht_batch_slot ring[IHT_BATCH_WAYS];
 	size_t start = 0;
 
 	while (start < n) {
@@ -611,6 +628,8 @@ static inline void iht_lookup_batch(struct iht_table *t, size_t n,
 			start + IHT_BATCH_SECTION : n;
 		unsigned int slot = iht_read_lock(t);
 		struct iht_tbl *tb = iht_first_tbl(t);
+		size_t next = start;
+		unsigned int active = 0;
 
 		if (iht_next_tbl(tb)) {
 			for (size_t i = start; i < end; i++)
@@ -620,68 +639,61 @@ static inline void iht_lookup_batch(struct iht_table *t, size_t n,
 			start = end;
 			continue;
 		}
-		for (size_t i = start; i < end + 3 * D; i++) {
-			if (i < end) {			/* stage 1 */
-				struct iht_batch_slot *s = &ring[i % RING];
-
-				s->hash_key = iht_build_hash_key(tb,
-					khash(keys + i * stride, &tb->hash_key,
-					      ctx));
-				__builtin_prefetch(iht_bucket(tb, s->hash_key));
+		for (unsigned int k = 0; k < IHT_BATCH_WAYS; k++) {
+			ring[k].idx = IHT_SLOT_FREE;
+			if (next < end) {
+				iht_batch_begin(tb, &ring[k], next,
+						keys + next * stride, khash, ctx);
+				next++;
+				active++;
 			}
-			if (i >= start + D && i - D < end) {	/* stage 2 */
-				struct iht_batch_slot *s = &ring[(i - D) % RING];
-
-				s->seq = iht_raw_read_seqcount(
-					iht_seqc(tb, s->hash_key));
-				s->cur = iht_bl_first_rcu(
-					iht_bucket(tb, s->hash_key));
-				s->done = 0;
-				if (s->cur) {
-					__builtin_prefetch(s->cur);
-					if (pf_bytes > 32)
-						__builtin_prefetch(
-							(char *)s->cur +
-							pf_bytes - 1);
-				}
-			}
-			if (i >= start + 2 * D && i - 2 * D < end) {
-				size_t j = i - 2 * D;		/* stage 3 */
-				struct iht_batch_slot *s = &ring[j % RING];
-				struct iht_node *e = s->cur;
-
-				if (e) {
-					if (atomic_load_explicit(&e->hash_key,
-						memory_order_relaxed) ==
-					    s->hash_key &&
-					    cmp(e, keys + j * stride, ctx)) {
-						emit(j, e, ctx);
-						s->done = 1;
-					} else {
-						s->cur = iht_node_next_rcu(e);
-						if (s->cur)
-							__builtin_prefetch(
-								s->cur);
-					}
-				}
-			}
-			if (i >= start + 3 * D) {		/* stage 4 */
-				size_t j = i - 3 * D;
-				struct iht_batch_slot *s = &ring[j % RING];
-				const void *key = keys + j * stride;
+		}
+		while (active) {
+			for (unsigned int k = 0; k < IHT_BATCH_WAYS; k++) {
+				struct iht_batch_slot *s = &ring[k];
+				const void *key;
 				struct iht_node *e;
 
-				if (s->done)
+				if (s->idx == IHT_SLOT_FREE)
 					continue;
-				for (e = s->cur; e; e = iht_node_next_rcu(e))
+				key = keys + s->idx * stride;
+				if (!s->cur) {		/* step: bucket head */
+					s->seq = iht_raw_read_seqcount(
+						iht_seqc(tb, s->hash_key));
+					e = iht_bl_first_rcu(
+						iht_bucket(tb, s->hash_key));
+				} else {		/* step: one node */
+					e = s->cur;
 					if (atomic_load_explicit(&e->hash_key,
 						memory_order_relaxed) ==
 					    s->hash_key && cmp(e, key, ctx))
-						break;
-				if (!e && iht_read_seqcount_retry(
+						goto found;
+					e = iht_node_next_rcu(e);
+				}
+				if (e) {
+					s->cur = e;
+					__builtin_prefetch(e);
+					if (pf_bytes > 32)
+						__builtin_prefetch(
+							(char *)e + pf_bytes - 1);
+					continue;
+				}
+				/* end of chain: a miss, unless a writer
+				 * moved the bucket under us */
+				if (iht_read_seqcount_retry(
 					    iht_seqc(tb, s->hash_key), s->seq))
 					e = iht_lookup(t, key, khash, cmp, ctx);
-				emit(j, e, ctx);
+found:
+				emit(s->idx, e, ctx);
+				if (next < end) {
+					iht_batch_begin(tb, s, next,
+							keys + next * stride,
+							khash, ctx);
+					next++;
+				} else {
+					s->idx = IHT_SLOT_FREE;
+					active--;
+				}
 			}
 		}
 		iht_read_unlock(t, slot);
