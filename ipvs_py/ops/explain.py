@@ -184,6 +184,9 @@ EXPLAIN_SCHEMA = {
                 "reason": {"type": "string"}}},
         "steps": {"type": "array", "items": {"type": "string"}},
         "trace_lost": {"type": "integer", "minimum": 0},
+        # ipvs-py explain --netns only: the kernel's entries of the client
+        # (the /proc/net/ip_vs_conn rows of the kernel snapshot schema)
+        "kernel_entries": {"type": "array", "items": {"type": "object"}},
     },
 }
 

@@ -140,6 +140,26 @@ rec("drain_text", "drain", "fwmark:7", "10.0.1.2:0", "--netns", "lb")
 rec("drain_text_cut", "drain", "10.0.0.1:5353", "10.0.1.1:5353", "--proto",
     "udp", "--netns", "lb", "--deadline", "2")
 save_lb("save_final")
+
+log("TCP drain to zero with short timeouts (ipvsadm --set)")
+# idle ESTABLISHED conns stay in the table for the tcp timeout (900 s by
+# default; closed ones sit in TIME_WAIT 2 min), so an operator who wants a
+# TCP drain to finish shortens it; new conns get the short timeout
+sh("ip netns exec lb ipvsadm --set 6 6 8; "
+   "ip netns exec lb ipvsadm -A -t 10.0.0.1:8081 -s rr; "
+   "ip netns exec lb ipvsadm -a -t 10.0.0.1:8081 -r 10.0.1.1:8081 -m; "
+   "ip netns exec lb ipvsadm -a -t 10.0.0.1:8081 -r 10.0.1.2:8081 -m",
+   "set_short_timeouts.txt")
+save_lb("save_before_tcp_zero")
+# two held TCP flows (rr: one per dest); after the server's greeting they
+# are idle, so their entries expire 6 s later while the sockets stay open
+procs += flows([f"(sleep 60) | ip netns exec cl socat -T 70 - "
+                f"TCP:10.0.0.1:8081,sourceport={p}" for p in (41001, 41002)])
+time.sleep(2)
+sh("ip netns exec lb ipvsadm -Ln -t 10.0.0.1:8081", "ipvsadm_8081_before.txt")
+rec("drain_tcp_zero", "drain", "10.0.0.1:8081", "10.0.1.1:8081", "--netns",
+    "lb", "--deadline", "60", "--json")
+save_lb("save_after_tcp_zero")
 for p in procs:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(p.pid, signal.SIGTERM)
