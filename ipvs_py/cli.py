@@ -219,6 +219,16 @@ def _run_explain(args):
     return _netlink_errors(lambda: run(args))
 
 
+def _add_whatif_args(parser):
+    from .ops.whatif_cli import add_arguments
+    add_arguments(parser)
+
+
+def _run_whatif(args):
+    from .ops.whatif_cli import run
+    return _netlink_errors(lambda: run(args))
+
+
 COMMANDS = {
     "demo": ("tour of what the model can do (grows with each capability)",
              _add_demo_args, _run_demo),
@@ -233,6 +243,9 @@ COMMANDS = {
     "explain": ("which real server one packet gets and why, step by step "
                 "(rules file or live kernel)", _add_explain_args,
                 _run_explain),
+    "whatif": ("replay traffic, apply a change at time t, report moved, "
+               "dropped and stuck flows and drain times", _add_whatif_args,
+               _run_whatif),
 }
 
 

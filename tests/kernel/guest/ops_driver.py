@@ -95,6 +95,15 @@ procs = flows(
        f"socat -u - UDP-SENDTO:10.0.0.1:5353,sourceport={p}"
        for p in (5001, 5002)])
 time.sleep(3)
+# 6.1 reads service/dest stats from the estimator's copy (refreshed every
+# 2 s): wait until it has counted the four TCP conns (a snapshot taken
+# earlier once showed 3)
+for _ in range(20):
+    res = sh("ip netns exec lb ipvsadm -Ln --stats --exact -t 10.0.0.1:80")
+    row = [ln.split() for ln in res.stdout.splitlines() if "TCP" in ln]
+    if row and row[0][2] == "4":
+        break
+    time.sleep(0.5)
 
 log("snapshot and metrics under traffic")
 rec("snapshot_live", "kernel", "snapshot", "--netns", "lb", "--conns", "--json")
