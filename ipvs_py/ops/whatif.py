@@ -220,6 +220,9 @@ def what_if(rules, workload, at, change, *, sysctls=(), kernel="7.1",
     plain = build(rules, sysctls, kernel=kernel, seed=seed)
     before_weights = {(d.svc, d): d.weight for s in changed.services()
                       for d in s.dests}
+    # persistence as configured before the change (a change may end it)
+    persistent = [(s.addr.packed.ljust(16, b"\0"), s.port)
+                  for s in changed.services() if s.flags & 1 and not s.fwmark]
     a = _Replayer(changed, workload)
     b = _Replayer(plain, workload)
     if at == 0:
@@ -238,7 +241,7 @@ def what_if(rules, workload, at, change, *, sysctls=(), kernel="7.1",
         a.until(t)
     for d in old:
         drain[_dest_name(d)] = _drain_time(a, d, at)
-    return _figures(a, b, changed, at, change, old, drain)
+    return _figures(a, b, changed, at, change, old, drain, persistent)
 
 
 def _old_dests(net, before_weights):
@@ -256,7 +259,7 @@ def _drain_time(rep, d, at):
     return None
 
 
-def _figures(a, b, net, at, change, old, drain):
+def _figures(a, b, net, at, change, old, drain, persistent):
     batch = a.batch
     fid = batch.flow_ids()
     times = a.times
@@ -286,7 +289,7 @@ def _figures(a, b, net, at, change, old, drain):
     stuck = np.zeros(n_flows, bool)
     sidx = idx[np.isin(a.dest[idx], old_ids)]
     stuck[fid[sidx]] = True
-    lost = _lost_persistence(a, net, at)
+    lost = _lost_persistence(a, persistent, at)
     load = {}
     for rep, key_before, key_after in ((a, "before", "after"),
                                        (b, None, "after_without_change")):
@@ -325,15 +328,14 @@ def _first_forward(rep, fid, n_flows):
     return first
 
 
-def _lost_persistence(rep, net, at):
-    """Client addresses of persistent services sent after ``at`` to a dest
-    they had not been sent to before it."""
+def _lost_persistence(rep, persistent, at):
+    """Client addresses of the ``persistent`` (VIP16, port) services sent
+    after ``at`` to a dest they had not been sent to before it."""
     c = rep.batch.columns()
     mask = np.zeros(len(rep.times), bool)
-    for s in net.services():
-        if s.flags & 1 and not s.fwmark:
-            vip = np.frombuffer(s.addr.packed.ljust(16, b"\0"), np.uint8)
-            mask |= np.all(c["daddr"] == vip, axis=1) & (c["dport"] == s.port)
+    for addr16, port in persistent:
+        vip = np.frombuffer(addr16, np.uint8)
+        mask |= np.all(c["daddr"] == vip, axis=1) & (c["dport"] == port)
     mask &= rep.codes == _FORWARD
     if not mask.any():
         return 0
