@@ -162,3 +162,17 @@ def test_drain_tcp_to_zero_with_short_timeouts(guest):
     assert save.startswith("--set 6 6 8\n")
     assert without(save, "-a -t 10.0.0.1:8081 -r 10.0.1.1:8081 -m -w 1") == \
         guest.text("save_after_tcp_zero.out").splitlines()
+
+
+def test_explain_reads_the_live_kernel(guest):
+    from ipvs_py.ops.explain import EXPLAIN_SCHEMA
+    assert rc(guest, "explain_live") == 0, guest.text("explain_live.err")
+    doc = js(guest, "explain_live.out")
+    jsonschema.validate(doc, EXPLAIN_SCHEMA)
+    # the rr service's dests with the kernel's counts (two flows each)
+    rows = {d["dest"]["address"]: d["activeconns"]
+            for d in doc["scheduler"]["dests"]}
+    assert rows == {"10.0.1.1": 2, "10.0.1.2": 2}
+    entry = [c for c in doc["kernel_entries"]
+             if c["client"]["port"] == 40001]
+    assert len(entry) == 1 and entry[0]["state"] == "ESTABLISHED"

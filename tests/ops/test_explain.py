@@ -234,3 +234,40 @@ def test_cli_bad_rules_file(tmp_path, capsys):
                      "198.18.0.1:1", "10.0.0.1:80"]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"ipvs-py: {rules}:1: ") and err.count("\n") == 1
+
+
+def test_cli_live_kernel_counts_and_entries(monkeypatch, capsys):
+    """--netns: the model starts from the kernel's dests and their
+    ActiveConn/InActConn (lc then avoids the loaded one) and lists the
+    kernel's entries of the client.  The kernel is the netlink stand-in
+    of tests/unit/model_kernel.py over a namespace with live conns."""
+    import sys
+    import ipvs_py.netlink  # noqa: F401  (loads netlink.sync)
+    import ipvs_py.ops.nsfiles as nsfiles
+    nlsync = sys.modules["ipvs_py.netlink.sync"]  # the name is a function
+    from tests.unit.model_kernel import ModelKernel
+    kern = ipvs_py.Netns(seed=3)
+    kern.restore("-A -t 10.0.0.1:80 -s lc\n"
+                 "-a -t 10.0.0.1:80 -r 10.0.1.1:80 -m\n"
+                 "-a -t 10.0.0.1:80 -r 10.0.1.2:80 -m\n")
+    kern.edit_dest(("tcp", "10.0.0.1", 80), "10.0.1.2", 80, weight=0,
+                   fwd_method="masq")
+    for port in (1, 2, 3):          # all to 10.0.1.1 while .2 is quiesced
+        kern.packet("tcp", "198.18.0.9", port, "10.0.0.1", 80, "S")
+        kern.packet("tcp", "198.18.0.9", port, "10.0.0.1", 80, "A")
+    kern.edit_dest(("tcp", "10.0.0.1", 80), "10.0.1.2", 80, weight=1,
+                   fwd_method="masq")
+    monkeypatch.setattr(nlsync, "IPVSConnection", lambda ns: ModelKernel(kern))
+    monkeypatch.setattr(nsfiles, "read_in_netns", lambda ns, paths: {
+        "/proc/net/ip_vs_conn": kern.proc_ip_vs_conn()})
+    assert cli.main(["explain", "--netns", "lb", "--json", "tcp",
+                     "198.18.0.9:4", "10.0.0.1:80"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    jsonschema.validate(doc, EXPLAIN_SCHEMA)
+    rows = {d["dest"]["address"]: (d["activeconns"], d["overhead"])
+            for d in doc["scheduler"]["dests"]}
+    assert rows == {"10.0.1.1": (3, 768), "10.0.1.2": (0, 0)}
+    assert doc["verdict"]["dest"] == {"address": "10.0.1.2", "port": 80}
+    assert sorted(c["client"]["port"] for c in doc["kernel_entries"]) == \
+        [1, 2, 3]
+    assert doc["steps"][-4].startswith("note      from the live kernel")

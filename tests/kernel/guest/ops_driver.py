@@ -109,6 +109,10 @@ log("snapshot and metrics under traffic")
 rec("snapshot_live", "kernel", "snapshot", "--netns", "lb", "--conns", "--json")
 rec("metrics_live", "kernel", "metrics", "--netns", "lb", "--conns")
 sh("ip netns exec lb cat /proc/net/ip_vs_conn", "proc_conn_live.txt")
+# explain against the live kernel: the model starts from its services and
+# ActiveConn/InActConn; the client's kernel entry is listed
+rec("explain_live", "explain", "--netns", "lb", "tcp", "10.0.2.2:40001",
+    "10.0.0.1:80", "--json")
 
 log("drain TCP :80 10.0.1.1 with a deadline: live flows are cut")
 save_lb("save_before_tcp")
