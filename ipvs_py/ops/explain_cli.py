@@ -75,6 +75,28 @@ def _kernel_entries(netns, client_addr):
             if ipaddress.ip_address(c["client"]["address"]) == want]
 
 
+def _kernel_verdict(doc, proto, cport, vaddr, vport):
+    """A line when the kernel already holds this flow's entry (or a
+    template of the client for the VIP): that entry, not the model's fresh
+    decision, is where the kernel sends the packet."""
+    vip = (ipaddress.ip_address(vaddr), vport)
+    out = []
+    for c in doc["kernel_entries"]:
+        if (c["protocol"].lower() != proto.lower() or
+                (ipaddress.ip_address(c["virtual"]["address"]),
+                 c["virtual"]["port"]) != vip):
+            continue
+        dest = f"{c['destination']['address']}:{c['destination']['port']}"
+        if not c["template"] and c["client"]["port"] == cport:
+            out.append(f"kernel    the kernel already has this flow's "
+                       f"connection: it forwards to {dest} (the model's "
+                       f"answer above is what a new connection would get)")
+        elif c["template"]:
+            out.append(f"kernel    the kernel has a persistence template "
+                       f"of this client: new connections go to {dest}")
+    return out
+
+
 def run(args):
     """Entry point of ``ipvs-py explain``; returns the exit status."""
     caddr, cport = _endpoint(args.client, "client")
@@ -112,6 +134,7 @@ def run(args):
                 f"{c['client']['port']} -> {c['destination']['address']}:"
                 f"{c['destination']['port']} {kind}, expires in "
                 f"{c['expires']} s")
+        doc["steps"] += _kernel_verdict(doc, args.proto, cport, vaddr, vport)
     if args.json:
         json.dump(doc, sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -22,7 +22,6 @@ SCHED_KINDS = (None, "rr", "wrr", "lc", "wlc", "sed", "nq", "fo", "ovf",
 LOOKUPS = ("fwmark", "proto_addr_port", "ftp_data", "port_zero")
 ACTIONS = ("pass", "forward", "drop", "error")
 _NONE32 = 0xFFFFFFFF
-_CF_TEMPLATE = 0x1000
 
 # how each scheduler decides, in one line (the kernel's ip_vs_<name>.c)
 BASIS = {

@@ -176,3 +176,8 @@ def test_explain_reads_the_live_kernel(guest):
     entry = [c for c in doc["kernel_entries"]
              if c["client"]["port"] == 40001]
     assert len(entry) == 1 and entry[0]["state"] == "ESTABLISHED"
+    dest = entry[0]["destination"]
+    assert doc["steps"][-1] == (
+        f"kernel    the kernel already has this flow's connection: it "
+        f"forwards to {dest['address']}:{dest['port']} (the model's answer "
+        f"above is what a new connection would get)")

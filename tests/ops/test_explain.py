@@ -271,3 +271,10 @@ def test_cli_live_kernel_counts_and_entries(monkeypatch, capsys):
     assert sorted(c["client"]["port"] for c in doc["kernel_entries"]) == \
         [1, 2, 3]
     assert doc["steps"][-4].startswith("note      from the live kernel")
+    # a flow the kernel already holds: its entry decides, and it is said
+    assert cli.main(["explain", "--netns", "lb", "tcp", "198.18.0.9:2",
+                     "10.0.0.1:80", "--flags", "A"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "kernel    the kernel already has this flow's connection: it "
+        "forwards to 10.0.1.1:80 (the model's answer above is what a new "
+        "connection would get)")
