@@ -3,7 +3,8 @@ kernel, optional traffic before, then one explained packet.
 
 With ``--netns`` the services, destinations and their ActiveConn/InActConn
 come from the kernel over netlink (:func:`ipvs_py.netlink.read_kernel`), so
-lc/wlc/sed/nq and thresholds see the kernel's counts; the kernel's own
+lc/wlc/sed/nq and thresholds see the kernel's counts, and the sysctls the
+packet path reads from /proc/sys/net/ipv4/vs; the kernel's own
 connection entries for the client (from /proc/net/ip_vs_conn) are listed
 too.  What netlink cannot give -- rr/wrr positions, lblc caches, the
 connection table itself -- starts fresh in the model, and the output says
@@ -53,7 +54,10 @@ def _kernel_net(netns):
     """The kernel's configuration as a Netns whose engine starts with the
     kernel's connection counters."""
     from ..netlink import read_kernel
+    from .nsfiles import read_packet_sysctls
     net = read_kernel(netns)
+    for name, value in read_packet_sysctls(netns):
+        net.sysctl[name] = value
     counts = [(d, d.activeconns, d.inactconns)
               for svc in net.services() for d in svc.dests]
     path = net._path()

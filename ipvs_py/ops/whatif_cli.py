@@ -50,7 +50,11 @@ def add_arguments(parser):
 def _config(args):
     if args.netns is not None:
         from ..netlink import read_kernel
-        return config_of(read_kernel(args.netns))
+        from .nsfiles import read_packet_sysctls
+        net = read_kernel(args.netns)
+        for name, value in read_packet_sysctls(args.netns):
+            net.sysctl[name] = value
+        return config_of(net)
     name = "<stdin>" if args.rules == "-" else args.rules
     text = sys.stdin.read() if args.rules == "-" else open(args.rules).read()
     from ..netns import Netns

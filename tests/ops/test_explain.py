@@ -258,8 +258,12 @@ def test_cli_live_kernel_counts_and_entries(monkeypatch, capsys):
     kern.edit_dest(("tcp", "10.0.0.1", 80), "10.0.1.2", 80, weight=1,
                    fwd_method="masq")
     monkeypatch.setattr(nlsync, "IPVSConnection", lambda ns: ModelKernel(kern))
-    monkeypatch.setattr(nsfiles, "read_in_netns", lambda ns, paths: {
-        "/proc/net/ip_vs_conn": kern.proc_ip_vs_conn()})
+    kern.sysctl["expire_nodest_conn"] = 1
+    files = {"/proc/net/ip_vs_conn": kern.proc_ip_vs_conn()}
+    files.update({f"/proc/sys/net/ipv4/vs/{n}": f"{kern.sysctl[n]}\n"
+                  for n in nsfiles.PACKET_PATH_SYSCTLS})
+    monkeypatch.setattr(nsfiles, "read_in_netns",
+                        lambda ns, paths: {p: files[p] for p in paths})
     assert cli.main(["explain", "--netns", "lb", "--json", "tcp",
                      "198.18.0.9:4", "10.0.0.1:80"]) == 0
     doc = json.loads(capsys.readouterr().out)
@@ -271,6 +275,13 @@ def test_cli_live_kernel_counts_and_entries(monkeypatch, capsys):
     assert sorted(c["client"]["port"] for c in doc["kernel_entries"]) == \
         [1, 2, 3]
     assert doc["steps"][-4].startswith("note      from the live kernel")
+    seen = {}
+    real = ipvs_py.Netns.explain
+
+    def spy(self, *a, **kw):
+        seen["expire_nodest_conn"] = self.sysctl["expire_nodest_conn"]
+        return real(self, *a, **kw)
+    monkeypatch.setattr(ipvs_py.Netns, "explain", spy)
     # a flow the kernel already holds: its entry decides, and it is said
     assert cli.main(["explain", "--netns", "lb", "tcp", "198.18.0.9:2",
                      "10.0.0.1:80", "--flags", "A"]) == 0
@@ -278,3 +289,4 @@ def test_cli_live_kernel_counts_and_entries(monkeypatch, capsys):
         "kernel    the kernel already has this flow's connection: it "
         "forwards to 10.0.1.1:80 (the model's answer above is what a new "
         "connection would get)")
+    assert seen == {"expire_nodest_conn": 1}     # the kernel's sysctl

@@ -257,3 +257,35 @@ def test_cli_bad_change(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("ipvs-py: bad change: line 1: ")
     assert err.count("\n") == 1
+
+
+def test_cli_from_the_live_kernel(monkeypatch, capsys, tmp_path):
+    """--netns: the configuration and packet-path sysctls of the kernel
+    (the netlink stand-in of tests/unit/model_kernel.py here)."""
+    import sys
+    import ipvs_py.netlink  # noqa: F401  (loads netlink.sync)
+    import ipvs_py.ops.nsfiles as nsfiles
+    from tests.unit.model_kernel import ModelKernel
+    kern = ipvs_py.Netns(seed=3)
+    kern.restore(RULES)
+    kern.sysctl["expire_nodest_conn"] = 1
+    files = {f"/proc/sys/net/ipv4/vs/{n}": f"{kern.sysctl[n]}\n"
+             for n in nsfiles.PACKET_PATH_SYSCTLS}
+    monkeypatch.setattr(sys.modules["ipvs_py.netlink.sync"], "IPVSConnection",
+                        lambda ns: ModelKernel(kern))
+    monkeypatch.setattr(nsfiles, "read_in_netns",
+                        lambda ns, paths: {p: files[p] for p in paths})
+    argv = ["whatif", "--netns", "lb", "--workload", "long_short_mix",
+            "--flows", "80", "--at", "30", "--step", "5", "--json",
+            "--change", "-d -t 192.0.2.1:80 -r 10.0.1.1:80"]
+    assert cli.main(argv) == 0
+    live = json.loads(capsys.readouterr().out)
+    rules = tmp_path / "rules"
+    rules.write_text(RULES)
+    assert cli.main(["whatif", "--rules", str(rules)] + argv[3:] +
+                    ["--change", "sysctl expire_nodest_conn=1"]) == 0
+    local = json.loads(capsys.readouterr().out)
+    for k in ("moved", "dropped", "broken", "stuck", "drain_time", "load"):
+        assert live[k] == local[k]
+    assert live["dropped"] == 0          # expire_nodest_conn=1 came along
+
