@@ -1348,6 +1348,19 @@ static inline struct ipvs_verdict ipvs_out(struct ipvs_engine *e,
 	return v;
 }
 
+/* explain: the verdict and the conn after its state change (cold: only
+ * with a trace buffer attached). */
+static IPVS_TRACE_COLD void ipvs_trace_verdict(struct ipvs_engine *e,
+					       struct ipvs_verdict v)
+{
+	const struct ipvs_conn *c = v.conn == IPVS_CONN_NONE ? NULL :
+				    ipvs_conn_of(e, v.conn);
+
+	ipvs_trace_add(e->trace, IPVS_TR_VERDICT, v.action, v.dest,
+		       (int32_t)v.conn, c ? c->state : 0, c ? c->timeout : 0,
+		       c ? c->control : IPVS_CONN_NONE, c && c->in_use);
+}
+
 /* One packet at time @now (jiffies): timers first, then the decision. */
 static inline struct ipvs_verdict ipvs_packet(struct ipvs_engine *e,
 					      const struct ipvs_pkt *p,
@@ -1363,18 +1376,10 @@ static inline struct ipvs_verdict ipvs_packet(struct ipvs_engine *e,
 	}
 	if (p->dir == IPVS_DIR_OUTPUT)
 		return ipvs_out(e, p);
-	if (IPVS_TRACING(e)) {
-		struct ipvs_verdict v = ipvs_in(e, p);
-		const struct ipvs_conn *c = v.conn == IPVS_CONN_NONE ? NULL :
-					    ipvs_conn_of(e, v.conn);
-		/* c: the conn after its state change (state, timeout) */
-		IPVS_TRACE(e, IPVS_TR_VERDICT, v.action, v.dest,
-			   (int32_t)v.conn, c ? c->state : 0,
-			   c ? c->timeout : 0, c ? c->control : IPVS_CONN_NONE,
-			   c && c->in_use ? 1 : 0);
-		return v;
-	}
-	return ipvs_in(e, p);
+	struct ipvs_verdict v = ipvs_in(e, p);
+	if (IPVS_TRACING(e))
+		ipvs_trace_verdict(e, v);
+	return v;
 }
 
 /* ------------------------------------------------------------ helpers */

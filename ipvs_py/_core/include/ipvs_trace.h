@@ -93,7 +93,13 @@ struct ipvs_trace {
 	struct ipvs_trace_step *steps;
 };
 
-static inline void ipvs_trace_add(struct ipvs_trace *t, int32_t kind,
+/* Out of line and in the cold section: the packet path keeps only the
+ * test of e->trace and a call it never takes (measured in
+ * bench/bench_explain.py; inlined adds grew ipvs_in and cost new conns
+ * a few percent). */
+#define IPVS_TRACE_COLD __attribute__((noinline, cold))
+
+static IPVS_TRACE_COLD void ipvs_trace_add(struct ipvs_trace *t, int32_t kind,
 				  int32_t a, int32_t b, int32_t c, int32_t d,
 				  uint32_t x, uint32_t y, uint32_t z)
 {
@@ -133,7 +139,7 @@ static inline void ipvs_trace_add(struct ipvs_trace *t, int32_t kind,
  * its position state, every row it reads, and for the hashing schedulers
  * the slot the key lands in (the same hash helpers the decision calls).
  */
-static inline void ipvs_trace_sched_before(struct ipvs_trace *t,
+static IPVS_TRACE_COLD void ipvs_trace_sched_before(struct ipvs_trace *t,
 					   const ipvs_sched_svc_t *s,
 					   const int32_t *row_dest,
 					   uint32_t fold, uint16_t port,
