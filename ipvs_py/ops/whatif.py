@@ -35,11 +35,13 @@ verdicts of the replay and the dest counters between windows):
 ``--json``, and ``--png`` plots the series.
 """
 import dataclasses
+import ipaddress
 import math
 
 import numpy as np
 
 from ..errors import RuleError
+from .target import PROTO_NAMES
 
 _FORWARD = 1
 _DROP = 2
@@ -126,6 +128,25 @@ class WhatIfReport:
 
 def _dest_name(d):
     return f"[{d.addr}]:{d.port}" if d.af == 10 else f"{d.addr}:{d.port}"
+
+
+def _namer(dests):
+    """Dest -> report name: ``RIP:PORT``, with `` of <service>`` added when
+    dests of several services share a RIP:PORT."""
+    def svc_of(d):
+        if d.vfwmark:
+            return f"FWM {d.vfwmark}"
+        vip = ipaddress.ip_address(d.vaddr_bytes)
+        v = f"[{vip}]" if vip.version == 6 else str(vip)
+        return f"{PROTO_NAMES.get(d.protocol, d.protocol)} {v}:{d.vport}"
+    seen = {}
+    for d in dests:
+        seen.setdefault(_dest_name(d), set()).add(svc_of(d))
+
+    def name(d):
+        n = _dest_name(d)
+        return n if len(seen[n]) == 1 else f"{n} of {svc_of(d)}"
+    return name
 
 
 def build(rules, sysctls=(), *, kernel="7.1", seed=0):
@@ -239,9 +260,10 @@ def what_if(rules, workload, at, change, *, sysctls=(), kernel="7.1",
             d.activeconns + d.inactconns for d in old):
         t = round(t + step, 9)
         a.until(t)
+    name = _namer(list(a.series) + list(b.series))
     for d in old:
-        drain[_dest_name(d)] = _drain_time(a, d, at)
-    return _figures(a, b, changed, at, change, old, drain, persistent)
+        drain[name(d)] = _drain_time(a, d, at)
+    return _figures(a, b, changed, at, change, old, drain, persistent, name)
 
 
 def _old_dests(net, before_weights):
@@ -259,7 +281,7 @@ def _drain_time(rep, d, at):
     return None
 
 
-def _figures(a, b, net, at, change, old, drain, persistent):
+def _figures(a, b, net, at, change, old, drain, persistent, name):
     batch = a.batch
     fid = batch.flow_ids()
     times = a.times
@@ -298,7 +320,7 @@ def _figures(a, b, net, at, change, old, drain, persistent):
         for f in np.nonzero(first >= 0)[0]:
             row = first[f]
             d = rp._dests[rep.dest[row]]
-            entry = load.setdefault(_dest_name(d), {
+            entry = load.setdefault(name(d), {
                 "before": 0, "after": 0, "after_without_change": 0})
             if rep.times[row] < at:
                 if key_before:
@@ -307,7 +329,7 @@ def _figures(a, b, net, at, change, old, drain, persistent):
                 entry[key_after] += 1
     series = {}
     for d, vals in a.series.items():
-        series.setdefault(_dest_name(d), vals)
+        series[name(d)] = vals
     return WhatIfReport(
         at=at, change=change.text(),
         flows_before=int(seen_before.sum()),
@@ -315,7 +337,7 @@ def _figures(a, b, net, at, change, old, drain, persistent):
         moved=int(moved.sum()), dropped=int(dropped.sum()),
         dropped_packets=int(len(didx)), broken=int(broken.sum()),
         stuck=int(stuck.sum()),
-        lost_persistence=lost, old_dests=[_dest_name(d) for d in old],
+        lost_persistence=lost, old_dests=[name(d) for d in old],
         drain_time=drain, load=dict(sorted(load.items())),
         series_times=list(a.series_t), series=series)
 

@@ -289,3 +289,16 @@ def test_cli_from_the_live_kernel(monkeypatch, capsys, tmp_path):
         assert live[k] == local[k]
     assert live["dropped"] == 0          # expire_nodest_conn=1 came along
 
+
+
+def test_dest_names_stay_apart_across_services():
+    rules = ("-A -t 192.0.2.1:53 -s rr\n-a -t 192.0.2.1:53 -r 10.0.1.1:53 -m\n"
+             "-A -u 192.0.2.1:53 -s rr\n-a -u 192.0.2.1:53 -r 10.0.1.1:53 -m\n"
+             "-a -u 192.0.2.1:53 -r 10.0.1.2:53 -m\n")
+    w = generators.new_connections(20, rate=10.0, proto="udp",
+                                   vips=(("192.0.2.1", 53),))
+    rep = what_if(rules, w, 1.0, "-e -u 192.0.2.1:53 -r 10.0.1.1:53 -m -w 0")
+    assert set(rep.series) == {"10.0.1.1:53 of TCP 192.0.2.1:53",
+                               "10.0.1.1:53 of UDP 192.0.2.1:53",
+                               "10.0.1.2:53"}
+    assert rep.old_dests == ["10.0.1.1:53 of UDP 192.0.2.1:53"]
