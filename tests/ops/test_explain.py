@@ -290,3 +290,28 @@ def test_cli_live_kernel_counts_and_entries(monkeypatch, capsys):
         "forwards to 10.0.1.1:80 (the model's answer above is what a new "
         "connection would get)")
     assert seen == {"expire_nodest_conn": 1}     # the kernel's sysctl
+
+
+def test_cli_pcap_first_makes_the_connection(tmp_path, capsys):
+    """--pcap: the capture is replayed first, so its connection exists."""
+    import socket
+    import dpkt
+    syn = dpkt.tcp.TCP(sport=40000, dport=80, flags=dpkt.tcp.TH_SYN, seq=1,
+                       off=5)
+    ip = dpkt.ip.IP(src=socket.inet_aton("198.18.0.1"),
+                    dst=socket.inet_aton("10.0.0.1"), p=6, data=syn, ttl=64)
+    ip.len = 20 + len(bytes(syn))
+    frame = bytes(dpkt.ethernet.Ethernet(src=b"\2\0\0\0\0\1",
+                                         dst=b"\2\0\0\0\0\2", data=ip))
+    cap = tmp_path / "c.pcap"
+    with open(cap, "wb") as f:
+        w = dpkt.pcap.Writer(f)
+        w.writepkt(frame, ts=1.0)
+    rules = tmp_path / "rules"
+    rules.write_text(RULES)
+    assert cli.main(["explain", "--rules", str(rules), "--pcap", str(cap),
+                     "--flags", "A", "tcp", "198.18.0.1:40000",
+                     "10.0.0.1:80"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == ("conn      existing connection 0 to 10.0.1.2:80, "
+                      "SYN_RECV, expires in 60 s")
