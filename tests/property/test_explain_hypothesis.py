@@ -3,7 +3,7 @@ scheduler, on generated configurations and packet sequences -- including
 dest edits, deletions and the sysctls that change which conn or template
 is used -- and its JSON always validates against EXPLAIN_SCHEMA.
 
-Two namespaces built alike (same seed, same rules) take the same steps;
+TCP, UDP and fwmark services.  Two namespaces built alike (same seed, same rules) take the same steps;
 one is asked to explain every client packet, the other just gets
 packet().  Verdicts must agree packet by packet, and the conn tables
 must be equal at the end (explain changes state exactly as packet()).
@@ -35,19 +35,24 @@ events = st.lists(st.one_of(
               st.integers(0, 1))), min_size=1, max_size=25)
 
 
-def _build(sched, dests, persistent, flags):
+# the service under test: TCP, UDP, or a fwmark service (its packets
+# carry fwmark 1)
+SERVICES = {"tcp": "-t 10.0.0.1:80", "udp": "-u 10.0.0.1:80", "fwm": "-f 1"}
+
+
+def _build(sched, dests, persistent, flags, kind):
     net = ipvs_py.Netns(seed=7)
     opt = f" -b {flags}" if flags else ""
-    rules = [f"-A -t 10.0.0.1:80 -s {sched}{opt}"
-             + (" -p 60" if persistent else "")]
+    svc = SERVICES[kind]
+    rules = [f"-A {svc} -s {sched}{opt}" + (" -p 60" if persistent else "")]
     for i, (w, u) in enumerate(dests):
-        rules.append(f"-a -t 10.0.0.1:80 -r 10.0.1.{i + 1}:80 -m -w {w}"
+        rules.append(f"-a {svc} -r 10.0.1.{i + 1}:80 -m -w {w}"
                      + (f" -x {u}" if u else ""))
     net.restore("\n".join(rules) + "\n")
     return net
 
 
-def _step(net, ev, n_dests):
+def _step(net, ev):
     svc = net.services()[0]
     if ev[0] == "weight":
         live = [d for d in svc.dests]
@@ -65,27 +70,31 @@ def _step(net, ev, n_dests):
 
 
 @pytest.mark.parametrize("sched", SCHEDULERS)
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(dests=dest_rules,
        persistent=st.booleans(), evs=events,
        flags=st.sampled_from(["", "sh-fallback", "sh-port",
-                              "sh-fallback,sh-port"]))
-def test_explain_decides_as_packet(sched, dests, persistent, evs, flags):
+                              "sh-fallback,sh-port"]),
+       kind=st.sampled_from(sorted(SERVICES)))
+def test_explain_decides_as_packet(sched, dests, persistent, evs, flags,
+                                   kind):
     if sched not in ("sh", "mh"):
         flags = ""
     elif sched == "mh":
         flags = flags.replace("sh-", "mh-")
-    a = _build(sched, dests, persistent, flags)
-    b = _build(sched, dests, persistent, flags)
+    a = _build(sched, dests, persistent, flags, kind)
+    b = _build(sched, dests, persistent, flags, kind)
+    proto = "udp" if kind == "udp" else "tcp"
     for ev in evs:
         if ev[0] != "pkt":
-            _step(a, ev, len(dests))
-            _step(b, ev, len(dests))
+            _step(a, ev)
+            _step(b, ev)
             continue
         _, client, port, fl, wait = ev
         a.advance(wait)
         b.advance(wait)
-        args = ("tcp", f"198.18.0.{client + 1}", port, "10.0.0.1", 80, fl)
+        args = (proto, f"198.18.0.{client + 1}", port, "10.0.0.1", 80, fl,
+                1 if kind == "fwm" else 0)
         ex = a.explain(*args)
         v = b.packet(*args)
         assert (ex.action, ex.dest) == (v.action, v.dest), ex.text()
