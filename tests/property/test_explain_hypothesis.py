@@ -3,9 +3,9 @@ scheduler, on generated configurations and packet sequences -- including
 dest edits, deletions and the sysctls that change which conn or template
 is used -- and its JSON always validates against EXPLAIN_SCHEMA.
 
-TCP, UDP and fwmark services.  Two namespaces built alike (same seed, same rules) take the same steps;
-one is asked to explain every client packet, the other just gets
-packet().  Verdicts must agree packet by packet, and the conn tables
+TCP, UDP and fwmark services.  Two namespaces built alike (same seed,
+same rules) take the same steps; one is asked to explain every client
+packet, the other just gets packet().  Verdicts must agree packet by packet, and the conn tables
 must be equal at the end (explain changes state exactly as packet()).
 Separate module: wheel-build runs skip hypothesis."""
 import pytest
