@@ -294,19 +294,11 @@ def test_cli_live_kernel_counts_and_entries(monkeypatch, capsys):
 
 def test_cli_pcap_first_makes_the_connection(tmp_path, capsys):
     """--pcap: the capture is replayed first, so its connection exists."""
-    import socket
     import dpkt
-    syn = dpkt.tcp.TCP(sport=40000, dport=80, flags=dpkt.tcp.TH_SYN, seq=1,
-                       off=5)
-    ip = dpkt.ip.IP(src=socket.inet_aton("198.18.0.1"),
-                    dst=socket.inet_aton("10.0.0.1"), p=6, data=syn, ttl=64)
-    ip.len = 20 + len(bytes(syn))
-    frame = bytes(dpkt.ethernet.Ethernet(src=b"\2\0\0\0\0\1",
-                                         dst=b"\2\0\0\0\0\2", data=ip))
+    from tests.ops.pcaps import write_tcp_pcap
     cap = tmp_path / "c.pcap"
-    with open(cap, "wb") as f:
-        w = dpkt.pcap.Writer(f)
-        w.writepkt(frame, ts=1.0)
+    write_tcp_pcap(cap, [(1.0, "198.18.0.1", 40000, "10.0.0.1", 80,
+                          dpkt.tcp.TH_SYN)])
     rules = tmp_path / "rules"
     rules.write_text(RULES)
     assert cli.main(["explain", "--rules", str(rules), "--pcap", str(cap),

@@ -302,3 +302,28 @@ def test_dest_names_stay_apart_across_services():
                                "10.0.1.1:53 of UDP 192.0.2.1:53",
                                "10.0.1.2:53"}
     assert rep.old_dests == ["10.0.1.1:53 of UDP 192.0.2.1:53"]
+
+
+def test_cli_pcap(tmp_path, capsys):
+    """--pcap: a capture of three long flows to one service; deleting one
+    of its dests at t=5 drops the packets of the flows it served."""
+    import dpkt
+    from tests.ops.pcaps import write_tcp_pcap
+    pkts = []
+    for i in range(3):
+        c = f"198.18.0.{i + 1}"
+        pkts.append((1000.0 + i / 10, c, 40000, "192.0.2.1", 80,
+                     dpkt.tcp.TH_SYN))
+        pkts += [(1000.0 + t + i / 10, c, 40000, "192.0.2.1", 80,
+                  dpkt.tcp.TH_ACK) for t in range(1, 10)]
+    cap = tmp_path / "c.pcap"
+    write_tcp_pcap(cap, sorted(pkts))
+    rules = tmp_path / "rules"
+    rules.write_text(RULES)
+    assert cli.main(["whatif", "--rules", str(rules), "--pcap", str(cap),
+                     "--at", "5", "--json", "--change",
+                     "-d -t 192.0.2.1:80 -r 10.0.1.1:80"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    served = doc["load"]["10.0.1.1:80"]["before"]
+    assert served >= 1 and doc["flows_before"] == 3
+    assert doc["dropped"] == served and doc["dropped_packets"] == 5 * served   # t = 5..9
