@@ -209,6 +209,26 @@ def _run_drain(args):
     return _netlink_errors(lambda: run_drain(args))
 
 
+def _add_explain_args(parser):
+    from .ops.explain_cli import add_arguments
+    add_arguments(parser)
+
+
+def _run_explain(args):
+    from .ops.explain_cli import run
+    return _netlink_errors(lambda: run(args))
+
+
+def _add_whatif_args(parser):
+    from .ops.whatif_cli import add_arguments
+    add_arguments(parser)
+
+
+def _run_whatif(args):
+    from .ops.whatif_cli import run
+    return _netlink_errors(lambda: run(args))
+
+
 COMMANDS = {
     "demo": ("tour of what the model can do (grows with each capability)",
              _add_demo_args, _run_demo),
@@ -220,6 +240,12 @@ COMMANDS = {
                "(Prometheus)", _add_kernel_args, _run_kernel),
     "drain": ("quiesce a kernel destination (weight 0), wait for its "
               "connections to end, delete it", _add_drain_args, _run_drain),
+    "explain": ("which real server one packet gets and why, step by step "
+                "(rules file or live kernel)", _add_explain_args,
+                _run_explain),
+    "whatif": ("replay traffic, apply a change at time t, report moved, "
+               "dropped and stuck flows and drain times", _add_whatif_args,
+               _run_whatif),
 }
 
 

@@ -114,6 +114,9 @@ class ConnPath:
         self._svc_ids = {}          # Service -> engine index
         self._svcs = []
         self._bs = {}               # engine svc index -> BatchScheduler
+        #: explain (ipvs_py.ops.explain): a list the Python schedulers
+        #: note their decisions in, None (no tracing) otherwise
+        self.py_trace = None
         self.e.set_sched_callback(self._py_schedule)
         #: called after every engine call (ipvs_py.bpf.feed drains the
         #: engine's session events here); None: nothing to do
@@ -187,7 +190,11 @@ class ConnPath:
         n = 4 if af == 2 else 16
         pkt = PacketInfo(ipaddress.ip_address(saddr[:n]), sport,
                          ipaddress.ip_address(daddr[:n]), dport, proto,
-                         now=self.net.now)
+                         now=self.net.now, trace=self.py_trace)
+        if self.py_trace is not None:   # its inputs, as it reads them
+            self.py_trace.append({"step": "rows", "rows": [
+                (self._dest_id(x), x.weight, x.flags, x.activeconns,
+                 x.inactconns, x.u_thresh) for x in svc.dests]})
         d = sched.schedule(svc, pkt)
         return -1 if d is None else self._dest_id(d)
 

@@ -205,29 +205,37 @@ class Netns:
                 return d
         return None
 
-    def find_service(self, af, protocol, addr, port, fwmark=0):
+    def find_service(self, af, protocol, addr, port, fwmark=0, trace=None):
         """ip_vs_service_find() as the packet path calls it: fwmark first,
         then <proto,addr,port>, the FTP-data and port-zero fallbacks; the
-        service-type counters skip lookups that cannot match."""
+        service-type counters skip lookups that cannot match.  ``trace``:
+        a list that gets (lookup, ran, counter, value) per lookup."""
         idx = _AF_INDEX[af]
         c = self.counters
+
+        def ran(lookup, counter, on):
+            if trace is not None:
+                trace.append((lookup, bool(on), counter, c[counter][idx]))
+            return on
         t = self.svc_table
-        if fwmark and (self.kernel == "6.1" or c["fwm_services"][idx]):
+        if fwmark and ran("fwmark", "fwm_services", self.kernel == "6.1"
+                          or c["fwm_services"][idx]):
             svc = t.find_fwm(af, fwmark)
             if svc is not None:
                 return svc
-        if self.kernel != "6.1" and not c["nonfwm_services"][idx]:
+        if not ran("proto_addr_port", "nonfwm_services", self.kernel == "6.1"
+                   or c["nonfwm_services"][idx]):
             return None
         ab = addr.packed if hasattr(addr, "packed") else addr
         svc = t.find(af, protocol, ab, port)
         if svc is not None:
             return svc
-        if (protocol == IPPROTO_TCP and c["ftpsvc_counter"][idx]
-                and (port == 20 or port >= 1024)):
+        if ran("ftp_data", "ftpsvc_counter", protocol == IPPROTO_TCP
+               and c["ftpsvc_counter"][idx] and (port == 20 or port >= 1024)):
             svc = t.find(af, protocol, ab, FTPPORT)
             if svc is not None:
                 return svc
-        if c["nullsvc_counter"][idx]:
+        if ran("port_zero", "nullsvc_counter", c["nullsvc_counter"][idx]):
             return t.find(af, protocol, ab, 0)
         return None
 
@@ -545,6 +553,15 @@ class Netns:
         follows the time column.  res.dest[i]/res.action[i] equal what
         packet() returns row by row."""
         return self._path().replay(batch)
+
+    def explain(self, proto, saddr, sport, daddr, dport, tcp_flags="S",
+                fwmark=0):
+        """packet() with the decision trace on: which real server the
+        packet gets and why (an ipvs_py.ops.explain.Explanation: .dest,
+        .text(), .as_dict()).  The packet is processed as packet() does."""
+        from .ops.explain import explain
+        return explain(self, proto, saddr, sport, daddr, dport, tcp_flags,
+                       fwmark)
 
     def list_conn_text(self, persistent_conn=False):
         """The text of ``ipvsadm -Lnc`` (``--persistent-conn``)."""

@@ -707,6 +707,7 @@ def restore(net, text):
         except IPVSError as exc:
             raise RuleError(lineno, exc.message, line, exc.errno) from None
         view.apply(op, sreq, dreq)
+    net.config_gen += 1     # the packet path re-reads the configuration
     for lineno, line, (op, sreq, dreq) in cmds:
         net._apply(op, sreq, dreq)
         net.svc_table.run_pending()

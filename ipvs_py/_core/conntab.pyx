@@ -109,6 +109,7 @@ cdef extern from "ipvs_conn.h" nogil:
         ipvs_sched_cb sched_cb
         void *sched_arg
         int cb_error
+        ipvs_trace *trace
         uint64_t tot_conns, tot_inpkts, tot_outpkts, tot_inbytes, tot_outbytes
     void *ipvs_engine_free_all "ipvs_engine_free_all"(ipvs_engine *e)
     ipvs_conn *ipvs_conn_of(ipvs_engine *e, uint32_t id)
@@ -361,6 +362,46 @@ cdef class ConnEngine:
             raise exc
         return 0
 
+    def packet_traced(self, int af, int proto, bytes saddr, int sport,
+                      bytes daddr, int dport, int flags=0, int fwmark=0,
+                      int length=0, now=None):
+        """:meth:`packet` (client direction) with the decision trace on:
+        returns (action, dest, conn, steps, lost); ``steps`` are tuples
+        (kind, a, b, c, d, x, y, z) as ``include/ipvs_trace.h`` defines
+        them, ``lost`` the steps that did not fit."""
+        cdef ipvs_trace tr
+        cdef uint32_t i
+        if len(saddr) != 16 or len(daddr) != 16:
+            raise ValueError("addresses are 16 raw bytes")
+        # room for every dest row of the largest service plus the fixed
+        # steps (a few per decision point)
+        tr.n = tr.lost = 0
+        tr.cap = 64 + self.e.ndests
+        tr.steps = <ipvs_trace_step *>PyMem_Malloc(
+            tr.cap * sizeof(ipvs_trace_step))
+        if tr.steps == NULL:
+            raise MemoryError()
+        self.e.trace = &tr
+        try:
+            act, did, cid = self.packet(af, proto, saddr, sport, daddr,
+                                        dport, flags, fwmark, length, 0, now)
+        finally:
+            self.e.trace = NULL
+            steps = [(tr.steps[i].kind, tr.steps[i].a, tr.steps[i].b,
+                      tr.steps[i].c, tr.steps[i].d, tr.steps[i].x,
+                      tr.steps[i].y, tr.steps[i].z) for i in range(tr.n)]
+            PyMem_Free(tr.steps)
+        return act, did, cid, steps, tr.lost
+
+    def set_dest_conns(self, int idx, int active, int inactive):
+        """Seed dest ``idx``'s ActiveConn/InActConn (a model read from a
+        live kernel starts with the kernel's counts, which lc/wlc/sed/nq
+        and the thresholds read)."""
+        if not 0 <= idx < <int>self.e.ndests or active < 0 or inactive < 0:
+            raise ValueError(f"dest {idx}: counters must be >= 0")
+        self.e.dests[idx].activeconns = active
+        self.e.dests[idx].inactconns = inactive
+
     def replay(self, batch, times, int32_t[::1] dest_out,
                uint8_t[::1] action_out):
         """Run every row of a PacketBatch in order without the GIL;
@@ -590,6 +631,15 @@ cdef class ConnEngine:
                                                <const uint32_t *><char *>l,
                                                _ntohs(lport), d)
         return -1 if c == NULL else c.id
+
+
+cdef extern from "ipvs_trace.h" nogil:
+    cdef struct ipvs_trace_step:
+        int32_t kind, a, b, c, d
+        uint32_t x, y, z
+    cdef struct ipvs_trace:
+        uint32_t n, cap, lost
+        ipvs_trace_step *steps
 
 
 cdef extern from "ipvs_conn.h" nogil:

@@ -75,3 +75,22 @@ def read_sysctl(netns, name):
         return int(text.split()[0]) if text else None
     except ValueError:
         return None
+
+
+#: the sysctls the model's packet path reads (ConnPath.sync_config)
+PACKET_PATH_SYSCTLS = ("conn_reuse_mode", "expire_nodest_conn",
+                       "expire_quiescent_template", "sloppy_tcp",
+                       "sloppy_sctp")
+
+
+def read_packet_sysctls(netns):
+    """``((name, value), ...)`` of :data:`PACKET_PATH_SYSCTLS` in
+    ``netns`` (absent ones left out), read in one visit."""
+    paths = [f"/proc/sys/net/ipv4/vs/{n}" for n in PACKET_PATH_SYSCTLS]
+    texts = read_in_netns(netns, paths)
+    out = []
+    for name, path in zip(PACKET_PATH_SYSCTLS, paths):
+        text = texts[path]
+        if text and text.split() and text.split()[0].lstrip("-").isdigit():
+            out.append((name, int(text.split()[0])))
+    return tuple(out)

@@ -60,7 +60,7 @@ __all__ = [
     "dests_of", "is_available",
     "dest_conn_overhead", "hash_port", "scheduler_err", "jiffies", "svc_now",
     "sysctl", "link_dest", "unlink_dest", "update_dest", "bind_conn",
-    "unbind_conn",
+    "unbind_conn", "trace_note",
 ]
 
 AF_INET = 2
@@ -128,6 +128,16 @@ class PacketInfo:
     protocol: int = IPPROTO_TCP
     inverse: bool = False
     now: Optional[float] = None
+    #: explain: a list the scheduler appends notes of its decision to
+    #: (:func:`trace_note`); None (the default) records nothing
+    trace: Optional[list] = None
+
+
+def trace_note(pkt, what, **fields):
+    """Record one step of a decision for ``ipvs-py explain`` when the
+    packet carries a trace list (``pkt.trace``); free otherwise."""
+    if pkt is not None and pkt.trace is not None:
+        pkt.trace.append({"step": what, **fields})
 
 
 Hook = Optional[Callable[..., Any]]

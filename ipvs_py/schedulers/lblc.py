@@ -18,7 +18,7 @@ from ._lb_table import (COUNT_FOR_FULL_EXPIRATION, DEFAULT_EXPIRATION,  # noqa: 
                         ENTRY_TIMEOUT, TAB_SIZE, Table, expiration_j, hashkey,
                         is_overloaded, now_of)
 from .base import (Scheduler, addr_key, dests_of, is_available, jiffies,
-                   scheduler_err, svc_now)
+                   scheduler_err, svc_now, trace_note)
 from .sched import register_scheduler
 from .wlc import least_loaded
 
@@ -58,10 +58,16 @@ def schedule(svc, pkt):
     if en is not None:
         en.lastuse = now_j
         d = en.dest
-        if is_available(d) and d.weight > 0 \
-                and not is_overloaded(d, svc):
+        usable = is_available(d) and d.weight > 0
+        overloaded = usable and is_overloaded(d, svc)
+        trace_note(pkt, "lblc_entry", key=pkt.daddr, dest=d, usable=usable,
+                   overloaded=overloaded)
+        if usable and not overloaded:
             return d
+    else:
+        trace_note(pkt, "lblc_entry", key=pkt.daddr, dest=None)
     d = least_loaded(dests_of(svc))
+    trace_note(pkt, "least_loaded", dest=d)
     if d is None:
         scheduler_err(svc, NAME, "no destination available")
         return None

@@ -11,7 +11,7 @@ joins the set.  Table, timer and expiry are lblc's (see :mod:`.lblc`).
 """
 from .base import (IP_VS_DEST_F_OVERLOAD, Scheduler, addr_key,
                    dest_conn_overhead, dests_of, is_available, jiffies,
-                   scheduler_err, svc_now)
+                   scheduler_err, svc_now, trace_note)
 from ._lb_table import Table, expiration_j, hashkey, is_overloaded, now_of
 from .sched import register_scheduler
 from .wlc import least_loaded
@@ -117,9 +117,13 @@ def schedule(svc, pkt):
             m = s.max()
             if m is not None:
                 s.erase(m, now_j)
-        if d is not None and not is_overloaded(d, svc):
+        overloaded = d is not None and is_overloaded(d, svc)
+        trace_note(pkt, "lblcr_set", key=pkt.daddr, members=list(s.dests),
+                   least=d, overloaded=overloaded)
+        if d is not None and not overloaded:
             return d
         d = least_loaded(dests_of(svc))
+        trace_note(pkt, "least_loaded", dest=d)
         if d is None:
             scheduler_err(svc, NAME, "no destination available")
             return None
@@ -127,6 +131,9 @@ def schedule(svc, pkt):
             s.insert(d, now_j, check=True)
         return d
     d = least_loaded(dests_of(svc))
+    trace_note(pkt, "lblcr_set", key=pkt.daddr, members=[], least=None,
+               overloaded=False)
+    trace_note(pkt, "least_loaded", dest=d)
     if d is None:
         return None                  # the kernel only logs at debug level
     if not tbl.dead:

@@ -19,7 +19,7 @@ from ``svc.sched_seed`` or :func:`seed`, default 0) and the tests check the
 import random
 
 from .base import (IP_VS_DEST_F_OVERLOAD, Scheduler, dest_conn_overhead,
-                   dests_of, s32, scheduler_err)
+                   dests_of, s32, scheduler_err, trace_note)
 from .sched import register_scheduler
 
 NAME = "twos"
@@ -61,6 +61,7 @@ def schedule(svc, pkt=None):
     total = s32(total + 1)
     r1 = s32(st.u32() % (total & 0xFFFFFFFF))
     r2 = s32(st.u32() % (total & 0xFFFFFFFF))
+    draws = (r1, r2)
     w1 = w2 = -1
     oh1 = oh2 = 0
     for d in dests_of(svc):
@@ -77,9 +78,11 @@ def schedule(svc, pkt=None):
             choice2, w2, oh2 = d, w, dest_conn_overhead(d)
         if w1 != -1 and w2 != -1:
             break
-    if choice2 is not None and s32(w2 * oh1) > s32(w1 * oh2):
-        choice1 = choice2
-    return choice1
+    second = choice2 is not None and s32(w2 * oh1) > s32(w1 * oh2)
+    trace_note(pkt, "twos", total=total, draws=draws,
+               choices=[(choice1, w1, oh1), (choice2, w2, oh2)],
+               picked=2 if second else 1)
+    return choice2 if second else choice1
 
 
 scheduler = register_scheduler(Scheduler(

@@ -4,8 +4,10 @@ One boot (tests/kernel/guest/ops_drain.sh): a synced configuration's
 snapshot equals the model's; bad input changes nothing; with live TCP and
 UDP flows in the guest's namespaces, drains end with the destination
 removed and no other destination touched (cut at a deadline, or drained
-to zero once a UDP flow stops and its entries time out); Ctrl-C leaves the destination at weight 0, as stated; the
-metrics text parses with prometheus_client's parser.
+to zero once a UDP flow stops and its entries time out, and a TCP drain
+to zero once `ipvsadm --set` has shortened the TCP timeouts); Ctrl-C
+leaves the destination at weight 0, as stated; the metrics text parses
+with prometheus_client's parser.
 """
 import json
 import pathlib
@@ -144,3 +146,38 @@ def test_dry_run_and_text_output(guest):
                    "-a -u 10.0.0.1:5353 -r 10.0.1.1:5353 -m -w 0",
                    "-a -f 7 -r 10.0.1.2:0 -m -w 2") == \
         guest.text("save_final.out").splitlines()
+
+
+def test_drain_tcp_to_zero_with_short_timeouts(guest):
+    before = guest.text("ipvsadm_8081_before.txt")
+    rows = {line.split()[1]: line.split() for line in before.splitlines()
+            if line.strip().startswith("->") and ":8081" in line}
+    # one live TCP connection on each dest (rr)
+    assert rows["10.0.1.1:8081"][4] == "1" and rows["10.0.1.2:8081"][4] == "1"
+    assert rc(guest, "drain_tcp_zero") == 0, guest.text("drain_tcp_zero.err")
+    res = js(guest, "drain_tcp_zero.out")
+    assert (res["outcome"], res["deleted"], res["cut"]) == ("drained", True, 0)
+    assert 0 < res["elapsed"] < 40          # the 6 s tcp timeout, not 900 s
+    save = guest.text("save_before_tcp_zero.out")
+    assert save.startswith("--set 6 6 8\n")
+    assert without(save, "-a -t 10.0.0.1:8081 -r 10.0.1.1:8081 -m -w 1") == \
+        guest.text("save_after_tcp_zero.out").splitlines()
+
+
+def test_explain_reads_the_live_kernel(guest):
+    from ipvs_py.ops.explain import EXPLAIN_SCHEMA
+    assert rc(guest, "explain_live") == 0, guest.text("explain_live.err")
+    doc = js(guest, "explain_live.out")
+    jsonschema.validate(doc, EXPLAIN_SCHEMA)
+    # the rr service's dests with the kernel's counts (two flows each)
+    rows = {d["dest"]["address"]: d["activeconns"]
+            for d in doc["scheduler"]["dests"]}
+    assert rows == {"10.0.1.1": 2, "10.0.1.2": 2}
+    entry = [c for c in doc["kernel_entries"]
+             if c["client"]["port"] == 40001]
+    assert len(entry) == 1 and entry[0]["state"] == "ESTABLISHED"
+    dest = entry[0]["destination"]
+    assert doc["steps"][-1] == (
+        f"kernel    the kernel already has this flow's connection: it "
+        f"forwards to {dest['address']}:{dest['port']} (the model's answer "
+        f"above is what a new connection would get)")

@@ -33,6 +33,7 @@
 
 #include "ipvs_table.h"
 #include "ipvs_sched.h"
+#include "ipvs_trace.h"
 
 /* include/uapi/linux/ip_vs.h: IP_VS_CONN_F_* */
 #define IPVS_CF_FWD_MASK	0x0007
@@ -189,6 +190,7 @@ struct ipvs_engine {
 	ipvs_sched_cb sched_cb;
 	void *sched_arg;
 	int cb_error;			/* the callback raised */
+	struct ipvs_trace *trace;	/* explain: NULL = off (ipvs_trace.h) */
 	uint64_t tot_conns, tot_inpkts, tot_outpkts, tot_inbytes, tot_outbytes;
 	uint64_t allocs_failed;
 	struct ipvs_events *events;	/* session events, NULL: off */
@@ -967,13 +969,21 @@ static inline int32_t ipvs_schedule_dest(struct ipvs_engine *e, int si,
 		uint32_t dfold = ipvs_sched_addr_fold((const uint8_t *)p->daddr,
 						      p->af);
 		uint16_t hport = (uint16_t)((p->sport >> 8) | (p->sport << 8));
+		if (IPVS_TRACING(e))
+			ipvs_trace_sched_before(e->trace, ss, s->row_dest,
+						fold, hport, dfold);
 		int r = ipvs_sched_schedule(ss, fold, hport, dfold);
 		ss->decisions++;
+		IPVS_TRACE(e, IPVS_TR_SCHED_RESULT, r, r < 0 ? -1 :
+			   s->row_dest[r], ss->kind == IPVS_SCHED_RR ?
+			   ss->rr_pos : ss->wrr_cl, ss->wrr_cw, 0, 0, 0);
 		return r < 0 ? -1 : s->row_dest[r];
 	}
 	if (!e->sched_cb)
 		return -1;
-	return e->sched_cb(e, si, p, e->sched_arg);
+	int32_t did = e->sched_cb(e, si, p, e->sched_arg);
+	IPVS_TRACE(e, IPVS_TR_SCHED_CB, si, did, 0, 0, 0, 0, 0);
+	return did;
 }
 
 static inline void ipvs_mask_addr(const struct ipvs_csvc *s,
@@ -992,6 +1002,9 @@ static inline int ipvs_check_template(struct ipvs_engine *e, uint32_t tid)
 
 	if (!d || !(d->flags & IPVS_DF_AVAILABLE) ||
 	    (e->expire_quiescent_template && d->weight == 0)) {
+		IPVS_TRACE(e, IPVS_TR_TPL_INVALID, (int32_t)tid, t->dest,
+			   !d || !(d->flags & IPVS_DF_AVAILABLE) ? 1 : 2,
+			   0, 0, 0, 0);
 		if (t->vport != 0xffff) {
 			/* unhash, make it unfindable, rehash */
 			iht_unlink(&e->tab, &t->hn[0], 0);	/* hn0 only */
@@ -1036,6 +1049,11 @@ static inline uint32_t ipvs_sched_persist(struct ipvs_engine *e, int si,
 	ct = ipvs_conn_lookup(e, &k);
 	if (ct)
 		tid = ipvs_conn_id(e, ct);
+	if (ct)
+		IPVS_TRACE(e, IPVS_TR_TPL_HIT, (int32_t)tid, ct->dest, 0, 0,
+			   ct->expires - e->now, (uint32_t)ct->n_control, 0);
+	else
+		IPVS_TRACE(e, IPVS_TR_TPL_MISS, 0, 0, 0, 0, 0, 0, 0);
 	if (!ct || !ipvs_check_template(e, tid)) {
 		did = ipvs_schedule_dest(e, si, p);
 		if (did < 0) {
@@ -1052,6 +1070,8 @@ static inline uint32_t ipvs_sched_persist(struct ipvs_engine *e, int si,
 		}
 		ct = ipvs_conn_of(e, tid);
 		ct->timeout = s->timeout;
+		IPVS_TRACE(e, IPVS_TR_TPL_NEW, (int32_t)tid, did, 0, 0,
+			   s->timeout, 0, 0);
 	} else {
 		did = ct->dest;
 	}
@@ -1121,9 +1141,11 @@ static inline uint32_t ipvs_schedule(struct ipvs_engine *e, int si,
 		return cid;
 	}
 	*ignored = 0;
-	if (!s->fwmark && p->dport != s->port)
+	if (!s->fwmark && p->dport != s->port) {
+		IPVS_TRACE(e, IPVS_TR_PORT_ZERO, si, 0, 0, 0, 0, 0, 0);
 		return IPVS_CONN_NONE;	/* "port zero only supported in
 					 * persistent services" */
+	}
 	did = ipvs_schedule_dest(e, si, p);
 	if (did < 0)
 		return IPVS_CONN_NONE;
@@ -1195,14 +1217,23 @@ static inline struct ipvs_verdict ipvs_in(struct ipvs_engine *e,
 			c = NULL;
 	}
 	cid = c ? ipvs_conn_id(e, c) : IPVS_CONN_NONE;
+	if (c)
+		IPVS_TRACE(e, IPVS_TR_CONN_HIT, (int32_t)cid, c->dest, c->state,
+			   (int32_t)c->flags, c->expires - e->now, c->control,
+			   0);
+	else
+		IPVS_TRACE(e, IPVS_TR_CONN_MISS, e->no_cport != 0, 0, 0, 0, 0,
+			   0, 0);
 	if (c && e->conn_reuse_mode && ipvs_is_new_conn(p)) {
 		int resched = 0;
 		if (e->expire_nodest_conn && c->dest >= 0 &&
 		    e->dests[c->dest].weight == 0)
 			resched = 1;
 		else if (ipvs_new_conn_expected(c, e->conn_reuse_mode))
-			resched = 1;	/* no conntrack: never "old_ct" */
+			resched = 2;	/* no conntrack: never "old_ct" */
 		if (resched) {
+			IPVS_TRACE(e, IPVS_TR_CONN_REUSE, (int32_t)cid, resched,
+				   !c->n_control, 0, 0, 0, 0);
 			if (!c->n_control)
 				ipvs_conn_expire_now(e, cid);
 			c = NULL;
@@ -1210,6 +1241,8 @@ static inline struct ipvs_verdict ipvs_in(struct ipvs_engine *e,
 	}
 	if (c && c->dest >= 0 &&
 	    !(e->dests[c->dest].flags & IPVS_DF_AVAILABLE)) {
+		IPVS_TRACE(e, IPVS_TR_CONN_NODEST, (int32_t)cid, c->dest,
+			   e->expire_nodest_conn != 0, 0, 0, 0, 0);
 		if (e->expire_nodest_conn) {
 			ipvs_conn_expire_now(e, cid);
 			c = NULL;
@@ -1227,12 +1260,22 @@ static inline struct ipvs_verdict ipvs_in(struct ipvs_engine *e,
 		else if (p->protocol == IPVS_PROTO_SCTP)
 			sched_ok = p->flags == 1 /* INIT */ ||
 				   (e->sloppy_sctp && p->flags != 6 /* ABORT */);
-		if (!sched_ok)
+		if (!sched_ok) {
+			IPVS_TRACE(e, IPVS_TR_NO_SCHED, p->protocol ==
+				   IPVS_PROTO_TCP ? 1 : 2, 0, 0, 0, 0, 0, 0);
 			return v;
+		}
 		si = ipvs_svc_find(e, p);
+		/* which lookup matched follows from the service found: its
+		 * fwmark, else its port (the packet's, FTP's, or zero) */
+		IPVS_TRACE(e, IPVS_TR_SVC, si < 0 ? -1 : e->svcs[si].fwmark ? 0 :
+			   e->svcs[si].port == p->dport ? 1 :
+			   e->svcs[si].port == IPVS_FTPPORT_BE ? 2 : 3, si,
+			   0, 0, 0, 0, 0);
 		if (si < 0)
 			return v;
 		if (ipvs_todrop(e)) {
+			IPVS_TRACE(e, IPVS_TR_TODROP, 0, 0, 0, 0, 0, 0, 0);
 			v.action = IPVS_V_DROP;
 			return v;
 		}
@@ -1252,6 +1295,8 @@ static inline struct ipvs_verdict ipvs_in(struct ipvs_engine *e,
 			return v;
 		}
 		c = ipvs_conn_of(e, cid);
+		IPVS_TRACE(e, IPVS_TR_CONN_NEW, (int32_t)cid, c->dest,
+			   (int32_t)c->flags, 0, c->timeout, c->control, 0);
 	}
 	/* ip_vs_in_stats() */
 	if (c->dest >= 0) {
@@ -1311,6 +1356,19 @@ static inline struct ipvs_verdict ipvs_out(struct ipvs_engine *e,
 	return v;
 }
 
+/* explain: the verdict and the conn after its state change (cold: only
+ * with a trace buffer attached). */
+static IPVS_TRACE_COLD void ipvs_trace_verdict(struct ipvs_engine *e,
+					       struct ipvs_verdict v)
+{
+	const struct ipvs_conn *c = v.conn == IPVS_CONN_NONE ? NULL :
+				    ipvs_conn_of(e, v.conn);
+
+	ipvs_trace_add(e->trace, IPVS_TR_VERDICT, v.action, v.dest,
+		       (int32_t)v.conn, c ? c->state : 0, c ? c->timeout : 0,
+		       c ? c->control : IPVS_CONN_NONE, c && c->in_use);
+}
+
 /* One packet at time @now (jiffies): timers first, then the decision. */
 static inline struct ipvs_verdict ipvs_packet(struct ipvs_engine *e,
 					      const struct ipvs_pkt *p,
@@ -1326,7 +1384,10 @@ static inline struct ipvs_verdict ipvs_packet(struct ipvs_engine *e,
 	}
 	if (p->dir == IPVS_DIR_OUTPUT)
 		return ipvs_out(e, p);
-	return ipvs_in(e, p);
+	struct ipvs_verdict v = ipvs_in(e, p);
+	if (IPVS_TRACING(e))
+		ipvs_trace_verdict(e, v);
+	return v;
 }
 
 /* ------------------------------------------------------------ helpers */

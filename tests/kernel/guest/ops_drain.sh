@@ -26,6 +26,8 @@ set +ex
 } > net_setup.log 2>&1
 ip netns exec rs socat TCP-LISTEN:80,fork,reuseaddr SYSTEM:'echo hello; sleep 60' \
     > srv80.log 2>&1 &
+ip netns exec rs socat TCP-LISTEN:8081,fork,reuseaddr SYSTEM:'echo hello; sleep 60' \
+    > srv8081.log 2>&1 &
 ip netns exec rs socat -u UDP-RECV:5353 /dev/null > srv5353.log 2>&1 &
 ip netns exec rs socat -u UDP-RECV:5354 /dev/null > srv5354.log 2>&1 &
 for i in $(seq 50); do

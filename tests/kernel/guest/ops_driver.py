@@ -95,11 +95,24 @@ procs = flows(
        f"socat -u - UDP-SENDTO:10.0.0.1:5353,sourceport={p}"
        for p in (5001, 5002)])
 time.sleep(3)
+# 6.1 reads service/dest stats from the estimator's copy (refreshed every
+# 2 s): wait until it has counted the four TCP conns (a snapshot taken
+# earlier once showed 3)
+for _ in range(20):
+    res = sh("ip netns exec lb ipvsadm -Ln --stats --exact -t 10.0.0.1:80")
+    row = [ln.split() for ln in res.stdout.splitlines() if "TCP" in ln]
+    if row and row[0][2] == "4":
+        break
+    time.sleep(0.5)
 
 log("snapshot and metrics under traffic")
 rec("snapshot_live", "kernel", "snapshot", "--netns", "lb", "--conns", "--json")
 rec("metrics_live", "kernel", "metrics", "--netns", "lb", "--conns")
 sh("ip netns exec lb cat /proc/net/ip_vs_conn", "proc_conn_live.txt")
+# explain against the live kernel: the model starts from its services and
+# ActiveConn/InActConn; the client's kernel entry is listed
+rec("explain_live", "explain", "--netns", "lb", "tcp", "10.0.2.2:40001",
+    "10.0.0.1:80", "--json")
 
 log("drain TCP :80 10.0.1.1 with a deadline: live flows are cut")
 save_lb("save_before_tcp")
@@ -140,6 +153,26 @@ rec("drain_text", "drain", "fwmark:7", "10.0.1.2:0", "--netns", "lb")
 rec("drain_text_cut", "drain", "10.0.0.1:5353", "10.0.1.1:5353", "--proto",
     "udp", "--netns", "lb", "--deadline", "2")
 save_lb("save_final")
+
+log("TCP drain to zero with short timeouts (ipvsadm --set)")
+# idle ESTABLISHED conns stay in the table for the tcp timeout (900 s by
+# default; closed ones sit in TIME_WAIT 2 min), so an operator who wants a
+# TCP drain to finish shortens it; new conns get the short timeout
+sh("ip netns exec lb ipvsadm --set 6 6 8; "
+   "ip netns exec lb ipvsadm -A -t 10.0.0.1:8081 -s rr; "
+   "ip netns exec lb ipvsadm -a -t 10.0.0.1:8081 -r 10.0.1.1:8081 -m; "
+   "ip netns exec lb ipvsadm -a -t 10.0.0.1:8081 -r 10.0.1.2:8081 -m",
+   "set_short_timeouts.txt")
+save_lb("save_before_tcp_zero")
+# two held TCP flows (rr: one per dest); after the server's greeting they
+# are idle, so their entries expire 6 s later while the sockets stay open
+procs += flows([f"(sleep 60) | ip netns exec cl socat -T 70 - "
+                f"TCP:10.0.0.1:8081,sourceport={p}" for p in (41001, 41002)])
+time.sleep(2)
+sh("ip netns exec lb ipvsadm -Ln -t 10.0.0.1:8081", "ipvsadm_8081_before.txt")
+rec("drain_tcp_zero", "drain", "10.0.0.1:8081", "10.0.1.1:8081", "--netns",
+    "lb", "--deadline", "60", "--json")
+save_lb("save_after_tcp_zero")
 for p in procs:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(p.pid, signal.SIGTERM)
