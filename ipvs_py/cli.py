@@ -209,6 +209,16 @@ def _run_drain(args):
     return _netlink_errors(lambda: run_drain(args))
 
 
+def _add_tune_args(parser):
+    from .tune.cli import add_arguments
+    add_arguments(parser)
+
+
+def _run_tune(args):
+    from .tune.cli import run
+    return run(args)
+
+
 COMMANDS = {
     "demo": ("tour of what the model can do (grows with each capability)",
              _add_demo_args, _run_demo),
@@ -218,6 +228,9 @@ COMMANDS = {
              "fewest changes (rolled back on error)", _add_sync_args, _run_sync),
     "kernel": ("read kernel IPVS: save (rules), snapshot (JSON), metrics "
                "(Prometheus)", _add_kernel_args, _run_kernel),
+    "tune": ("replay a workload at each conn_lfactor: chain lengths, "
+             "lookup cost, memory, plots, a recommendation",
+             _add_tune_args, _run_tune),
     "drain": ("quiesce a kernel destination (weight 0), wait for its "
               "connections to end, delete it", _add_drain_args, _run_drain),
 }

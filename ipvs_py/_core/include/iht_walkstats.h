@@ -24,7 +24,7 @@
 
 /* Histogram bins: walked = 0 .. IHT_WALK_BINS - 2 exactly, the last bin
  * IHT_WALK_BINS - 1 or more (its nodes are still in @walked exactly). */
-#define IHT_WALK_BINS 64
+#define IHT_WALK_BINS 4096
 
 struct iht_walk_stats {
 	_Atomic uint64_t lookups;
