@@ -58,8 +58,7 @@ def parse_int_list(text, name):
 def add_arguments(parser):
     """The ``tune`` subcommand's options."""
     w = parser.add_argument_group("workload")
-    w.add_argument("--workload", metavar="NAME", choices=sorted(GENERATORS),
-                   default=None, help="generator (default new_connections): "
+    w.add_argument("--workload", metavar="NAME", default=None, help="generator (default new_connections): "
                    + ", ".join(GENERATORS))
     w.add_argument("-p", "--param", action="append", default=[],
                    metavar="KEY=VALUE",

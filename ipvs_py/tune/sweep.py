@@ -106,16 +106,24 @@ def status_percentages(hist):
             [h * 100 // max(nonempty, 1) for h in hist[1:]])
 
 
-def replay_setting(batch, rules, setting, *, chunks=40, timing_rows=200_000,
-                   seed=0, on_chunk=None):
-    """Replay ``batch`` into a fresh namespace built from ``rules`` (text)
-    at ``setting``; returns a :class:`Row`.  ``on_chunk()`` is called after
-    each of the ``chunks`` slices (progress bars)."""
+def new_netns(rules, setting, seed=0):
+    """A fresh namespace at ``setting`` with ``rules`` (text) restored."""
     net = Netns(conn_tab_bits=setting.conn_tab_bits, kernel=setting.kernel,
                 seed=seed)
     if setting.lfactor is not None:
         net.sysctl["conn_lfactor"] = setting.lfactor
     net.restore(rules)
+    return net
+
+
+def replay_setting(batch, rules, setting, *, chunks=40, timing_rows=200_000,
+                   seed=0, on_chunk=None, net=None):
+    """Replay ``batch`` into a fresh namespace built from ``rules`` (text)
+    at ``setting`` (or into ``net``, made by :func:`new_netns`, so a
+    caller can read the table afterwards); returns a :class:`Row`.
+    ``on_chunk()`` is called after each replay slice (progress bars)."""
+    if net is None:
+        net = new_netns(rules, setting, seed)
     engine = net._path().e
     engine.count_walks(True)
     n = len(batch)
