@@ -22,11 +22,15 @@ def _add_demo_args(parser):
     parser.add_argument(
         "--seed", type=int, default=1,
         help="seed of the random table keys and workload (default: %(default)s)")
+    parser.add_argument(
+        "--out", default="ipvs-py-demo-out", metavar="DIR",
+        help="where the tuning plots go (default: %(default)s)")
 
 
 def _run_demo(args):
     from .demo import run
-    return run(n_keys=args.keys, seed=args.seed, n_conns=args.conns)
+    return run(n_keys=args.keys, seed=args.seed, n_conns=args.conns,
+               out_dir=args.out)
 
 
 def _add_hash_args(parser):

@@ -38,8 +38,7 @@ def rich_table(rows, *, pareto=(), pick=None, title=None):
     """A rich Table, one line per setting, narrow enough for 80 columns:
     Pareto-optimal settings carry a *, the recommended one a >."""
     from .._core.table import WALK_BINS
-    t = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1),
-              pad_edge=False)
+    t = Table(title=title, box=box.SIMPLE_HEAD, padding=0, show_edge=False)
     for col in ("lf", "buckets", "empty%", "len1%", "len2%", "3+%", "walk",
                 "p99", "ns", "MiB", "resize", "pause ms"):
         t.add_column(col, justify="right", no_wrap=True)
