@@ -168,7 +168,7 @@ def _replay_sweep(console, n_conns, seed, out_dir):
     from . import workload
     from .tune import settings_for, write_plots
     from .tune.cli import progress_bar, report
-    from .tune.sweep import new_netns, replay_setting
+    from .tune.measure import new_netns, replay_setting
 
     rules = RULES.read_text()
     batch = workload.new_connections(n_conns, packets_per_conn=1, rate=1e6,

@@ -10,7 +10,7 @@ from .plots import write_plots
 from .recommend import (Recommendation, apply_lines, pareto_front,
                         points_of, recommend)
 from .report import rich_table, write_csv, write_json
-from .sweep import LFACTORS, Row, Setting, replay_setting, settings_for, sweep
+from .measure import LFACTORS, Row, Setting, replay_setting, settings_for, sweep
 
 __all__ = ["sweep", "replay_setting", "settings_for", "Setting", "Row",
            "LFACTORS", "recommend", "Recommendation", "pareto_front",

@@ -17,7 +17,7 @@ from .plots import write_plots
 from .recommend import (apply_lines, cost_of, pareto_front, points_of,
                         recommend)
 from .report import rich_table, write_csv, write_json
-from .sweep import LFACTORS, settings_for, sweep
+from .measure import LFACTORS, settings_for, sweep
 from .workloads import GENERATORS, build, parse_vip
 
 EXAMPLE_RULES = pathlib.Path(__file__).parent.parent / "examples" / "lb.rules"

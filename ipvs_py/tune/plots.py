@@ -5,7 +5,7 @@ nothing touches pyplot's global state or the user's backend choice.
 """
 import pathlib
 
-from .sweep import HIST_LABELS
+from .measure import HIST_LABELS
 
 FILES = {"chains": "chain-lengths.png", "pareto": "memory-vs-lookup.png",
          "timeline": "table-size.png"}

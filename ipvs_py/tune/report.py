@@ -11,7 +11,7 @@ import json
 from rich import box
 from rich.table import Table
 
-from .sweep import HIST_LABELS
+from .measure import HIST_LABELS
 
 #: CSV columns, in order (``hist_*`` are bucket counts, ``pct_*`` the
 #: ip_vs_status percentages).

@@ -8,7 +8,7 @@ import pytest
 
 from ipvs_py import workload
 from ipvs_py.tune import report
-from ipvs_py.tune.sweep import (Setting, chunk_bounds, new_netns,
+from ipvs_py.tune.measure import (Setting, chunk_bounds, new_netns,
                                 percentile_of_hist, replay_setting,
                                 status_percentages, sweep)
 from ipvs_py.tune.cli import EXAMPLE_RULES

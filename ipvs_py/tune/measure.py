@@ -13,8 +13,9 @@ What each number is, and where it comes from (all from the table itself):
   cport-0 retry when NO_CPORT conns exist, persistence templates.  p99
   is read off the exact per-lookup histogram.
 - ``lookup_ns``: wall time per lookup of a nogil loop of hn0 lookups of
-  up to ``timing_rows`` random rows of the workload after the replay
-  (best of three loops; no prefetching, so chain length shows).
+  random rows of the workload after the replay (up to ``timing_rows``
+  rows or ~0.1 s a loop, best of five loops; no prefetching, so chain
+  length shows).
 - ``table_bytes`` (bucket heads + seqcounts/locks) and ``entry_bytes``
   (conn slots): the core's allocation counters.
 - ``resizes``/``pause_max_ms``: rebuilds during the replay and the longest
@@ -74,6 +75,7 @@ class Row:
     resizes: int
     pause_max_ms: float
     replay_s: float
+    timing_s: float       # wall time of the lookup_ns loops
     timeline: list        # [(virtual seconds, conns, buckets), ...]
 
     @property
@@ -144,6 +146,9 @@ def replay_setting(batch, rules, setting, *, chunks=40, timing_rows=200_000,
     empty_pct, len_pct = status_percentages(hist)
     lookups = st["lookups"]
     size = net.conn_tab_size
+    t0 = time.perf_counter()
+    lookup_ns = _lookup_ns(engine, batch, timing_rows, seed)
+    timing_s = time.perf_counter() - t0
     return Row(
         lfactor=setting.lfactor, conn_tab_bits=setting.conn_tab_bits,
         kernel=setting.kernel, buckets=size, bits=size.bit_length() - 1,
@@ -152,7 +157,7 @@ def replay_setting(batch, rules, setting, *, chunks=40, timing_rows=200_000,
         walk_mean=st["walked"] / lookups if lookups else 0.0,
         walk_p99=percentile_of_hist(st["hist"], 0.99),
         walk_hist=list(st["hist"]),
-        lookup_ns=_lookup_ns(engine, batch, timing_rows, seed),
+        lookup_ns=lookup_ns, timing_s=timing_s,
         table_bytes=st["bucket_bytes"] + st["lock_bytes"],
         entry_bytes=st["conn_bytes"], resizes=st["resizes"],
         pause_max_ms=st["pause_max_ns"] / 1e6, replay_s=replay_s,
@@ -172,20 +177,26 @@ def chunk_bounds(n, chunks):
     return np.unique(np.concatenate([even, geo]).round().astype(np.int64))
 
 
-def _lookup_ns(engine, batch, timing_rows, seed, repeat=5, budget_s=1.0):
-    """Best ns per hn0 lookup over random rows of the batch: ``repeat``
-    loops, or fewer (at least two) once ``budget_s`` is spent; the best
-    is the loop least disturbed by other work on the machine."""
+def _lookup_ns(engine, batch, timing_rows, seed, repeat=5, loop_s=0.1,
+               pilot=1000):
+    """Best ns per hn0 lookup over random rows of the batch.
+
+    A pilot loop of ``pilot`` rows estimates the cost, so each timed loop
+    covers at most ``timing_rows`` rows and about ``loop_s`` seconds
+    (at lfactor +8 over 1M conns one lookup walks ~500 nodes, ~100 us:
+    200k rows would take 20 s a loop).  Of ``repeat`` loops the fastest
+    counts: the one least disturbed by other work on the machine."""
     n = len(batch)
     if n == 0 or timing_rows <= 0:
         return 0.0
     rng = np.random.default_rng(seed)
     rows = rng.integers(0, n, min(n, timing_rows), dtype=np.int64)
-    times = []
-    while len(times) < repeat and (len(times) < 2 or
-                                   sum(times) < budget_s * 1e9):
-        times.append(engine.time_lookups(batch, rows)[1])
-    return min(times) / len(rows)
+    probe = rows[:pilot]
+    est = engine.time_lookups(batch, probe)[1] / len(probe)
+    rows = rows[:max(len(probe), min(len(rows), int(loop_s * 1e9 /
+                                                    max(est, 1.0))))]
+    best = min(engine.time_lookups(batch, rows)[1] for _ in range(repeat))
+    return best / len(rows)
 
 
 def settings_for(lfactors=LFACTORS, bits=(20,), kernel="7.1"):
