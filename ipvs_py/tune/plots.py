@@ -68,8 +68,16 @@ def plot_pareto(rows, path, *, front=(), pick=None, cost_name="lookup_ns"):
     xs = [r.total_bytes / 2**20 for r in rows]
     ys = [cost(r) for r in rows]
     ax.scatter(xs, ys, color="tab:blue", zorder=3, label="setting")
+    # settings with the same memory (e.g. lfactors at conn_tab_bits' cap)
+    # share one label, "-8..-2", at their cheapest point
+    groups = {}
     for name, x, y in zip(_names(rows), xs, ys):
-        ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4),
+        groups.setdefault(x, []).append((name, y))
+    for x, members in groups.items():
+        text = (members[0][0] if len(members) == 1
+                else f"{members[0][0]}..{members[-1][0]}")
+        ax.annotate(text, (x, min(y for _, y in members)),
+                    textcoords="offset points", xytext=(4, 4),
                     fontsize="small")
     if front:
         pts = sorted((xs[i], ys[i]) for i in front)
@@ -81,7 +89,8 @@ def plot_pareto(rows, path, *, front=(), pick=None, cost_name="lookup_ns"):
         ax.scatter([xs[pick]], [ys[pick]], s=250, facecolors="none",
                    edgecolors="black", linewidths=2, zorder=5,
                    label="recommended")
-    ax.set_xscale("log", base=2)
+    if xs and max(xs) > 8 * min(xs):     # log only when it spans a lot
+        ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("memory: table + conns (MiB)")
     ax.set_ylabel("mean nodes walked per lookup" if cost_name == "walk_mean"
