@@ -522,6 +522,10 @@ cdef class ConnEngine:
         cdef Py_ssize_t n = proto.shape[0], i, r
         cdef uint64_t hits = 0
         cdef timespec a, b
+        if not (sa.shape[0] == da.shape[0] == af.shape[0] == sp.shape[0]
+                == dp.shape[0] == n and sa.shape[1] == da.shape[1] == 16):
+            raise ValueError("batch columns differ in length or address "
+                             "width")
         for i in range(rows.shape[0]):
             if not 0 <= rows[i] < n:
                 raise IndexError(f"rows[{i}] = {rows[i]} is outside the "

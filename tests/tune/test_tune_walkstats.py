@@ -128,3 +128,16 @@ def test_conn_replay_hits_walk_exactly_their_chain_positions():
     assert second["hits"] == n
     assert second["walked"] - first["walked"] == sum(
         c * L * (L + 1) // 2 for L, c in enumerate(hist[:7]))
+
+
+def test_time_lookups_checks_rows_at_the_boundary():
+    net = ipvs_py.Netns()
+    net.restore("-A -u 192.0.2.53:53 -s rr\n"
+                "-a -u 192.0.2.53:53 -r 10.0.2.1:53 -g\n")
+    b = _udp_flows(10, 0.0)
+    net.replay(b)
+    e = net._path().e
+    assert e.time_lookups(b, np.arange(10, dtype=np.int64))[0] == 10
+    for bad in (10, -1):
+        with pytest.raises(IndexError, match=f"rows\\[1\\] = {bad}"):
+            e.time_lookups(b, np.array([0, bad], np.int64))
