@@ -90,6 +90,10 @@ def add_arguments(parser):
                         "%(default)s)")
     s.add_argument("--timing-rows", type=int, default=200_000, metavar="N",
                    help="lookups timed per setting (default: %(default)s)")
+    s.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="replay N settings at once on threads (the replay "
+                        "runs without the GIL; ns is noisier; default: "
+                        "%(default)s)")
     s.add_argument("--seed", type=int, default=0,
                    help="workload seed (default: %(default)s)")
     o = parser.add_argument_group("output and recommendation")
@@ -125,10 +129,9 @@ def _settings(args):
 def _load(args):
     """Everything that can fail on bad input, before any replay runs."""
     from ..netns import Netns
-    for name in ("chunks", "timing_rows"):
-        if getattr(args, name) < (1 if name == "chunks" else 0):
-            raise ValueError(f"--{name.replace('_', '-')} must be "
-                             f"{'>= 1' if name == 'chunks' else '>= 0'}")
+    for name, low in (("chunks", 1), ("timing_rows", 0), ("jobs", 1)):
+        if getattr(args, name) < low:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= {low}")
     settings = _settings(args)
     budget = (parse_bytes(args.memory_budget)
               if args.memory_budget is not None else None)
@@ -230,7 +233,7 @@ def run(args, console=None):
     with progress_bar(console) as progress:
         rows = sweep(batch, rules, settings, chunks=args.chunks,
                      timing_rows=args.timing_rows, seed=args.seed,
-                     progress=progress)
+                     progress=progress, jobs=args.jobs)
     front, rec = report(console, rows, memory_budget=budget,
                         max_lookup_ns=args.max_lookup_ns,
                         max_chain=args.max_chain)
