@@ -248,5 +248,11 @@ def sweep(batch, rules, settings, *, chunks=40, timing_rows=200_000, seed=0,
     from concurrent.futures import ThreadPoolExecutor
     if task is not None:
         progress.update(task, description=f"replaying ({jobs} at a time)")
+    # longest first (high lfactor = long chains; 6.1: few bits), so the
+    # slowest setting does not start last and leave the other threads idle
+    order = sorted(range(len(settings)), key=lambda i: (
+        settings[i].lfactor if settings[i].lfactor is not None
+        else -settings[i].conn_tab_bits), reverse=True)
     with ThreadPoolExecutor(jobs) as pool:
-        return list(pool.map(one, settings))
+        futures = {i: pool.submit(one, settings[i]) for i in order}
+        return [futures[i].result() for i in range(len(settings))]
