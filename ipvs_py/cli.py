@@ -22,11 +22,15 @@ def _add_demo_args(parser):
     parser.add_argument(
         "--seed", type=int, default=1,
         help="seed of the random table keys and workload (default: %(default)s)")
+    parser.add_argument(
+        "--out", default="ipvs-py-demo-out", metavar="DIR",
+        help="where the tuning plots go (default: %(default)s)")
 
 
 def _run_demo(args):
     from .demo import run
-    return run(n_keys=args.keys, seed=args.seed, n_conns=args.conns)
+    return run(n_keys=args.keys, seed=args.seed, n_conns=args.conns,
+               out_dir=args.out)
 
 
 def _add_hash_args(parser):
@@ -229,6 +233,16 @@ def _run_whatif(args):
     return _netlink_errors(lambda: run(args))
 
 
+def _add_tune_args(parser):
+    from .tune.cli import add_arguments
+    add_arguments(parser)
+
+
+def _run_tune(args):
+    from .tune.cli import run
+    return run(args)
+
+
 COMMANDS = {
     "demo": ("tour of what the model can do (grows with each capability)",
              _add_demo_args, _run_demo),
@@ -238,6 +252,9 @@ COMMANDS = {
              "fewest changes (rolled back on error)", _add_sync_args, _run_sync),
     "kernel": ("read kernel IPVS: save (rules), snapshot (JSON), metrics "
                "(Prometheus)", _add_kernel_args, _run_kernel),
+    "tune": ("replay a workload at each conn_lfactor: chain lengths, "
+             "lookup cost, memory, plots, a recommendation",
+             _add_tune_args, _run_tune),
     "drain": ("quiesce a kernel destination (weight 0), wait for its "
               "connections to end, delete it", _add_drain_args, _run_drain),
     "explain": ("which real server one packet gets and why, step by step "

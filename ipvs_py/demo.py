@@ -161,50 +161,49 @@ def _sync_plan(console, net):
         console.print("  " + step.ipvsadm(), markup=False, highlight=False)
 
 
-def _replay_sweep(console, n_conns, seed):
+def _replay_sweep(console, n_conns, seed, out_dir):
     """Replay new connections through the packet path at a few
-    conn_lfactor values and show what the conn table looks like after."""
-    from rich.progress import Progress
-
+    conn_lfactor values: the tuning table (ipvs_py.tune), its plots, and
+    the conn table's ip_vs_status after the last run."""
     from . import workload
+    from .tune import settings_for, write_plots
+    from .tune.cli import progress_bar, report
+    from .tune.measure import new_netns, replay_setting
 
+    rules = RULES.read_text()
     batch = workload.new_connections(n_conns, packets_per_conn=1, rate=1e6,
                                      vips=(("192.0.2.10", 80),), seed=seed)
-    t = Table(title=f"{n_conns:,} new connections replayed through the "
-                    f"packet path (conn_tab_bits=20; NAT conns are two "
-                    f"hash nodes)")
-    for col in ("lfactor", "buckets", "empty%", "len1%", "len2%", "3-6%",
-                "7+%", "seconds", "Mconn/s"):
-        t.add_column(col, justify="right", no_wrap=True)
-    last = None
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("replaying", total=3)
-        for lfactor in (-4, 0, 4):
-            net = Netns(conn_tab_bits=20)
-            net.sysctl["conn_lfactor"] = lfactor
-            net.restore(RULES.read_text())
-            t0 = time.perf_counter()
-            net.replay(batch)
-            dt = time.perf_counter() - t0
-            h = net.conn_chain_lengths()   # [empty, len-1, ..., len-7+]
-            size = sum(h)
-            busy = size - h[0] or 1
-            t.add_row(str(lfactor), f"2^{size.bit_length() - 1}",
-                      f"{100 * h[0] // size}",
-                      f"{100 * h[1] // busy}", f"{100 * h[2] // busy}",
-                      f"{100 * sum(h[3:7]) // busy}", f"{100 * h[7] // busy}",
-                      f"{dt:.2f}", f"{n_conns / dt / 1e6:.2f}")
-            last = net
-            progress.advance(task)
-    console.print(t)
-    console.print("Percentages as /proc/net/ip_vs_status shows them: empty of "
-                  "all buckets, len-N of the non-empty ones.  The "
-                  "ip_vs_status of the last run:")
-    console.print(last.status(), markup=False, highlight=False, end="")
+    settings = settings_for((-4, -2, 0, 2, 4), (20,))
+    rows = []
+    with progress_bar(console) as progress:
+        task = progress.add_task("replaying", total=len(settings) * 8)
+        for s in settings:
+            progress.update(task, description=f"replaying ({s.label})")
+            net = new_netns(rules, s, seed)
+            rows.append(replay_setting(
+                batch, rules, s, chunks=8, timing_rows=100_000, seed=seed,
+                net=net, on_chunk=lambda: progress.advance(task)))
+    front, rec = report(
+        console, rows, max_chain=1.5,
+        title=f"{n_conns:,} new connections replayed through the packet "
+              f"path (conn_tab_bits=20; NAT conns are two hash nodes)")
+    console.print("Replay speed: " + ", ".join(
+        f"{r.lfactor:+d}: {n_conns / r.replay_s / 1e6:.2f} Mconn/s"
+        for r in rows), highlight=False)
+    paths = write_plots(rows, out_dir, front=front,
+                        pick=rec.index if rec else None,
+                        cost_name="walk_mean")
+    console.print(f"[bold]Plots written to {out_dir}/[/bold]: "
+                  + ", ".join(p.name for p in paths.values())
+                  + "  (`ipvs-py tune --help` sweeps your own workload)",
+                  highlight=False)
+    console.print("The ip_vs_status of the last run:")
+    console.print(net.status(), markup=False, highlight=False, end="")
 
 
-def run(n_keys=1_000_000, seed=1, console=None, n_conns=1_000_000):
-    """Print the tour; returns the process exit code."""
+def run(n_keys=1_000_000, seed=1, console=None, n_conns=1_000_000,
+        out_dir="ipvs-py-demo-out"):
+    """Print the tour (plots go to ``out_dir``); returns the exit code."""
     console = console or Console()
     if n_keys < 1:
         console.print("[red]--keys must be at least 1[/red]")
@@ -219,7 +218,7 @@ def run(n_keys=1_000_000, seed=1, console=None, n_conns=1_000_000):
     _who_gets_what(console, net)
     _sync_plan(console, net)
     if n_conns:
-        _replay_sweep(console, n_conns, seed)
+        _replay_sweep(console, n_conns, seed, out_dir)
     from .bpf.demo_section import fastpath_section
     fastpath_section(console)
     console.rule("[bold]kernel-exact hashing")

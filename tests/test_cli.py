@@ -43,9 +43,10 @@ def test_hash_command_bad_input_is_one_clear_line(capsys):
     assert "16 bytes" in capsys.readouterr().err
 
 
-def test_demo_runs_as_a_console_script():
+def test_demo_runs_as_a_console_script(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "ipvs_py.cli", "demo",
-                           "--keys", "5000", "--conns", "20000"],
+                           "--keys", "5000", "--conns", "20000",
+                           "--out", str(tmp_path / "out")],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "siphash_2u64" in proc.stdout and "jhash_3words" in proc.stdout
@@ -58,6 +59,13 @@ def test_demo_runs_as_a_console_script():
     # the packet-path sweep: the last run's ip_vs_status counts every conn
     assert re.search(r"^Conns:\s+20000$", proc.stdout, re.M)   # rich expands tabs
     assert "20,000 new connections replayed" in proc.stdout
+    # the tuning table's pick, its sysctl line, and the plots it wrote
+    assert "sysctl -w net.ipv4.vs.conn_lfactor=" in proc.stdout
+    assert f"Plots written to {tmp_path / 'out'}" in proc.stdout.replace(
+        "\n", "")
+    for name in ("chain-lengths.png", "memory-vs-lookup.png",
+                 "table-size.png"):
+        assert (tmp_path / "out" / name).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_demo_rejects_zero_keys():

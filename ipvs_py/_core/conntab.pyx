@@ -24,7 +24,12 @@ from ipvs_py._core.table cimport (iht_table, iht_node, iht_lock_profile,
                                   iht_count, iht_maybe_resize,
                                   iht_resize_pending, iht_set_lfactor,
                                   iht_walker, iht_walk_start, iht_walk_next,
-                                  iht_walk_stop, iht_snapshot, iht_tbl)
+                                  iht_walk_stop, iht_snapshot, iht_tbl,
+                                  iht_walk_stats, iht_walk_stats_attach,
+                                  iht_walk_stats_reset, iht_mem_bytes,
+                                  IHT_MEM_BUCKETS, IHT_MEM_LOCKS,
+                                  walk_stats_dict, pause_stats_dict)
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 __all__ = ["ConnEngine", "TCP_STATES", "SCTP_STATES", "CONN_BYTES"]
 
@@ -167,6 +172,7 @@ cdef class ConnEngine:
     cdef object sched_fn         # Python scheduler callback
     cdef object _cb_exc
     cdef ipvs_events *_events    # session event ring (ipvs_events.h), or NULL
+    cdef iht_walk_stats ws       # count_walks() target (ipvs_py.tune)
 
     def __cinit__(self, hz=250, min_bits=8, max_bits=12, lfactor=-4):
         cdef iht_lock_profile prof
@@ -531,6 +537,62 @@ cdef class ConnEngine:
         """Bytes held: conn slots, the timer heap, table buckets."""
         return {"conn_slots": self.e.nslots * CONN_BYTES,
                 "conn_bytes": CONN_BYTES}
+
+    # -- tuning statistics (ipvs_py.tune) ----------------------------------
+    def count_walks(self, bint on=True):
+        """Start (reset to zero) or stop counting the nodes each conn
+        lookup walks (iht_walkstats.h); read them with :meth:`table_stats`."""
+        iht_walk_stats_attach(&self.e.tab, NULL)
+        if on:
+            iht_walk_stats_reset(&self.ws)
+            iht_walk_stats_attach(&self.e.tab, &self.ws)
+
+    def table_stats(self):
+        """The conn table's own counters: walk counts since
+        :meth:`count_walks` (``lookups``, ``hits``, ``walked``, ``hist``),
+        rebuilds (``resizes``, ``pause_max_ns``, ``pause_total_ns``) and
+        bytes (``bucket_bytes`` heads, ``lock_bytes`` seqcounts/locks/array
+        headers, ``conn_bytes`` conn slots in use or free)."""
+        d = walk_stats_dict(&self.ws)
+        d.update(pause_stats_dict(&self.e.tab))
+        d["bucket_bytes"] = iht_mem_bytes(&self.e.tab.mem, IHT_MEM_BUCKETS)
+        d["lock_bytes"] = iht_mem_bytes(&self.e.tab.mem, IHT_MEM_LOCKS)
+        d["conn_bytes"] = self.e.nslots * CONN_BYTES
+        return d
+
+    def time_lookups(self, batch, const int64_t[::1] rows):
+        """Client-direction (hn0) lookups of ``batch``'s rows ``rows``, in
+        that order, without the GIL and without touching the conns.
+        Returns ``(hits, nanoseconds)`` of the whole loop."""
+        cdef const uint8_t[:, ::1] sa = np.ascontiguousarray(batch.saddr)
+        cdef const uint8_t[:, ::1] da = np.ascontiguousarray(batch.daddr)
+        cdef const uint8_t[::1] proto = np.ascontiguousarray(batch.proto)
+        cdef const uint8_t[::1] af = np.ascontiguousarray(batch.af)
+        cdef const uint16_t[::1] sp = np.ascontiguousarray(batch.sport)
+        cdef const uint16_t[::1] dp = np.ascontiguousarray(batch.dport)
+        cdef Py_ssize_t n = proto.shape[0], i, r
+        cdef uint64_t hits = 0
+        cdef timespec a, b
+        if not (sa.shape[0] == da.shape[0] == af.shape[0] == sp.shape[0]
+                == dp.shape[0] == n and sa.shape[1] == da.shape[1] == 16):
+            raise ValueError("batch columns differ in length or address "
+                             "width")
+        for i in range(rows.shape[0]):
+            if not 0 <= rows[i] < n:
+                raise IndexError(f"rows[{i}] = {rows[i]} is outside the "
+                                 f"batch of {n} rows")
+        with nogil:
+            clock_gettime(CLOCK_MONOTONIC, &a)
+            for i in range(rows.shape[0]):
+                r = rows[i]
+                if ipvs_engine_lookup(&self.e, af[r], proto[r],
+                                      <const uint32_t *>&sa[r, 0],
+                                      _ntohs(sp[r]),
+                                      <const uint32_t *>&da[r, 0],
+                                      _ntohs(dp[r]), 0) != NULL:
+                    hits += 1
+            clock_gettime(CLOCK_MONOTONIC, &b)
+        return hits, (b.tv_sec - a.tv_sec) * 1000000000 + (b.tv_nsec - a.tv_nsec)
 
     def conns(self):
         """Every conn (hn0 walk order, as /proc/net/ip_vs_conn) as tuples

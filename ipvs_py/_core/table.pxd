@@ -62,6 +62,9 @@ cdef extern from "ipvs_table.h" nogil:
     struct iht_walker:
         pass
 
+    struct iht_walk_stats:
+        pass
+
     ctypedef uint32_t (*iht_node_hash_fn)(const iht_node *n,
                                           const ipvs_siphash_key_t *key,
                                           void *ctx)
@@ -137,10 +140,20 @@ cdef extern from "ipvs_table.h" nogil:
     uint64_t iht_max_wait_ns(iht_table *t)
     void iht_reset_wait_stats(iht_table *t)
     int iht_snapshot(iht_table *t, iht_tbl *out)
+    uint64_t iht_pause_max_ns(iht_table *t)
+    uint64_t iht_pause_total_ns(iht_table *t)
+    void iht_walk_stats_attach(iht_table *t, iht_walk_stats *s)
+    void iht_walk_stats_reset(iht_walk_stats *s)
     int64_t iht_mem_bytes(iht_mem *m, int cat)
     int64_t iht_mem_blocks(iht_mem *m, int cat)
     void *iht_mem_alloc(iht_mem *m, int cat, size_t size, int zero)
     void iht_mem_free(iht_mem *m, int cat, void *p, size_t size)
+
+
+cdef extern from "iht_walkstats.h" nogil:
+    enum:
+        IHT_WALK_BINS
+    void iht_walk_stats_read(iht_walk_stats *s, uint64_t *out)
 
 
 cdef extern from "iht_bytes.h" nogil:
@@ -177,8 +190,13 @@ cdef extern from "iht_bytes.h" nogil:
     void ihb_free_node(iht_node *n, void *ctx)
 
 
+cdef dict walk_stats_dict(iht_walk_stats *s)
+cdef dict pause_stats_dict(iht_table *t)
+
+
 cdef class Table:
     cdef iht_table t
+    cdef iht_walk_stats ws
     cdef ihb_ctx ctx
     cdef bint ready
     cdef readonly bint auto_resize

@@ -146,6 +146,26 @@ def lock_counts(size, profile="conn", ncpus=None):
 # ------------------------------------------------------------------ Table
 
 @cython.final
+cdef dict walk_stats_dict(iht_walk_stats *s):
+    """Counters of iht_walkstats.h as a dict: ``lookups``, ``hits``,
+    ``walked`` (nodes, summed), ``hist`` (lookups by nodes walked; the last
+    bin is IHT_WALK_BINS - 1 or more)."""
+    cdef uint64_t out[IHT_WALK_BINS + 3]
+    iht_walk_stats_read(s, out)
+    return {"lookups": out[0], "hits": out[1], "walked": out[2],
+            "hist": [out[3 + i] for i in range(IHT_WALK_BINS)]}
+
+
+cdef dict pause_stats_dict(iht_table *t):
+    """Rebuilds so far and their wall times (the caller is blocked for
+    each): ``resizes``, ``pause_max_ns``, ``pause_total_ns``."""
+    return {"resizes": iht_resizes(t), "pause_max_ns": iht_pause_max_ns(t),
+            "pause_total_ns": iht_pause_total_ns(t)}
+
+
+WALK_BINS = IHT_WALK_BINS
+
+
 cdef class Table:
     """Resizable hash table of fixed-size byte keys to u64 values.
 
@@ -672,6 +692,24 @@ cdef class Table:
         d["total"] = sum(d.values())
         d["blocks"] = sum(iht_mem_blocks(m, c) for c in (
             IHT_MEM_BUCKETS, IHT_MEM_LOCKS, IHT_MEM_ENTRIES, IHT_MEM_META))
+        return d
+
+    def count_walks(self, bint on=True):
+        """Start (reset to zero) or stop counting the nodes each lookup
+        walks; see :meth:`walk_stats`."""
+        iht_walk_stats_attach(&self.t, NULL)
+        if on:
+            iht_walk_stats_reset(&self.ws)
+            iht_walk_stats_attach(&self.t, &self.ws)
+
+    def walk_stats(self):
+        """Lookups counted since :meth:`count_walks`: ``lookups``,
+        ``hits``, ``walked`` (nodes compared, summed over lookups) and
+        ``hist[k]`` (lookups that walked k nodes, the last bin k or more),
+        plus ``resizes``, ``pause_max_ns`` and ``pause_total_ns`` (rebuild
+        wall times since the table was made)."""
+        d = walk_stats_dict(&self.ws)
+        d.update(pause_stats_dict(&self.t))
         return d
 
     def __sizeof__(self):

@@ -61,11 +61,34 @@ def _reader(f):
                      f"{head.hex() or 'empty file'})")
 
 
+_ETH_IP = {dpkt.ethernet.ETH_TYPE_IP, dpkt.ethernet.ETH_TYPE_IP6}
+_VLAN_TPIDS = {0x8100, 0x88A8, 0x9100}
+
+
+def _inner_ethertype(buf):
+    """The EtherType after any 802.1Q/802.1ad tags of an Ethernet frame."""
+    off = 12
+    while len(buf) >= off + 2:
+        etype = int.from_bytes(buf[off:off + 2], "big")
+        if etype not in _VLAN_TPIDS:
+            return etype
+        off += 4
+    return None
+
+
+def _ip_or_truncated(payload, ethertype):
+    """dpkt leaves an IP payload it could not parse as bytes: an IP
+    EtherType with bytes behind it is a truncated packet, not non-IP."""
+    if isinstance(payload, bytes) and ethertype in _ETH_IP:
+        return "truncated"
+    return payload
+
+
 def _network_layer(linktype, buf):
     """The IP packet of one frame, or a skip reason string."""
     if linktype == LINKTYPE_ETHERNET:
         eth = dpkt.ethernet.Ethernet(buf)
-        return eth.data
+        return _ip_or_truncated(eth.data, _inner_ethertype(buf))
     if linktype in _RAW_IP:
         version = buf[0] >> 4 if buf else 0
         if version == 4:
@@ -74,7 +97,8 @@ def _network_layer(linktype, buf):
             return dpkt.ip6.IP6(buf)
         return "non-IP"
     if linktype == LINKTYPE_LINUX_SLL:
-        return dpkt.sll.SLL(buf).data
+        sll = dpkt.sll.SLL(buf)
+        return _ip_or_truncated(sll.data, sll.ethtype)
     if linktype in (LINKTYPE_NULL, LINKTYPE_LOOP):
         return dpkt.loopback.Loopback(buf).data
     return f"linktype {linktype}"

@@ -66,6 +66,7 @@
 #include "iht_rcu.h"
 #include "iht_mem.h"
 #include "iht_sizing.h"
+#include "iht_walkstats.h"
 
 #if defined(IPVS_PY_DEBUG) && IPVS_PY_DEBUG
 #include <assert.h>
@@ -143,6 +144,8 @@ struct iht_table {
 	_Atomic uint64_t moved;			/* entries moved by rebuilds */
 	_Atomic uint64_t read_retries;		/* lookups that had to retry */
 	_Atomic uint64_t max_wait_ns;		/* longest such retry wait */
+	struct iht_walk_stats *_Atomic walk;	/* NULL: not counted */
+	struct iht_pause_stats pause;		/* rebuild wall times */
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -312,6 +315,9 @@ static inline int iht_init(struct iht_table *t, int min_bits, int max_bits,
 	atomic_init(&t->resize_requested, 0);
 	atomic_init(&t->lfactor, lfactor);
 	atomic_init(&t->resizes, 0);
+	atomic_init(&t->walk, NULL);
+	atomic_init(&t->pause.max_ns, 0);
+	atomic_init(&t->pause.total_ns, 0);
 	atomic_init(&t->moved, 0);
 	atomic_init(&t->read_retries, 0);
 	atomic_init(&t->max_wait_ns, 0);
@@ -526,6 +532,7 @@ static inline struct iht_node *iht_tbl_lookup(struct iht_tbl *tb,
  * old one's writer: an entry that is being moved is usually already there,
  * so readers rarely wait for the resizer (which, unlike the kernel's,
  * can be descheduled inside its writer section).
+ * With t->walk set, the nodes compared are counted (iht_walkstats.h).
  * Context: read-side section (iht_read_lock).  Returns the node or NULL;
  * the node stays valid until the section ends. */
 static inline struct iht_node *iht_lookup(struct iht_table *t,
@@ -533,8 +540,10 @@ static inline struct iht_node *iht_lookup(struct iht_table *t,
 					  iht_key_hash_fn khash,
 					  iht_key_cmp_fn cmp, void *ctx)
 {
+	struct iht_walk_stats *ws = atomic_load_explicit(&t->walk,
+							 memory_order_relaxed);
 	unsigned int spins = 0;
-	uint64_t t0 = 0;
+	uint64_t t0 = 0, walked = 0;
 
 	for (;;) {
 		int stable = 1;
@@ -549,11 +558,15 @@ static inline struct iht_node *iht_lookup(struct iht_table *t,
 			for (struct iht_node *n = iht_bl_first_rcu(
 				     iht_bucket(tb, hk));
 			     n; n = iht_node_next_rcu(n)) {
+				walked++;
 				if (atomic_load_explicit(&n->hash_key,
 						memory_order_relaxed) == hk &&
 				    cmp(n, key, ctx)) {
 					if (t0)
 						iht_note_wait(t, t0);
+					if (ws)
+						iht_walk_stats_note(ws, walked,
+								    1);
 					return n;
 				}
 			}
@@ -563,6 +576,8 @@ static inline struct iht_node *iht_lookup(struct iht_table *t,
 		if (stable) {
 			if (t0)
 				iht_note_wait(t, t0);
+			if (ws)
+				iht_walk_stats_note(ws, walked, 0);
 			return NULL;
 		}
 		if (!t0)
@@ -934,6 +949,7 @@ static inline void iht_move_all(struct iht_table *t, struct iht_tbl *old,
 static inline int iht_resize_locked(struct iht_table *t, int64_t size,
 				    int lfactor)
 {
+	uint64_t t0 = iht_now_ns();
 	struct iht_tbl *old = iht_first_tbl(t);
 	struct iht_tbl *nt = iht_tbl_alloc(t, size, lfactor);
 
@@ -952,6 +968,7 @@ static inline int iht_resize_locked(struct iht_table *t, int64_t size,
 	iht_synchronize(t);
 	iht_tbl_free(t, old);
 	atomic_fetch_add_explicit(&t->resizes, 1, memory_order_relaxed);
+	iht_pause_note(&t->pause, iht_now_ns() - t0);
 	return 0;
 }
 
@@ -1100,6 +1117,25 @@ static inline void iht_reset_wait_stats(struct iht_table *t)
 {
 	atomic_store(&t->read_retries, 0);
 	atomic_store(&t->max_wait_ns, 0);
+}
+
+/* Count the nodes each iht_lookup() walks into @s (NULL: stop counting).
+ * @s must outlive the table or be detached first.  Any context. */
+static inline void iht_walk_stats_attach(struct iht_table *t,
+					 struct iht_walk_stats *s)
+{
+	atomic_store_explicit(&t->walk, s, memory_order_release);
+}
+
+/* Longest and total rebuild wall time (ns) since iht_init(). */
+static inline uint64_t iht_pause_max_ns(struct iht_table *t)
+{
+	return atomic_load_explicit(&t->pause.max_ns, memory_order_relaxed);
+}
+
+static inline uint64_t iht_pause_total_ns(struct iht_table *t)
+{
+	return atomic_load_explicit(&t->pause.total_ns, memory_order_relaxed);
 }
 
 static inline uint64_t iht_grace_periods(struct iht_table *t)
