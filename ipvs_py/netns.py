@@ -540,11 +540,12 @@ class Netns:
         return self._path().packet(proto, saddr, sport, daddr, dport,
                                    tcp_flags, fwmark, direction, length)
 
-    def replay(self, batch):
+    def replay(self, batch, workers=1):
         """A PacketBatch (or rows) in order without the GIL; the clock
         follows the time column.  res.dest[i]/res.action[i] equal what
-        packet() returns row by row."""
-        return self._path().replay(batch)
+        packet() returns row by row.  ``workers`` > 1 shards the rows by
+        client over that many threads (docs/multicore.md)."""
+        return self._path().replay(batch, workers)
 
     def list_conn_text(self, persistent_conn=False):
         """The text of ``ipvsadm -Lnc`` (``--persistent-conn``)."""

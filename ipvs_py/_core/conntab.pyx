@@ -28,6 +28,8 @@ from ipvs_py._core.table cimport (iht_table, iht_node, iht_lock_profile,
 
 __all__ = ["ConnEngine", "TCP_STATES", "SCTP_STATES", "CONN_BYTES"]
 
+include "conntab_mt.pxi"
+
 TCP_STATES = ("NONE", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT",
               "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN",
               "SYNACK")
@@ -108,6 +110,7 @@ cdef extern from "ipvs_conn.h" nogil:
         uint32_t nsvcs
         ipvs_sched_cb sched_cb
         void *sched_arg
+        ipvs_fc *fc
         int cb_error
         uint64_t tot_conns, tot_inpkts, tot_outpkts, tot_inbytes, tot_outbytes
     void *ipvs_engine_free_all "ipvs_engine_free_all"(ipvs_engine *e)
@@ -157,6 +160,8 @@ cdef class ConnEngine:
     cdef list _svc_keep          # BatchSchedulers kept alive per service
     cdef object sched_fn         # Python scheduler callback
     cdef object _cb_exc
+    cdef iht_stripes stripes     # writer stripes (conntab_mt.pxi); n 0: off
+    cdef ipvs_fc fc_conf         # flow cache settings; n 0: off
 
     def __cinit__(self, hz=250, min_bits=8, max_bits=12, lfactor=-4):
         cdef iht_lock_profile prof
@@ -177,6 +182,7 @@ cdef class ConnEngine:
         if self.ready:
             iht_destroy(&self.e.tab, NULL, NULL)
             ipvs_engine_free_all(&self.e)
+        iht_stripes_destroy(&self.stripes)
 
     # -- configuration ---------------------------------------------------
     def set_timeouts(self, tcp=None, udp=300, sctp=None):
