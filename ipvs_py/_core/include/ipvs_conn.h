@@ -1115,8 +1115,8 @@ static inline int ipvs_check_template(struct ipvs_engine *e, uint32_t tid)
 		    IPVS_DF_AVAILABLE) ||
 	    (e->expire_quiescent_template && d->weight == 0)) {
 		if (t->vport != 0xffff) {
-			/* unhash, make it unfindable, rehash */
-			iht_unlink(ipvs_tab(e), &t->hn[0], 0);	/* hn0 only */
+			/* unhash, make it unfindable, rehash (hn0 only; one
+			 * writer step, see iht_rehash) */
 			t->dport = 0xffff;
 			t->vport = 0xffff;
 			t->gen++;
@@ -1124,8 +1124,8 @@ static inline int ipvs_check_template(struct ipvs_engine *e, uint32_t tid)
 			struct ipvs_ckey k0 = { t->caddr, t->vaddr, t->cport,
 						t->vport, t->af, t->protocol,
 						0, 0 };
-			iht_insert(ipvs_tab(e), &t->hn[0], &k0, ipvs_ckey_hash,
-				   NULL, 0);
+			iht_rehash(ipvs_tab(e), &t->hn[0], &k0,
+				   ipvs_ckey_hash, NULL);
 		}
 		return 0;
 	}

@@ -971,36 +971,47 @@ static inline struct iht_node *iht_remove_key(struct iht_table *t,
 
 /* Move node @n to the bucket of @key (ip_vs_conn_rehash() for a conn
  * whose client port became known, IP_VS_CONN_F_NO_CPORT): unlink by the
- * saved hash_key, then link under the new key into the newest array.  With
- * writer stripes both steps run under the old and the new position's
- * stripes (increasing index order), so the move is one writer step; without
- * them a lookup may miss the node between the steps, as in the kernel
- * (unhash + hash).  The entry count does not change.  Context as
- * iht_unlink.  Returns 0 or -ENOENT. */
+ * saved hash_key, then link under the new key into the newest array, as
+ * one writer step: under the old bucket's seqcount writer section (its
+ * stripe spinlock, as a resize move), so that a lookup that was walking
+ * the old bucket -- possibly standing on @n when it left for its new chain
+ * -- walks it again instead of missing an entry, and with writer stripes
+ * under the old and the new position's stripes (increasing index order).
+ * The entry count does not change.  Context as iht_unlink.  Returns 0 or
+ * -ENOENT. */
 static inline int iht_rehash(struct iht_table *t, struct iht_node *n,
 			     const void *key, iht_key_hash_fn khash, void *ctx)
 {
-	unsigned int slot;
+	unsigned int slot = iht_read_lock(t);
 	int ret;
 
-	if (!t->ws) {
-		ret = iht_unlink(t, n, 0);
-		if (!ret)
-			iht_insert(t, n, key, khash, ctx, 0);
-		return ret;
-	}
-	slot = iht_read_lock(t);
 	for (;;) {
-		struct iht_tbl *tb = iht_newest_tbl(t);
 		uint32_t old = atomic_load_explicit(&n->hash_key,
 						    memory_order_acquire);
-		uint32_t hk = iht_build_hash_key(tb,
-					khash(key, &tb->hash_key, ctx));
-		struct iht_bl_head *head = iht_bucket(tb, hk);
+		struct iht_tbl *otb = iht_first_tbl(t), *tb;
+		struct iht_spinlock *sl;
+		iht_seqcount *sc;
+		uint32_t hk;
+		struct iht_bl_head *head;
 
+		if (!iht_same_table(otb, old) && iht_next_tbl(otb))
+			otb = iht_next_tbl(otb);
+		sl = otb->nlocks ? &otb->lock[old & otb->lock_mask] : NULL;
+		sc = iht_seqc(otb, old);
+		tb = iht_newest_tbl(t);
+		hk = iht_build_hash_key(tb, khash(key, &tb->hash_key, ctx));
+		head = iht_bucket(tb, hk);
+		if (sl) {
+			iht_spin_lock(sl);
+			iht_write_seqcount_begin(sc);
+		}
 		iht_ws_lock2(t, old, hk);
-		if (atomic_load(&n->hash_key) != old) {
-			iht_ws_unlock2(t, old, hk);	/* a move won */
+		if (atomic_load(&n->hash_key) != old) {	/* a move won */
+			iht_ws_unlock2(t, old, hk);
+			if (sl) {
+				iht_write_seqcount_end(sc);
+				iht_spin_unlock(sl);
+			}
 			continue;
 		}
 		ret = __iht_unlink_bl(t, n);
@@ -1012,6 +1023,10 @@ static inline int iht_rehash(struct iht_table *t, struct iht_node *n,
 			iht_bl_unlock(head);
 		}
 		iht_ws_unlock2(t, old, hk);
+		if (sl) {
+			iht_write_seqcount_end(sc);
+			iht_spin_unlock(sl);
+		}
 		break;
 	}
 	iht_read_unlock(t, slot);
