@@ -528,6 +528,13 @@ static inline int ipvs_time_before(uint32_t a, uint32_t b)
 	return (int32_t)(a - b) < 0;
 }
 
+/* Heap entries of templates carry this bit in cid, so that at the same
+ * jiffy conns expire before templates (a template then sees the conns it
+ * controlled gone, whatever their slab ids): the order of timers due
+ * together must not depend on ids, which a multi-core replay hands out
+ * differently (ipvs_mt.h).  Slab ids stay below 2^31 (256 GiB of conns). */
+#define IPVS_TIMER_TMPL 0x80000000u
+
 static inline int ipvs_heap_less(const struct ipvs_timer_ent *a,
 				 const struct ipvs_timer_ent *b)
 {
@@ -589,7 +596,9 @@ static inline void ipvs_conn_mod_timer(struct ipvs_engine *e, uint32_t cid,
 	c->expires = expires;
 	if (c->heap_expires == 0 || ipvs_time_before(expires, c->heap_expires)) {
 		c->heap_expires = expires ? expires : 1;
-		ipvs_heap_push(e, c->heap_expires, cid);
+		ipvs_heap_push(e, c->heap_expires, cid |
+			       ((c->flags & IPVS_CF_TEMPLATE) ?
+				IPVS_TIMER_TMPL : 0));
 	}
 }
 
@@ -973,11 +982,12 @@ static inline uint64_t ipvs_run_timers(struct ipvs_engine *e, uint32_t until)
 
 	while (e->heap_n && !ipvs_time_before(until, e->heap[0].expires)) {
 		struct ipvs_timer_ent t = ipvs_heap_pop(e);
+		uint32_t cid = t.cid & ~IPVS_TIMER_TMPL;
 		struct ipvs_conn *c;
 
-		if (t.cid >= e->bump)
+		if (cid >= e->bump)
 			continue;
-		c = ipvs_conn_of(e, t.cid);
+		c = ipvs_conn_of(e, cid);
 		if (!c->in_use || c->heap_expires != t.expires)
 			continue;		/* stale entry */
 		if (ipvs_time_before(t.expires, c->expires)) {
@@ -989,7 +999,7 @@ static inline uint64_t ipvs_run_timers(struct ipvs_engine *e, uint32_t until)
 			e->now = t.expires;
 		c->heap_expires = 0;
 		int64_t before = e->nconns;
-		ipvs_conn_expire(e, t.cid);
+		ipvs_conn_expire(e, cid);
 		freed += (uint64_t)(before - e->nconns);
 	}
 	if (ipvs_time_before(e->now, until))

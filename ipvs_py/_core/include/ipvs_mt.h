@@ -338,8 +338,8 @@ static inline int ipvs_mt_split_timers(struct ipvs_engine *m,
 		struct ipvs_conn *c;
 		uint32_t k = 0;
 
-		if (t.cid < m->bump) {
-			c = ipvs_conn_of(m, t.cid);
+		if ((t.cid & ~IPVS_TIMER_TMPL) < m->bump) {
+			c = ipvs_conn_of(m, t.cid & ~IPVS_TIMER_TMPL);
 			k = ipvs_mt_shard_of(c->caddr, mask, n);
 		}
 		if (ipvs_heap_push(&ws[k].e, t.expires, t.cid))
