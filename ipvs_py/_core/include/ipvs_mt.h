@@ -63,8 +63,6 @@
 #define IPVS_MT_MAX_WORKERS	64
 #define IPVS_MT_GRAB		64	/* slab ids taken from the pool at once */
 #define IPVS_MT_REUSE_MIN	256	/* freed ids gathered per grace period */
-#define IPVS_MT_PF_DIST		16	/* prefetch distance (rows), as replay */
-#define IPVS_MT_PF_RING		32
 
 /* The worker of a client address: a multiplicative hash of the masked
  * address words (@mask: 16 bytes of netmask), modulo @nworkers.  Used for
@@ -276,36 +274,22 @@ static inline int ipvs_mt_worker_init(struct ipvs_worker *w,
 }
 
 /* One worker: its rows in order, as ConnEngine.replay runs all rows
- * (timers first, then the decision; bucket prefetch a few rows ahead). */
+ * (timers first, then the decision).  Unlike the single-threaded replay
+ * it does not prefetch buckets rows ahead: another worker may resize and
+ * free the bucket array between the prefetch and the row, and the hint
+ * would then read freed memory (seen as a segfault in testing). */
 static void *ipvs_mt_worker_run(void *arg)
 {
 	struct ipvs_worker *w = arg;
 	const struct ipvs_mt_batch *b = w->sh->b;
 	struct iht_table *t = w->ctx.tab;
-	struct iht_bl_head *ring[IPVS_MT_PF_RING];
 	struct ipvs_pkt p;
 
 	memset(&p, 0, sizeof(p));
-	memset(ring, 0, sizeof(ring));
 	for (size_t r = 0; r < w->nrows; r++) {
 		size_t i = (size_t)w->rows[r];
 		struct ipvs_verdict v;
 
-		if (r + IPVS_MT_PF_DIST < w->nrows) {
-			size_t j = (size_t)w->rows[r + IPVS_MT_PF_DIST];
-
-			ring[(r + IPVS_MT_PF_DIST) & (IPVS_MT_PF_RING - 1)] =
-				ipvs_prefetch_bucket(&w->e, b->af[j],
-					b->proto[j],
-					(const uint32_t *)&b->saddr[j * 16],
-					__builtin_bswap16(b->sport[j]),
-					(const uint32_t *)&b->daddr[j * 16],
-					__builtin_bswap16(b->dport[j]),
-					b->dir[j]);
-		}
-		if (r + IPVS_MT_PF_DIST / 2 < w->nrows)
-			ipvs_prefetch_conn(ring[(r + IPVS_MT_PF_DIST / 2) &
-						(IPVS_MT_PF_RING - 1)]);
 		memcpy(p.saddr, &b->saddr[i * 16], 16);
 		memcpy(p.daddr, &b->daddr[i * 16], 16);
 		p.sport = __builtin_bswap16(b->sport[i]);
@@ -319,10 +303,8 @@ static void *ipvs_mt_worker_run(void *arg)
 		v = ipvs_packet(&w->e, &p, b->times[i]);
 		b->dest_out[i] = v.dest;
 		b->action_out[i] = v.action;
-		if (iht_resize_pending(t)) {
+		if (iht_resize_pending(t))
 			iht_maybe_resize(t);
-			memset(ring, 0, sizeof(ring));	/* freed array */
-		}
 	}
 	return NULL;
 }
