@@ -233,10 +233,11 @@ class ConnPath:
             self.sync_back()
         return Verdict(act, self._dest_tuple(did), None if cid < 0 else cid)
 
-    def replay(self, batch, workers=1):
+    def replay(self, batch, workers=None):
         """Every row of ``batch`` in order, the clock following its time
-        column; see Netns.replay.  ``workers`` > 1: on that many threads
-        sharing the engine (ipvs_py.multicore)."""
+        column; see Netns.replay.  ``workers``: None for the
+        single-threaded path, else that many threads sharing the engine
+        (ipvs_py.multicore; 1 runs that machinery on one thread)."""
         if not isinstance(batch, PacketBatch):
             batch = PacketBatch.from_rows(batch)
         n = len(batch)
@@ -247,7 +248,7 @@ class ConnPath:
         dest = np.full(n, -1, np.int32)
         codes = np.zeros(n, np.uint8)
         try:
-            if workers == 1:
+            if workers is None:
                 self.e.replay(batch, times, dest, codes)
             else:
                 from .multicore import replay_engine

