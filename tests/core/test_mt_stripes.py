@@ -5,38 +5,19 @@ threads without the GIL.  A deadlock shows as the C harness's own
 watchdog (-1: threads not finished 10 s after stop) or, at worst, as the
 pytest-timeout; lost or duplicated entries show in the final walk.
 
-Compiled with setup.py's flags; under scripts/asan-test.sh (libasan
-preloaded) with ASan + UBSan as well.
+Compiled by tests/core/charness.py (setup.py's flags; ASan + UBSan under
+scripts/asan-test.sh).
 """
 import ctypes
-import os
-import pathlib
-import subprocess
-import sys
-import tempfile
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-SRC = pathlib.Path(__file__).resolve().parent / "c" / "stripe_stress.c"
+from .charness import build
 
 
 @pytest.fixture(scope="module")
 def lib():
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        import _cbuild
-    finally:
-        sys.path.pop(0)
-    flags = _cbuild.compile_flags()
-    if "libasan" in os.environ.get("LD_PRELOAD", ""):
-        flags += ["-fsanitize=address,undefined", "-fno-omit-frame-pointer",
-                  "-fno-sanitize-recover=undefined", "-O1", "-g"]
-    out = pathlib.Path(tempfile.mkdtemp(prefix="ipvs-stripes-")) / "s.so"
-    subprocess.run(["gcc", *flags, "-fPIC", "-shared", "-pthread",
-                    f"-I{_cbuild.INCLUDE}", str(SRC), "-o", str(out)],
-                   check=True)
-    so = ctypes.CDLL(str(out))
+    so = build("stripe_stress")
     so.stripe_stress.restype = ctypes.c_int
     so.stripe_stress.argtypes = [ctypes.c_int] * 4 + [
         ctypes.c_uint64, ctypes.c_uint64, ctypes.POINTER(ctypes.c_uint64)]

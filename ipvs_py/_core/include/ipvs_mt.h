@@ -387,6 +387,16 @@ static inline int ipvs_mt_split_timers(struct ipvs_engine *m,
 	return 0;
 }
 
+/* Add a worker's stats @s to a dest or service @d (both end with the
+ * same five counters, which are not one struct there). */
+#define IPVS_MT_ADD_STATS(d, s) do {			\
+		(d)->conns += (s)->conns;		\
+		(d)->inpkts += (s)->inpkts;		\
+		(d)->outpkts += (s)->outpkts;		\
+		(d)->inbytes += (s)->inbytes;		\
+		(d)->outbytes += (s)->outbytes;		\
+	} while (0)
+
 /* Fold worker @w back into the engine: timers, freed ids, counters and
  * statistics; frees the worker's own memory.  Context: single-threaded,
  * after the workers ended.  Returns 0 or -ENOMEM (a timer was lost). */
@@ -420,24 +430,10 @@ static inline int ipvs_mt_worker_merge(struct ipvs_engine *m,
 	m->tot_inbytes += c->tot_inbytes;
 	m->tot_outbytes += c->tot_outbytes;
 	m->allocs_failed += c->allocs_failed;
-	for (uint32_t i = 0; i < m->ndests; i++) {
-		struct ipvs_cstats *s = &w->ctx.dstats[i];
-
-		m->dests[i].conns += s->conns;
-		m->dests[i].inpkts += s->inpkts;
-		m->dests[i].outpkts += s->outpkts;
-		m->dests[i].inbytes += s->inbytes;
-		m->dests[i].outbytes += s->outbytes;
-	}
-	for (uint32_t i = 0; i < m->nsvcs; i++) {
-		struct ipvs_cstats *s = &w->ctx.sstats[i];
-
-		m->svcs[i].conns += s->conns;
-		m->svcs[i].inpkts += s->inpkts;
-		m->svcs[i].outpkts += s->outpkts;
-		m->svcs[i].inbytes += s->inbytes;
-		m->svcs[i].outbytes += s->outbytes;
-	}
+	for (uint32_t i = 0; i < m->ndests; i++)
+		IPVS_MT_ADD_STATS(&m->dests[i], &w->ctx.dstats[i]);
+	for (uint32_t i = 0; i < m->nsvcs; i++)
+		IPVS_MT_ADD_STATS(&m->svcs[i], &w->ctx.sstats[i]);
 	return ret;
 }
 

@@ -1035,6 +1035,21 @@ static inline int iht_rehash(struct iht_table *t, struct iht_node *n,
 
 /* ------------------------------------------------------------ resize */
 
+/* Move node @n from bucket @head (locked) to @nt's bucket for @hk, under
+ * that bucket's lock (OLD BEFORE NEW): the step every resize move makes. */
+static inline void iht_move_node_locked(struct iht_bl_head *head,
+					struct iht_node *n,
+					struct iht_tbl *nt, uint32_t hk)
+{
+	struct iht_bl_head *h2 = iht_bucket(nt, hk);
+
+	iht_bl_lock(h2);
+	iht_bl_del_locked(head, n);
+	atomic_store_explicit(&n->hash_key, hk, memory_order_relaxed);
+	iht_bl_add_head_locked(h2, n);
+	iht_bl_unlock(h2);
+}
+
 /* One move of the first entry of old bucket @head to @nt with writer
  * stripes: peek the entry and its new hash under the old bucket lock,
  * drop it, take the old and the new position's stripes (increasing index
@@ -1069,14 +1084,7 @@ static inline int iht_move_one_striped(struct iht_table *t,
 					 memory_order_relaxed) == hk_old &&
 		    iht_build_hash_key(nt, t->node_hash(n, &nt->hash_key,
 							t->ctx)) == hk) {
-			struct iht_bl_head *h2 = iht_bucket(nt, hk);
-
-			iht_bl_lock(h2);
-			iht_bl_del_locked(head, n);
-			atomic_store_explicit(&n->hash_key, hk,
-					      memory_order_relaxed);
-			iht_bl_add_head_locked(h2, n);
-			iht_bl_unlock(h2);
+			iht_move_node_locked(head, n, nt, hk);
 			iht_bl_unlock(head);
 			iht_ws_unlock2(t, hk_old, hk);
 			return 1;
@@ -1124,20 +1132,12 @@ static inline void iht_move_all(struct iht_table *t, struct iht_tbl *old,
 			iht_bl_lock(head);
 			for (limit = 0; limit < IHT_MOVE_LIMIT; limit++) {
 				struct iht_node *n = iht_bl_first_locked(head);
-				struct iht_bl_head *h2;
-				uint32_t hk;
 
 				if (!n)
 					break;
-				hk = iht_build_hash_key(nt,
-					t->node_hash(n, &nt->hash_key, t->ctx));
-				h2 = iht_bucket(nt, hk);
-				iht_bl_lock(h2);
-				iht_bl_del_locked(head, n);
-				atomic_store_explicit(&n->hash_key, hk,
-						      memory_order_relaxed);
-				iht_bl_add_head_locked(h2, n);
-				iht_bl_unlock(h2);
+				iht_move_node_locked(head, n, nt,
+					iht_build_hash_key(nt, t->node_hash(n,
+						&nt->hash_key, t->ctx)));
 			}
 			moved += (uint64_t)limit;
 			iht_bl_unlock(head);
