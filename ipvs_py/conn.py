@@ -115,6 +115,8 @@ class ConnPath:
         self._svcs = []
         self._bs = {}               # engine svc index -> BatchScheduler
         self.e.set_sched_callback(self._py_schedule)
+        self.datapath = None        # multicore.configure() settings
+        self.mt_stats = None        # last multi-threaded replay's counters
 
     # -- configuration -------------------------------------------------------
     def _dest_id(self, d):
@@ -251,7 +253,9 @@ class ConnPath:
             if workers is None:
                 self.e.replay(batch, times, dest, codes)
             else:
-                from .multicore import replay_engine
+                from .multicore import configure, replay_engine
+                if self.datapath is None:       # stripes on: 8, the kernel's
+                    configure(self.net)
                 self.mt_stats = replay_engine(self.e, batch, times, workers,
                                               self.shard_mask(), dest, codes)
         finally:

@@ -12,7 +12,10 @@ decide how they share it, for a ``Netns`` or a bare ``ConnEngine``:
 {'stripes': 8, 'flow_cache': 4, 'min_load': 4.0, 'admit': 0.1}
 
 ``stripes``: 0 off (bucket bit locks only), 1 one global writer lock, N
-(power of two, default 8 = the kernel's conn table) striped locks.
+(power of two, default 8 = the kernel's conn table) striped locks.  A
+Netns nobody configured replays single-threaded with stripes off (one
+writer needs none; they cost ~24% on new conns there) and gets the
+defaults here on its first ``replay(batch, workers=N)``.
 ``flow_cache``: entries per worker (0 off, default 4, at most 16),
 consulted while conns > ``min_load`` x buckets, admitting a flow only if
 its previous packet came at most ``admit`` seconds earlier.
@@ -29,9 +32,9 @@ DEFAULT_FLOW_CACHE = 4    # seed 001's MAX_CACHE
 
 def _engine(target):
     if isinstance(target, conntab.ConnEngine):
-        return target, 250
+        return target, 250, None
     path = target._path()
-    return path.e, target.hz
+    return path.e, target.hz, path
 
 
 def configure(target, *, stripes=DEFAULT_STRIPES, flow_cache=0,
@@ -39,7 +42,7 @@ def configure(target, *, stripes=DEFAULT_STRIPES, flow_cache=0,
     """Set the datapath switches of ``target`` (a Netns or ConnEngine);
     ``admit`` is in seconds.  Returns the settings.  Raises ValueError
     naming the bad setting; nothing changes then."""
-    eng, hz = _engine(target)
+    eng, hz, path = _engine(target)
     if stripes != 0 and (not isinstance(stripes, int) or stripes < 1
                          or stripes & (stripes - 1) or stripes > 256):
         raise ValueError(f"stripes must be 0 or a power of two in 1..256, "
@@ -53,8 +56,11 @@ def configure(target, *, stripes=DEFAULT_STRIPES, flow_cache=0,
         raise ValueError(f"admit must be >= 0 seconds, got {admit!r}")
     conntab.set_stripes(eng, stripes)
     conntab.set_flow_cache(eng, flow_cache, min_load, int(round(admit * hz)))
-    return {"stripes": stripes, "flow_cache": flow_cache,
-            "min_load": min_load, "admit": admit}
+    settings = {"stripes": stripes, "flow_cache": flow_cache,
+                "min_load": min_load, "admit": admit}
+    if path is not None:
+        path.datapath = settings
+    return settings
 
 
 def replay_engine(eng, batch, times, workers, mask, dest, codes):

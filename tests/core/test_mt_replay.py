@@ -218,3 +218,14 @@ def test_bad_worker_count(bad):
     net = make_net()
     with pytest.raises(ValueError, match="workers"):
         net.replay(trace(seed=1, n=10), workers=bad)
+
+
+def test_stripes_default_off_single_threaded_eight_for_workers():
+    from ipvs_py._core import conntab
+    net = ipvs_py.Netns()
+    net.restore(f"-A -t {VIP2}:80 -s mh\n-a -t {VIP2}:80 -r {RS[0]}:80 -m\n")
+    net.replay(trace(seed=2, n=20))
+    assert conntab.stripe_info(net._path().e)[0] == 0
+    net.replay(trace(seed=3, n=20), workers=2)
+    assert conntab.stripe_info(net._path().e)[0] == 8
+    assert net._path().datapath["stripes"] == 8
