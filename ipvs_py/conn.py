@@ -121,6 +121,8 @@ class ConnPath:
         #: called after every engine call (ipvs_py.bpf.feed drains the
         #: engine's session events here); None: nothing to do
         self.after_engine = None
+        self.datapath = None        # multicore.configure() settings
+        self.mt_stats = None        # last multi-threaded replay's counters
 
     # -- configuration -------------------------------------------------------
     def _dest_id(self, d):
@@ -246,9 +248,11 @@ class ConnPath:
             self.sync_back()
         return Verdict(act, self._dest_tuple(did), None if cid < 0 else cid)
 
-    def replay(self, batch):
+    def replay(self, batch, workers=None):
         """Every row of ``batch`` in order, the clock following its time
-        column; see Netns.replay."""
+        column; see Netns.replay.  ``workers``: None for the
+        single-threaded path, else that many threads sharing the engine
+        (ipvs_py.multicore; 1 runs that machinery on one thread)."""
         if not isinstance(batch, PacketBatch):
             batch = PacketBatch.from_rows(batch)
         n = len(batch)
@@ -259,12 +263,29 @@ class ConnPath:
         dest = np.full(n, -1, np.int32)
         codes = np.zeros(n, np.uint8)
         try:
-            self.e.replay(batch, times, dest, codes)
+            if workers is None:
+                self.e.replay(batch, times, dest, codes)
+            else:
+                from .multicore import configure, replay_engine
+                if self.datapath is None:       # stripes on: 8, the kernel's
+                    configure(self.net)
+                self.mt_stats = replay_engine(self.e, batch, times, workers,
+                                              self.shard_mask(), dest, codes)
         finally:
             self.sync_back()
         if n:
             self.net.jiffies = max(self.net.jiffies, int(times[-1]))
         return ReplayResult(self, dest, codes)
+
+    def shard_mask(self):
+        """16-byte mask of the client address the multi-core replay shards
+        by: the AND of every persistent service's netmask (all ones when
+        there is none), so that clients sharing a template share a worker."""
+        m = (1 << 128) - 1
+        for svc in self.net.svc_table.walk():
+            if svc.flags & 0x0001:
+                m &= int.from_bytes(_mask16(svc), "big")
+        return m.to_bytes(16, "big")
 
     def defense_work(self):
         """defense_work_handler(): update the defense level, then one

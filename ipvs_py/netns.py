@@ -548,11 +548,12 @@ class Netns:
         return self._path().packet(proto, saddr, sport, daddr, dport,
                                    tcp_flags, fwmark, direction, length)
 
-    def replay(self, batch):
+    def replay(self, batch, workers=None):
         """A PacketBatch (or rows) in order without the GIL; the clock
         follows the time column.  res.dest[i]/res.action[i] equal what
-        packet() returns row by row."""
-        return self._path().replay(batch)
+        packet() returns row by row.  ``workers=N`` shards the rows by
+        client over N threads sharing the engine (docs/multicore.md)."""
+        return self._path().replay(batch, workers)
 
     def explain(self, proto, saddr, sport, daddr, dport, tcp_flags="S",
                 fwmark=0):

@@ -33,6 +33,8 @@ from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 __all__ = ["ConnEngine", "TCP_STATES", "SCTP_STATES", "CONN_BYTES"]
 
+include "conntab_mt.pxi"
+
 TCP_STATES = ("NONE", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT",
               "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN",
               "SYNACK")
@@ -113,6 +115,7 @@ cdef extern from "ipvs_conn.h" nogil:
         uint32_t nsvcs
         ipvs_sched_cb sched_cb
         void *sched_arg
+        ipvs_fc *fc
         int cb_error
         ipvs_trace *trace
         uint64_t tot_conns, tot_inpkts, tot_outpkts, tot_inbytes, tot_outbytes
@@ -173,6 +176,8 @@ cdef class ConnEngine:
     cdef object _cb_exc
     cdef ipvs_events *_events    # session event ring (ipvs_events.h), or NULL
     cdef iht_walk_stats ws       # count_walks() target (ipvs_py.tune)
+    cdef iht_stripes stripes     # writer stripes (conntab_mt.pxi); n 0: off
+    cdef ipvs_fc fc_conf         # flow cache settings; n 0: off
 
     def __cinit__(self, hz=250, min_bits=8, max_bits=12, lfactor=-4):
         cdef iht_lock_profile prof
@@ -194,6 +199,7 @@ cdef class ConnEngine:
             iht_destroy(&self.e.tab, NULL, NULL)
             ipvs_engine_free_all(&self.e)
         self.events_off()
+        iht_stripes_destroy(&self.stripes)
 
     # -- configuration ---------------------------------------------------
     def set_timeouts(self, tcp=None, udp=300, sctp=None):

@@ -7,34 +7,15 @@ scripts/asan-test.sh (libasan preloaded) it is compiled with ASan + UBSan
 too.
 """
 import ctypes
-import os
-import pathlib
-import subprocess
-import sys
-import tempfile
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-SRC = pathlib.Path(__file__).resolve().parent / "c" / "table_stress.c"
+from .charness import build
 
 
 @pytest.fixture(scope="module")
 def lib():
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        import _cbuild
-    finally:
-        sys.path.pop(0)
-    flags = _cbuild.compile_flags()
-    if "libasan" in os.environ.get("LD_PRELOAD", ""):
-        flags += ["-fsanitize=address,undefined", "-fno-omit-frame-pointer",
-                  "-fno-sanitize-recover=undefined", "-O1", "-g"]
-    out = pathlib.Path(tempfile.mkdtemp(prefix="ipvs-cstress-")) / "s.so"
-    cmd = ["gcc", *flags, "-fPIC", "-shared", "-pthread",
-           f"-I{_cbuild.INCLUDE}", str(SRC), "-o", str(out)]
-    subprocess.run(cmd, check=True)
-    so = ctypes.CDLL(str(out))
+    so = build("table_stress")
     so.iht_stress.restype = ctypes.c_int
     so.iht_stress.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int,
                               ctypes.c_uint64, ctypes.c_uint64,

@@ -20,7 +20,9 @@
  * LOCKING: single writer per engine (the model's packet path runs on one
  * thread); the table's own bucket locks are still taken, hn0/hn1 in
  * increasing bucket order (iht_insert2), so concurrent readers of the
- * table stay correct.
+ * table stay correct.  The multi-core replay (ipvs_mt.h) runs one clone of
+ * the engine per worker thread; a clone has e->mt set and reaches the
+ * shared parts (table, slab, scheduler, dest counters) through it.
  */
 #ifndef IPVS_PY_IPVS_CONN_H
 #define IPVS_PY_IPVS_CONN_H
@@ -29,11 +31,13 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/mman.h>
 
 #include "ipvs_table.h"
 #include "ipvs_sched.h"
 #include "ipvs_trace.h"
+#include "ipvs_flowcache.h"
 
 /* include/uapi/linux/ip_vs.h: IP_VS_CONN_F_* */
 #define IPVS_CF_FWD_MASK	0x0007
@@ -108,6 +112,8 @@ struct ipvs_conn {
 	uint8_t daf, in_pkts;	/* in_pkts saturates at 255 (todrop_entry
 				 * only asks whether it is 0..8) */
 	uint32_t id;		/* own slot id (timers, verdicts) */
+	uint32_t gen;		/* bumped on free and re-key (flow cache);
+				 * kept across reuse of the slot */
 };
 
 /* A real server (the parts of struct ip_vs_dest the packet path uses). */
@@ -157,6 +163,24 @@ struct ipvs_timer_ent {
 };
 
 struct ipvs_engine;
+
+/* Per-worker statistics (the kernel's per-CPU cpustats): same order as the
+ * counters at the end of ipvs_cdest/ipvs_csvc. */
+struct ipvs_cstats {
+	uint64_t conns, inpkts, outpkts, inbytes, outbytes;
+};
+
+/* What a worker's engine clone shares (ipvs_mt.h sets it up; NULL on the
+ * single-threaded path). */
+struct ipvs_mt_ctx {
+	struct iht_table *tab;		/* the one conn table */
+	pthread_mutex_t *sched_lock;	/* scheduler state is shared */
+	struct ipvs_cstats *dstats, *sstats;	/* this worker's stats */
+	uint32_t (*alloc)(struct ipvs_mt_ctx *m);	/* a slab id */
+	void (*free)(struct ipvs_mt_ctx *m, uint32_t id);
+	void *pool;			/* the allocator's own state */
+};
+
 /* Scheduler callback for services without a C scheduler: returns an
  * engine dest id or -1.  @svc is the engine service index. */
 typedef int32_t (*ipvs_sched_cb)(struct ipvs_engine *e, int svc,
@@ -194,9 +218,45 @@ struct ipvs_engine {
 	uint64_t tot_conns, tot_inpkts, tot_outpkts, tot_inbytes, tot_outbytes;
 	uint64_t allocs_failed;
 	struct ipvs_events *events;	/* session events, NULL: off */
+	struct ipvs_mt_ctx *mt;		/* worker clone (ipvs_mt.h) or NULL */
+	struct ipvs_fc *fc;		/* flow cache (ipvs_flowcache.h) or NULL */
 };
 
 #include "ipvs_events.h"
+
+/* The conn table: a worker clone's is the shared engine's. */
+static inline struct iht_table *ipvs_tab(struct ipvs_engine *e)
+{
+	return e->mt ? e->mt->tab : &e->tab;
+}
+
+/* A conn counter of a dest (activeconns...): atomic_t in the kernel, a
+ * plain int on the single-threaded path. */
+static inline void ipvs_cnt_add(struct ipvs_engine *e, int32_t *p, int v)
+{
+	if (e->mt)
+		__atomic_fetch_add(p, v, __ATOMIC_RELAXED);
+	else
+		*p += v;
+}
+
+static inline void ipvs_flags_set(struct ipvs_engine *e, uint32_t *p,
+				  uint32_t bits, int on)
+{
+	if (e->mt && on)
+		__atomic_fetch_or(p, bits, __ATOMIC_RELAXED);
+	else if (e->mt)
+		__atomic_fetch_and(p, ~bits, __ATOMIC_RELAXED);
+	else if (on)
+		*p |= bits;
+	else
+		*p &= ~bits;
+}
+
+static inline int32_t ipvs_cnt_read(const int32_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
 
 /* ------------------------------------------------------------ slab */
 
@@ -244,10 +304,15 @@ static inline struct ipvs_conn *ipvs_chunk_map(void)
  * tail (bump allocation: a chunk's pages are touched only when used). */
 static inline uint32_t ipvs_conn_alloc(struct ipvs_engine *e)
 {
-	uint32_t id;
+	uint32_t id, gen;
 	struct ipvs_conn *c;
 
-	if (e->free_head != IPVS_CONN_NONE) {
+	if (e->mt) {
+		id = e->mt->alloc(e->mt);
+		if (id == IPVS_CONN_NONE)
+			return id;
+		c = ipvs_conn_of(e, id);
+	} else if (e->free_head != IPVS_CONN_NONE) {
 		id = e->free_head;
 		c = ipvs_conn_of(e, id);
 		e->free_head = c->dest < 0 ? IPVS_CONN_NONE : (uint32_t)c->dest;
@@ -269,7 +334,9 @@ static inline uint32_t ipvs_conn_alloc(struct ipvs_engine *e)
 		id = e->bump++;
 		c = ipvs_conn_of(e, id);
 	}
+	gen = c->gen;
 	memset(c, 0, sizeof(*c));
+	c->gen = gen;
 	c->in_use = 1;
 	c->id = id;
 	c->dest = -1;
@@ -284,6 +351,11 @@ static inline void ipvs_conn_free(struct ipvs_engine *e, uint32_t id)
 	struct ipvs_conn *c = ipvs_conn_of(e, id);
 
 	c->in_use = 0;
+	c->gen++;
+	if (e->mt) {
+		e->mt->free(e->mt, id);
+		return;
+	}
 	c->dest = e->free_head == IPVS_CONN_NONE ? -1 : (int32_t)e->free_head;
 	e->free_head = id;
 }
@@ -375,15 +447,51 @@ static int ipvs_ckey_cmp(const struct iht_node *n, const void *key,
 	return c->dport == k->lport && ipvs_addr_eq(k->af, c->daddr, k->laddr);
 }
 
+/* The flow cache's copy of a lookup key. */
+static inline void ipvs_fc_key_of(const struct ipvs_ckey *k,
+				  struct ipvs_fc_key *fk)
+{
+	int w = k->af == 10 ? 16 : 4;
+
+	memset(fk, 0, sizeof(*fk));
+	memcpy(fk->raddr, k->raddr, w);
+	memcpy(fk->laddr, k->laddr, w);
+	fk->rport = k->rport;
+	fk->lport = k->lport;
+	fk->af = k->af;
+	fk->proto = k->protocol;
+	fk->dir = k->dir;
+}
+
+/* ip_vs_conn_in_get()/out_get(): the flow cache first when there is one
+ * and the table is loaded enough (templates bypass it), then the table. */
 static inline struct ipvs_conn *ipvs_conn_lookup(struct ipvs_engine *e,
 						 const struct ipvs_ckey *k)
 {
+	struct iht_table *t = ipvs_tab(e);
 	struct iht_node *n;
-	unsigned int slot = iht_read_lock(&e->tab);
+	struct ipvs_conn *c;
+	struct ipvs_fc_key fk;
+	int cached = 0;
+	unsigned int slot = iht_read_lock(t);
 
-	n = iht_lookup(&e->tab, k, ipvs_ckey_hash, ipvs_ckey_cmp, NULL);
-	iht_read_unlock(&e->tab, slot);
-	return n ? ipvs_conn_of_node(n) : NULL;
+	if (e->fc && !k->tmpl &&
+	    ipvs_fc_wanted(e->fc, iht_count(t), iht_first_tbl(t)->size)) {
+		ipvs_fc_key_of(k, &fk);
+		c = ipvs_fc_get(e->fc, &fk);
+		if (c) {
+			iht_read_unlock(t, slot);
+			return c;
+		}
+		cached = 1;
+	}
+	n = iht_lookup(t, k, ipvs_ckey_hash, ipvs_ckey_cmp, NULL);
+	iht_read_unlock(t, slot);
+	c = n ? ipvs_conn_of_node(n) : NULL;
+	if (c && cached)	/* gap since its last packet (expires-timeout) */
+		ipvs_fc_put(e->fc, &fk, c, &c->gen,
+			    e->now - (c->expires - c->timeout));
+	return c;
 }
 
 static inline int ipvs_conn_double_hashed(const struct ipvs_conn *c)
@@ -402,19 +510,20 @@ static inline void ipvs_conn_hash(struct ipvs_engine *e, struct ipvs_conn *c)
 	if (ipvs_conn_double_hashed(c)) {
 		struct ipvs_ckey k1 = { c->caddr, c->daddr, c->cport, c->dport,
 					c->af, c->protocol, 1, 0 };
-		iht_insert2(&e->tab, &c->hn[0], &k0, &c->hn[1], &k1,
+		iht_insert2(ipvs_tab(e), &c->hn[0], &k0, &c->hn[1], &k1,
 			    ipvs_ckey_hash, NULL, 1);
 	} else {
-		iht_insert(&e->tab, &c->hn[0], &k0, ipvs_ckey_hash, NULL, 1);
+		iht_insert(ipvs_tab(e), &c->hn[0], &k0, ipvs_ckey_hash, NULL, 1);
 	}
 }
 
 static inline void ipvs_conn_unhash(struct ipvs_engine *e,
 				    struct ipvs_conn *c)
 {
-	iht_unlink(&e->tab, &c->hn[0], 1);
 	if (ipvs_conn_double_hashed(c))
-		iht_unlink(&e->tab, &c->hn[1], 0);
+		iht_unlink2(ipvs_tab(e), &c->hn[0], &c->hn[1], 1);
+	else
+		iht_unlink(ipvs_tab(e), &c->hn[0], 1);
 }
 
 /* ------------------------------------------------------------ timers */
@@ -423,6 +532,13 @@ static inline int ipvs_time_before(uint32_t a, uint32_t b)
 {
 	return (int32_t)(a - b) < 0;
 }
+
+/* Heap entries of templates carry this bit in cid, so that at the same
+ * jiffy conns expire before templates (a template then sees the conns it
+ * controlled gone, whatever their slab ids): the order of timers due
+ * together must not depend on ids, which a multi-core replay hands out
+ * differently (ipvs_mt.h).  Slab ids stay below 2^31 (256 GiB of conns). */
+#define IPVS_TIMER_TMPL 0x80000000u
 
 static inline int ipvs_heap_less(const struct ipvs_timer_ent *a,
 				 const struct ipvs_timer_ent *b)
@@ -485,7 +601,9 @@ static inline void ipvs_conn_mod_timer(struct ipvs_engine *e, uint32_t cid,
 	c->expires = expires;
 	if (c->heap_expires == 0 || ipvs_time_before(expires, c->heap_expires)) {
 		c->heap_expires = expires ? expires : 1;
-		ipvs_heap_push(e, c->heap_expires, cid);
+		ipvs_heap_push(e, c->heap_expires, cid |
+			       ((c->flags & IPVS_CF_TEMPLATE) ?
+				IPVS_TIMER_TMPL : 0));
 	}
 }
 
@@ -505,18 +623,19 @@ static inline void ipvs_bind_dest(struct ipvs_engine *e, struct ipvs_conn *c,
 	if (c->protocol != IPVS_PROTO_UDP)
 		c->flags &= ~IPVS_CF_ONE_PACKET;
 	c->daf = d->af;
-	d->refcnt++;
+	ipvs_cnt_add(e, &d->refcnt, 1);
 	if (!(c->flags & IPVS_CF_TEMPLATE)) {
 		if (!(c->flags & IPVS_CF_INACTIVE))
-			d->activeconns++;
+			ipvs_cnt_add(e, &d->activeconns, 1);
 		else
-			d->inactconns++;
+			ipvs_cnt_add(e, &d->inactconns, 1);
 	} else {
-		d->persistconns++;
+		ipvs_cnt_add(e, &d->persistconns, 1);
 	}
 	if (d->u_thresh &&
-	    (uint32_t)(d->activeconns + d->inactconns) >= d->u_thresh)
-		d->flags |= IPVS_DF_OVERLOAD;
+	    (uint32_t)(ipvs_cnt_read(&d->activeconns) +
+		       ipvs_cnt_read(&d->inactconns)) >= d->u_thresh)
+		ipvs_flags_set(e, &d->flags, IPVS_DF_OVERLOAD, 1);
 }
 
 /* ip_vs_unbind_dest() */
@@ -531,23 +650,24 @@ static inline void ipvs_unbind_dest(struct ipvs_engine *e,
 	d = &e->dests[c->dest];
 	if (!(c->flags & IPVS_CF_TEMPLATE)) {
 		if (c->flags & IPVS_CF_INACTIVE)
-			d->inactconns--;
+			ipvs_cnt_add(e, &d->inactconns, -1);
 		else
-			d->activeconns--;
+			ipvs_cnt_add(e, &d->activeconns, -1);
 	} else {
-		d->persistconns--;
+		ipvs_cnt_add(e, &d->persistconns, -1);
 	}
-	total = (uint32_t)(d->activeconns + d->inactconns);
+	total = (uint32_t)(ipvs_cnt_read(&d->activeconns) +
+			   ipvs_cnt_read(&d->inactconns));
 	if (d->l_thresh) {
 		if (total < d->l_thresh)
-			d->flags &= ~IPVS_DF_OVERLOAD;
+			ipvs_flags_set(e, &d->flags, IPVS_DF_OVERLOAD, 0);
 	} else if (d->u_thresh) {
 		if (total * 4 < d->u_thresh * 3)
-			d->flags &= ~IPVS_DF_OVERLOAD;
+			ipvs_flags_set(e, &d->flags, IPVS_DF_OVERLOAD, 0);
 	} else {
-		d->flags &= ~IPVS_DF_OVERLOAD;
+		ipvs_flags_set(e, &d->flags, IPVS_DF_OVERLOAD, 0);
 	}
-	d->refcnt--;
+	ipvs_cnt_add(e, &d->refcnt, -1);
 	c->dest = -1;
 }
 
@@ -632,13 +752,13 @@ static inline void ipvs_tcp_state(struct ipvs_engine *e, struct ipvs_conn *c,
 	if (ns != c->state && c->dest >= 0) {
 		struct ipvs_cdest *d = &e->dests[c->dest];
 		if (!(c->flags & IPVS_CF_INACTIVE) && !ipvs_tcp_active[ns]) {
-			d->activeconns--;
-			d->inactconns++;
+			ipvs_cnt_add(e, &d->activeconns, -1);
+			ipvs_cnt_add(e, &d->inactconns, 1);
 			c->flags |= IPVS_CF_INACTIVE;
 		} else if ((c->flags & IPVS_CF_INACTIVE) &&
 			   ipvs_tcp_active[ns]) {
-			d->activeconns++;
-			d->inactconns--;
+			ipvs_cnt_add(e, &d->activeconns, 1);
+			ipvs_cnt_add(e, &d->inactconns, -1);
 			c->flags &= ~IPVS_CF_INACTIVE;
 		}
 	}
@@ -754,13 +874,13 @@ static inline void ipvs_sctp_state(struct ipvs_engine *e,
 	if (ns != c->state && c->dest >= 0) {
 		struct ipvs_cdest *d = &e->dests[c->dest];
 		if (!(c->flags & IPVS_CF_INACTIVE) && ns != SS_ESTABLISHED) {
-			d->activeconns--;
-			d->inactconns++;
+			ipvs_cnt_add(e, &d->activeconns, -1);
+			ipvs_cnt_add(e, &d->inactconns, 1);
 			c->flags |= IPVS_CF_INACTIVE;
 		} else if ((c->flags & IPVS_CF_INACTIVE) &&
 			   ns == SS_ESTABLISHED) {
-			d->activeconns++;
-			d->inactconns--;
+			ipvs_cnt_add(e, &d->activeconns, 1);
+			ipvs_cnt_add(e, &d->inactconns, -1);
 			c->flags &= ~IPVS_CF_INACTIVE;
 		}
 	}
@@ -871,11 +991,12 @@ static inline uint64_t ipvs_run_timers(struct ipvs_engine *e, uint32_t until)
 
 	while (e->heap_n && !ipvs_time_before(until, e->heap[0].expires)) {
 		struct ipvs_timer_ent t = ipvs_heap_pop(e);
+		uint32_t cid = t.cid & ~IPVS_TIMER_TMPL;
 		struct ipvs_conn *c;
 
-		if (t.cid >= e->bump)
+		if (cid >= e->bump)
 			continue;
-		c = ipvs_conn_of(e, t.cid);
+		c = ipvs_conn_of(e, cid);
 		if (!c->in_use || c->heap_expires != t.expires)
 			continue;		/* stale entry */
 		if (ipvs_time_before(t.expires, c->expires)) {
@@ -887,7 +1008,7 @@ static inline uint64_t ipvs_run_timers(struct ipvs_engine *e, uint32_t until)
 			e->now = t.expires;
 		c->heap_expires = 0;
 		int64_t before = e->nconns;
-		ipvs_conn_expire(e, t.cid);
+		ipvs_conn_expire(e, cid);
 		freed += (uint64_t)(before - e->nconns);
 	}
 	if (ipvs_time_before(e->now, until))
@@ -959,10 +1080,11 @@ static inline int32_t ipvs_schedule_dest(struct ipvs_engine *e, int si,
 		/* the conn counters and OVERLOAD live in the engine's dests */
 		for (int i = 0; i < ss->n; i++) {
 			struct ipvs_cdest *d = &e->dests[s->row_dest[i]];
-			ss->d[i].activeconns = d->activeconns;
-			ss->d[i].inactconns = d->inactconns;
+			ss->d[i].activeconns = ipvs_cnt_read(&d->activeconns);
+			ss->d[i].inactconns = ipvs_cnt_read(&d->inactconns);
 			ss->d[i].flags = (ss->d[i].flags & ~IPVS_DF_OVERLOAD) |
-					 (d->flags & IPVS_DF_OVERLOAD);
+				(__atomic_load_n(&d->flags, __ATOMIC_RELAXED) &
+				 IPVS_DF_OVERLOAD);
 		}
 		uint32_t fold = ipvs_sched_addr_fold((const uint8_t *)p->saddr,
 						     p->af);
@@ -986,6 +1108,22 @@ static inline int32_t ipvs_schedule_dest(struct ipvs_engine *e, int si,
 	return did;
 }
 
+/* The scheduler's state (rr position, mh table, copies of the counters)
+ * is per service, shared by all workers: one lock around a decision, the
+ * kernel's per-service sched_lock. */
+static inline int32_t ipvs_schedule_dest_mt(struct ipvs_engine *e, int si,
+					    const struct ipvs_pkt *p)
+{
+	int32_t did;
+
+	if (!e->mt)
+		return ipvs_schedule_dest(e, si, p);
+	pthread_mutex_lock(e->mt->sched_lock);
+	did = ipvs_schedule_dest(e, si, p);
+	pthread_mutex_unlock(e->mt->sched_lock);
+	return did;
+}
+
 static inline void ipvs_mask_addr(const struct ipvs_csvc *s,
 				  const uint32_t *a, uint32_t *out)
 {
@@ -1000,22 +1138,24 @@ static inline int ipvs_check_template(struct ipvs_engine *e, uint32_t tid)
 	struct ipvs_conn *t = ipvs_conn_of(e, tid);
 	struct ipvs_cdest *d = t->dest >= 0 ? &e->dests[t->dest] : NULL;
 
-	if (!d || !(d->flags & IPVS_DF_AVAILABLE) ||
+	if (!d || !(__atomic_load_n(&d->flags, __ATOMIC_RELAXED) &
+		    IPVS_DF_AVAILABLE) ||
 	    (e->expire_quiescent_template && d->weight == 0)) {
 		IPVS_TRACE(e, IPVS_TR_TPL_INVALID, (int32_t)tid, t->dest,
 			   !d || !(d->flags & IPVS_DF_AVAILABLE) ? 1 : 2,
 			   0, 0, 0, 0);
 		if (t->vport != 0xffff) {
-			/* unhash, make it unfindable, rehash */
-			iht_unlink(&e->tab, &t->hn[0], 0);	/* hn0 only */
+			/* unhash, make it unfindable, rehash (hn0 only; one
+			 * writer step, see iht_rehash) */
 			t->dport = 0xffff;
 			t->vport = 0xffff;
+			t->gen++;
 			t->cport = 0;
 			struct ipvs_ckey k0 = { t->caddr, t->vaddr, t->cport,
 						t->vport, t->af, t->protocol,
 						0, 0 };
-			iht_insert(&e->tab, &t->hn[0], &k0, ipvs_ckey_hash,
-				   NULL, 0);
+			iht_rehash(ipvs_tab(e), &t->hn[0], &k0,
+				   ipvs_ckey_hash, NULL);
 		}
 		return 0;
 	}
@@ -1055,7 +1195,7 @@ static inline uint32_t ipvs_sched_persist(struct ipvs_engine *e, int si,
 	else
 		IPVS_TRACE(e, IPVS_TR_TPL_MISS, 0, 0, 0, 0, 0, 0, 0);
 	if (!ct || !ipvs_check_template(e, tid)) {
-		did = ipvs_schedule_dest(e, si, p);
+		did = ipvs_schedule_dest_mt(e, si, p);
 		if (did < 0) {
 			*ignored = 0;
 			return IPVS_CONN_NONE;
@@ -1110,9 +1250,10 @@ static inline void ipvs_conn_fill_cport(struct ipvs_engine *e,
 	c->flags &= ~IPVS_CF_NO_CPORT;
 	e->no_cport--;
 	c->cport = cport;
-	iht_rehash(&e->tab, &c->hn[0], &k0, ipvs_ckey_hash, NULL);
+	c->gen++;			/* re-keyed: cached keys are stale */
+	iht_rehash(ipvs_tab(e), &c->hn[0], &k0, ipvs_ckey_hash, NULL);
 	if (ipvs_conn_double_hashed(c))
-		iht_rehash(&e->tab, &c->hn[1], &k1, ipvs_ckey_hash, NULL);
+		iht_rehash(ipvs_tab(e), &c->hn[1], &k1, ipvs_ckey_hash, NULL);
 	ipvs_ev_conn_up(e, c);
 }
 
@@ -1120,9 +1261,62 @@ static inline void ipvs_conn_fill_cport(struct ipvs_engine *e,
 static inline void ipvs_conn_stats(struct ipvs_engine *e, int si,
 				   struct ipvs_conn *c)
 {
-	e->dests[c->dest].conns++;
-	e->svcs[si].conns++;
+	if (e->mt) {		/* per-worker (per-CPU) stats */
+		e->mt->dstats[c->dest].conns++;
+		e->mt->sstats[si].conns++;
+	} else {
+		e->dests[c->dest].conns++;
+		e->svcs[si].conns++;
+	}
 	e->tot_conns++;
+}
+
+/* ip_vs_in_stats()/ip_vs_out_stats() for @c's dest and its service;
+ * @out selects the direction. */
+static inline void ipvs_pkt_stats(struct ipvs_engine *e,
+				  const struct ipvs_conn *c, int out,
+				  uint32_t len)
+{
+	if (c->dest >= 0) {
+		struct ipvs_cdest *d = &e->dests[c->dest];
+		uint64_t *pk, *by, *spk = NULL, *sby = NULL;
+
+		if (e->mt) {
+			struct ipvs_cstats *ds = &e->mt->dstats[c->dest];
+			struct ipvs_cstats *ss = d->svc >= 0 ?
+				&e->mt->sstats[d->svc] : NULL;
+
+			pk = out ? &ds->outpkts : &ds->inpkts;
+			by = out ? &ds->outbytes : &ds->inbytes;
+			if (ss) {
+				spk = out ? &ss->outpkts : &ss->inpkts;
+				sby = out ? &ss->outbytes : &ss->inbytes;
+			}
+		} else {
+			struct ipvs_csvc *ss = d->svc >= 0 ?
+				&e->svcs[d->svc] : NULL;
+
+			pk = out ? &d->outpkts : &d->inpkts;
+			by = out ? &d->outbytes : &d->inbytes;
+			if (ss) {
+				spk = out ? &ss->outpkts : &ss->inpkts;
+				sby = out ? &ss->outbytes : &ss->inbytes;
+			}
+		}
+		(*pk)++;
+		*by += len;
+		if (spk) {
+			(*spk)++;
+			*sby += len;
+		}
+	}
+	if (out) {
+		e->tot_outpkts++;
+		e->tot_outbytes += len;
+	} else {
+		e->tot_inpkts++;
+		e->tot_inbytes += len;
+	}
 }
 
 /* ip_vs_schedule() */
@@ -1146,7 +1340,7 @@ static inline uint32_t ipvs_schedule(struct ipvs_engine *e, int si,
 		return IPVS_CONN_NONE;	/* "port zero only supported in
 					 * persistent services" */
 	}
-	did = ipvs_schedule_dest(e, si, p);
+	did = ipvs_schedule_dest_mt(e, si, p);
 	if (did < 0)
 		return IPVS_CONN_NONE;
 	cid = ipvs_conn_new(e, p->af, p->protocol, p->saddr, p->sport,
@@ -1240,7 +1434,8 @@ static inline struct ipvs_verdict ipvs_in(struct ipvs_engine *e,
 		}
 	}
 	if (c && c->dest >= 0 &&
-	    !(e->dests[c->dest].flags & IPVS_DF_AVAILABLE)) {
+	    !(__atomic_load_n(&e->dests[c->dest].flags, __ATOMIC_RELAXED) &
+	      IPVS_DF_AVAILABLE)) {
 		IPVS_TRACE(e, IPVS_TR_CONN_NODEST, (int32_t)cid, c->dest,
 			   e->expire_nodest_conn != 0, 0, 0, 0, 0);
 		if (e->expire_nodest_conn) {
@@ -1298,18 +1493,7 @@ static inline struct ipvs_verdict ipvs_in(struct ipvs_engine *e,
 		IPVS_TRACE(e, IPVS_TR_CONN_NEW, (int32_t)cid, c->dest,
 			   (int32_t)c->flags, 0, c->timeout, c->control, 0);
 	}
-	/* ip_vs_in_stats() */
-	if (c->dest >= 0) {
-		struct ipvs_cdest *d = &e->dests[c->dest];
-		d->inpkts++;
-		d->inbytes += p->len;
-		if (d->svc >= 0) {
-			e->svcs[d->svc].inpkts++;
-			e->svcs[d->svc].inbytes += p->len;
-		}
-	}
-	e->tot_inpkts++;
-	e->tot_inbytes += p->len;
+	ipvs_pkt_stats(e, c, 0, p->len);	/* ip_vs_in_stats() */
 	if (c->in_pkts < 255)
 		c->in_pkts++;
 	/* ip_vs_nat_xmit(): a NO_CPORT conn learns the client port */
@@ -1337,17 +1521,7 @@ static inline struct ipvs_verdict ipvs_out(struct ipvs_engine *e,
 	if (!c)
 		return v;
 	cid = ipvs_conn_id(e, c);
-	if (c->dest >= 0) {
-		struct ipvs_cdest *d = &e->dests[c->dest];
-		d->outpkts++;
-		d->outbytes += p->len;
-		if (d->svc >= 0) {
-			e->svcs[d->svc].outpkts++;
-			e->svcs[d->svc].outbytes += p->len;
-		}
-	}
-	e->tot_outpkts++;
-	e->tot_outbytes += p->len;
+	ipvs_pkt_stats(e, c, 1, p->len);	/* ip_vs_out_stats() */
 	ipvs_set_state(e, c, IPVS_DIR_OUTPUT, p->flags);
 	v.action = IPVS_V_FORWARD;
 	v.dest = c->dest;
@@ -1465,7 +1639,7 @@ static inline int ipvs_conn_ops(struct ipvs_engine *e,
  * template of a dropped conn).  Returns the conns dropped. */
 static inline uint64_t ipvs_random_dropentry(struct ipvs_engine *e)
 {
-	struct iht_tbl *tb = iht_first_tbl(&e->tab);
+	struct iht_tbl *tb = iht_first_tbl(ipvs_tab(e));
 	uint64_t dropped = 0;
 
 	if (!tb)
@@ -1531,7 +1705,7 @@ static inline struct iht_bl_head *ipvs_prefetch_bucket(struct ipvs_engine *e,
 		uint8_t af, uint8_t proto, const uint32_t *s, uint16_t sp,
 		const uint32_t *d, uint16_t dp, int dir)
 {
-	struct iht_tbl *tb = iht_first_tbl(&e->tab);
+	struct iht_tbl *tb = iht_first_tbl(ipvs_tab(e));
 	struct iht_bl_head *h;
 	uint32_t hk;
 

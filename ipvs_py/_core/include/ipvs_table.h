@@ -38,6 +38,9 @@
  *   5  stripe lock tbl->lock[b & lock_mask]
  *                                  seqcount writers of stripe
  *   6  seqcount writer section     readers retry the stripe
+ *   6b writer stripes t->ws        optional (ipvs_stripe.h): every
+ *                                  insert/unlink/rehash/move; two in
+ *                                  INCREASING INDEX ORDER
  *   7  bucket bit lock             the chain; OLD TABLE BEFORE NEW TABLE;
  *                                  two buckets of one table: lower address
  *                                  first
@@ -67,6 +70,7 @@
 #include "iht_mem.h"
 #include "iht_sizing.h"
 #include "iht_walkstats.h"
+#include "ipvs_stripe.h"
 
 #if defined(IPVS_PY_DEBUG) && IPVS_PY_DEBUG
 #include <assert.h>
@@ -146,6 +150,8 @@ struct iht_table {
 	_Atomic uint64_t max_wait_ns;		/* longest such retry wait */
 	struct iht_walk_stats *_Atomic walk;	/* NULL: not counted */
 	struct iht_pause_stats pause;		/* rebuild wall times */
+	struct iht_stripes *ws;			/* writer stripes, NULL: bucket
+						 * bit locks only (iht_set_stripes) */
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -718,6 +724,51 @@ found:
 
 /* ------------------------------------------------------ insert/remove */
 
+/* Stripe lock for hash_key @hk, when the table has writer stripes. */
+static inline void iht_ws_lock(struct iht_table *t, uint32_t hk)
+{
+	if (t->ws)
+		iht_stripe_lock(t->ws, iht_stripe_of(t->ws, hk));
+}
+
+static inline void iht_ws_unlock(struct iht_table *t, uint32_t hk)
+{
+	if (t->ws)
+		iht_stripe_unlock(t->ws, iht_stripe_of(t->ws, hk));
+}
+
+static inline void iht_ws_lock2(struct iht_table *t, uint32_t a, uint32_t b)
+{
+	if (t->ws)
+		iht_stripe_lock2(t->ws, iht_stripe_of(t->ws, a),
+				 iht_stripe_of(t->ws, b));
+}
+
+static inline void iht_ws_unlock2(struct iht_table *t, uint32_t a, uint32_t b)
+{
+	if (t->ws)
+		iht_stripe_unlock2(t->ws, iht_stripe_of(t->ws, a),
+				   iht_stripe_of(t->ws, b));
+}
+
+/* Use @ws (NULL: none) as the table's writer stripes from now on.
+ * Context: setup, no other thread uses @t (the stripes must outlive it). */
+static inline void iht_set_stripes(struct iht_table *t, struct iht_stripes *ws)
+{
+	t->ws = ws;
+}
+
+/* Count one more entry; request a resize past @u_thresh. */
+static inline int iht_note_added(struct iht_table *t, int count_delta,
+				 int64_t u_thresh)
+{
+	int64_t cnt = atomic_fetch_add(&t->count, count_delta) + count_delta;
+
+	if (count_delta > 0 && cnt > u_thresh)
+		return !atomic_exchange(&t->resize_requested, 1);
+	return 0;
+}
+
 /* Link @n for @key into the newest array (ip_vs_conn_hash()).  Adds
  * @count_delta to the entry count (1 for an entry's first node, 0 for its
  * second) and requests a resize when the count passes the newest array's
@@ -731,26 +782,26 @@ static inline int iht_insert(struct iht_table *t, struct iht_node *n,
 	struct iht_tbl *tb = iht_newest_tbl(t);
 	uint32_t hk = iht_build_hash_key(tb, khash(key, &tb->hash_key, ctx));
 	struct iht_bl_head *head = iht_bucket(tb, hk);
-	int64_t u_thresh = tb->u_thresh, cnt;
+	int64_t u_thresh = tb->u_thresh;
 
 	atomic_store_explicit(&n->hash_key, hk, memory_order_relaxed);
+	iht_ws_lock(t, hk);
 	iht_bl_lock(head);
 	iht_bl_add_head_locked(head, n);
 	iht_bl_unlock(head);
+	iht_ws_unlock(t, hk);
 	iht_read_unlock(t, slot);
-	cnt = atomic_fetch_add(&t->count, count_delta) + count_delta;
-	if (count_delta > 0 && cnt > u_thresh)
-		return !atomic_exchange(&t->resize_requested, 1);
-	return 0;
+	return iht_note_added(t, count_delta, u_thresh);
 }
 
 /* Link two nodes of one entry (a NAT conn's hn0 and hn1) into the newest
  * array under both bucket locks, taken in INCREASING BUCKET ORDER (one lock
  * when both hash to the same bucket), so that a reader never sees half of
  * a connection and two writers never deadlock (conn_tab_lock() with
- * ip_vs_conn_hash() of the 2026 series).  @key0/@key1 are hashed with
- * @khash.  Counts the entry once (@count_delta).  Context as iht_insert.
- * Returns 1 if this call set the resize request, else 0. */
+ * ip_vs_conn_hash() of the 2026 series).  With writer stripes, both
+ * stripes are taken first, in increasing index order.  @key0/@key1 are
+ * hashed with @khash.  Counts the entry once (@count_delta).  Context as
+ * iht_insert.  Returns 1 if this call set the resize request, else 0. */
 static inline int iht_insert2(struct iht_table *t, struct iht_node *n0,
 			      const void *key0, struct iht_node *n1,
 			      const void *key1, iht_key_hash_fn khash,
@@ -762,10 +813,11 @@ static inline int iht_insert2(struct iht_table *t, struct iht_node *n0,
 	uint32_t hk1 = iht_build_hash_key(tb, khash(key1, &tb->hash_key, ctx));
 	struct iht_bl_head *h0 = iht_bucket(tb, hk0), *h1 = iht_bucket(tb, hk1);
 	struct iht_bl_head *lo = h0 < h1 ? h0 : h1, *hi = h0 < h1 ? h1 : h0;
-	int64_t u_thresh = tb->u_thresh, cnt;
+	int64_t u_thresh = tb->u_thresh;
 
 	atomic_store_explicit(&n0->hash_key, hk0, memory_order_relaxed);
 	atomic_store_explicit(&n1->hash_key, hk1, memory_order_relaxed);
+	iht_ws_lock2(t, hk0, hk1);
 	iht_bl_lock(lo);
 	if (hi != lo)
 		iht_bl_lock(hi);
@@ -774,11 +826,9 @@ static inline int iht_insert2(struct iht_table *t, struct iht_node *n0,
 	if (hi != lo)
 		iht_bl_unlock(hi);
 	iht_bl_unlock(lo);
+	iht_ws_unlock2(t, hk0, hk1);
 	iht_read_unlock(t, slot);
-	cnt = atomic_fetch_add(&t->count, count_delta) + count_delta;
-	if (count_delta > 0 && cnt > u_thresh)
-		return !atomic_exchange(&t->resize_requested, 1);
-	return 0;
+	return iht_note_added(t, count_delta, u_thresh);
 }
 
 /* After a remove: the services' shrink trigger (count <= l_thresh). */
@@ -797,16 +847,13 @@ static inline int iht_note_removed(struct iht_table *t, int count_delta)
 	return 0;
 }
 
-/* Unlink node @n using its saved hash_key (no re-hash, no key compare):
- * lock the bucket its hash_key names, re-check hash_key under the lock and
- * follow it if a resize moved the node meanwhile (conn_tab_lock()).  The
- * caller guarantees @n is linked and that nobody else unlinks it, then
- * frees it with iht_retire().  Context: outside a read-side section.
- * Returns 0, or -ENOENT if @n was not found (caller bug). */
-static inline int iht_unlink(struct iht_table *t, struct iht_node *n,
-			     int count_delta)
+/* The bucket-lock part of an unlink: lock the bucket @n's hash_key names,
+ * re-check hash_key under the lock and follow it if a resize moved the
+ * node meanwhile (conn_tab_lock()).  Context: read-side section; with
+ * writer stripes, the stripe of @n's hash_key held (then no move can run
+ * on it and the first try succeeds).  Returns 0 or -ENOENT. */
+static inline int __iht_unlink_bl(struct iht_table *t, struct iht_node *n)
 {
-	unsigned int slot = iht_read_lock(t);
 	uint32_t hk = atomic_load_explicit(&n->hash_key, memory_order_relaxed);
 	int ret;
 
@@ -827,6 +874,78 @@ static inline int iht_unlink(struct iht_table *t, struct iht_node *n,
 		}
 		ret = iht_bl_del_locked(head, n) ? -ENOENT : 0;
 		iht_bl_unlock(head);
+		return ret;
+	}
+}
+
+/* Take the writer stripe of @n's current hash_key and return that
+ * hash_key; a resize may move @n between the read and the lock, so
+ * re-read until they agree.  No-op without stripes.  Context: read-side
+ * section. */
+static inline uint32_t iht_ws_lock_node(struct iht_table *t,
+					struct iht_node *n)
+{
+	for (;;) {
+		uint32_t hk = atomic_load_explicit(&n->hash_key,
+						   memory_order_acquire);
+		iht_ws_lock(t, hk);
+		if (!t->ws || atomic_load_explicit(&n->hash_key,
+					memory_order_acquire) == hk)
+			return hk;
+		iht_ws_unlock(t, hk);
+	}
+}
+
+/* Unlink node @n using its saved hash_key (no re-hash, no key compare).
+ * The caller guarantees @n is linked and that nobody else unlinks it, then
+ * frees it with iht_retire().  Context: outside a read-side section.
+ * Returns 0, or -ENOENT if @n was not found (caller bug). */
+static inline int iht_unlink(struct iht_table *t, struct iht_node *n,
+			     int count_delta)
+{
+	unsigned int slot = iht_read_lock(t);
+	uint32_t hk = iht_ws_lock_node(t, n);
+	int ret = __iht_unlink_bl(t, n);
+
+	iht_ws_unlock(t, hk);
+	iht_read_unlock(t, slot);
+	if (!ret)
+		iht_note_removed(t, count_delta);
+	return ret;
+}
+
+/* Unlink both nodes of one entry (a NAT conn's hn0 and hn1, the delete
+ * side of iht_insert2) under both writer stripes, taken in increasing
+ * index order, so no stripe holder sees half of the entry.  Without
+ * stripes: two iht_unlink() calls.  Counts the entry once (@count_delta).
+ * Context as iht_unlink.  Returns 0 or -ENOENT. */
+static inline int iht_unlink2(struct iht_table *t, struct iht_node *n0,
+			      struct iht_node *n1, int count_delta)
+{
+	unsigned int slot;
+	int ret;
+
+	if (!t->ws) {
+		ret = iht_unlink(t, n0, count_delta);
+		return iht_unlink(t, n1, 0) ? -ENOENT : ret;
+	}
+	slot = iht_read_lock(t);
+	for (;;) {
+		uint32_t hk0 = atomic_load_explicit(&n0->hash_key,
+						    memory_order_acquire);
+		uint32_t hk1 = atomic_load_explicit(&n1->hash_key,
+						    memory_order_acquire);
+
+		iht_ws_lock2(t, hk0, hk1);
+		if (atomic_load(&n0->hash_key) != hk0 ||
+		    atomic_load(&n1->hash_key) != hk1) {
+			iht_ws_unlock2(t, hk0, hk1);	/* a move won */
+			continue;
+		}
+		ret = __iht_unlink_bl(t, n0);
+		if (__iht_unlink_bl(t, n1))
+			ret = -ENOENT;
+		iht_ws_unlock2(t, hk0, hk1);
 		break;
 	}
 	iht_read_unlock(t, slot);
@@ -856,6 +975,7 @@ static inline struct iht_node *iht_remove_key(struct iht_table *t,
 		struct iht_bl_head *head = iht_bucket(tb, hk);
 		struct iht_node *p;
 
+		iht_ws_lock(t, hk);
 		iht_bl_lock(head);
 		for (p = iht_bl_first_locked(head); p;
 		     p = atomic_load_explicit(&p->next, memory_order_relaxed)) {
@@ -868,6 +988,7 @@ static inline struct iht_node *iht_remove_key(struct iht_table *t,
 			}
 		}
 		iht_bl_unlock(head);
+		iht_ws_unlock(t, hk);
 	}
 	iht_read_unlock(t, slot);
 	if (found)
@@ -877,26 +998,134 @@ static inline struct iht_node *iht_remove_key(struct iht_table *t,
 
 /* Move node @n to the bucket of @key (ip_vs_conn_rehash() for a conn
  * whose client port became known, IP_VS_CONN_F_NO_CPORT): unlink by the
- * saved hash_key, then link under the new key into the newest array.  The
- * entry count does not change.  Between the two steps a lookup may miss
- * the node, as in the kernel (unhash + hash).  Context as iht_unlink.
- * Returns 0 or -ENOENT. */
+ * saved hash_key, then link under the new key into the newest array, as
+ * one writer step: under the old bucket's seqcount writer section (its
+ * stripe spinlock, as a resize move), so that a lookup that was walking
+ * the old bucket -- possibly standing on @n when it left for its new chain
+ * -- walks it again instead of missing an entry, and with writer stripes
+ * under the old and the new position's stripes (increasing index order).
+ * The entry count does not change.  Context as iht_unlink.  Returns 0 or
+ * -ENOENT. */
 static inline int iht_rehash(struct iht_table *t, struct iht_node *n,
 			     const void *key, iht_key_hash_fn khash, void *ctx)
 {
-	int ret = iht_unlink(t, n, 0);
+	unsigned int slot = iht_read_lock(t);
+	int ret;
 
-	if (!ret)
-		iht_insert(t, n, key, khash, ctx, 0);
+	for (;;) {
+		uint32_t old = atomic_load_explicit(&n->hash_key,
+						    memory_order_acquire);
+		struct iht_tbl *otb = iht_first_tbl(t), *tb;
+		struct iht_spinlock *sl;
+		iht_seqcount *sc;
+		uint32_t hk;
+		struct iht_bl_head *head;
+
+		if (!iht_same_table(otb, old) && iht_next_tbl(otb))
+			otb = iht_next_tbl(otb);
+		sl = otb->nlocks ? &otb->lock[old & otb->lock_mask] : NULL;
+		sc = iht_seqc(otb, old);
+		tb = iht_newest_tbl(t);
+		hk = iht_build_hash_key(tb, khash(key, &tb->hash_key, ctx));
+		head = iht_bucket(tb, hk);
+		if (sl) {
+			iht_spin_lock(sl);
+			iht_write_seqcount_begin(sc);
+		}
+		iht_ws_lock2(t, old, hk);
+		if (atomic_load(&n->hash_key) != old) {	/* a move won */
+			iht_ws_unlock2(t, old, hk);
+			if (sl) {
+				iht_write_seqcount_end(sc);
+				iht_spin_unlock(sl);
+			}
+			continue;
+		}
+		ret = __iht_unlink_bl(t, n);
+		if (!ret) {
+			atomic_store_explicit(&n->hash_key, hk,
+					      memory_order_relaxed);
+			iht_bl_lock(head);
+			iht_bl_add_head_locked(head, n);
+			iht_bl_unlock(head);
+		}
+		iht_ws_unlock2(t, old, hk);
+		if (sl) {
+			iht_write_seqcount_end(sc);
+			iht_spin_unlock(sl);
+		}
+		break;
+	}
+	iht_read_unlock(t, slot);
 	return ret;
 }
 
 /* ------------------------------------------------------------ resize */
 
+/* Move node @n from bucket @head (locked) to @nt's bucket for @hk, under
+ * that bucket's lock (OLD BEFORE NEW): the step every resize move makes. */
+static inline void iht_move_node_locked(struct iht_bl_head *head,
+					struct iht_node *n,
+					struct iht_tbl *nt, uint32_t hk)
+{
+	struct iht_bl_head *h2 = iht_bucket(nt, hk);
+
+	iht_bl_lock(h2);
+	iht_bl_del_locked(head, n);
+	atomic_store_explicit(&n->hash_key, hk, memory_order_relaxed);
+	iht_bl_add_head_locked(h2, n);
+	iht_bl_unlock(h2);
+}
+
+/* One move of the first entry of old bucket @head to @nt with writer
+ * stripes: peek the entry and its new hash under the old bucket lock,
+ * drop it, take the old and the new position's stripes (increasing index
+ * order: a stripe is never taken while a bucket lock is held), re-lock
+ * and check nothing changed meanwhile (the owner may have unlinked or
+ * re-keyed the entry), then move it under old-then-new bucket locks.
+ * Context: as iht_move_all, inside the bucket's seqcount writer section.
+ * Returns 1 when an entry moved, 0 when the bucket is empty. */
+static inline int iht_move_one_striped(struct iht_table *t,
+				       struct iht_bl_head *head,
+				       struct iht_tbl *nt)
+{
+	for (;;) {
+		struct iht_node *n;
+		uint32_t hk_old, hk;
+
+		iht_bl_lock(head);
+		n = iht_bl_first_locked(head);
+		if (!n) {
+			iht_bl_unlock(head);
+			return 0;
+		}
+		hk_old = atomic_load_explicit(&n->hash_key,
+					      memory_order_relaxed);
+		hk = iht_build_hash_key(nt, t->node_hash(n, &nt->hash_key,
+							 t->ctx));
+		iht_bl_unlock(head);
+		iht_ws_lock2(t, hk_old, hk);
+		iht_bl_lock(head);
+		if (iht_bl_first_locked(head) == n &&
+		    atomic_load_explicit(&n->hash_key,
+					 memory_order_relaxed) == hk_old &&
+		    iht_build_hash_key(nt, t->node_hash(n, &nt->hash_key,
+							t->ctx)) == hk) {
+			iht_move_node_locked(head, n, nt, hk);
+			iht_bl_unlock(head);
+			iht_ws_unlock2(t, hk_old, hk);
+			return 1;
+		}
+		iht_bl_unlock(head);
+		iht_ws_unlock2(t, hk_old, hk);	/* changed meanwhile: again */
+	}
+}
+
 /* Move every entry of @old into @nt (the body of conn_resize_work_handler).
  * Per bucket: stripe lock, seqcount writer section, old bucket lock, then
  * for each of at most IHT_MOVE_LIMIT entries the new bucket's lock (OLD
- * BEFORE NEW); repeat the bucket until it is empty.
+ * BEFORE NEW); repeat the bucket until it is empty.  With writer stripes
+ * each entry moves on its own (iht_move_one_striped).
  * Context: resize_lock held, outside a read-side section, and a grace
  * period has passed since @nt was linked (no insert still targets @old). */
 static inline void iht_move_all(struct iht_table *t, struct iht_tbl *old,
@@ -911,27 +1140,31 @@ static inline void iht_move_all(struct iht_table *t, struct iht_tbl *old,
 			&old->lock[b & old->lock_mask] : NULL;
 		int limit;
 
-		while (!iht_bl_empty(head)) {
+		while (t->ws && !iht_bl_empty(head)) {
+			if (sl)
+				iht_spin_lock(sl);
+			iht_write_seqcount_begin(sc);
+			for (limit = 0; limit < IHT_MOVE_LIMIT &&
+			     iht_move_one_striped(t, head, nt); limit++)
+				;
+			moved += (uint64_t)limit;
+			iht_write_seqcount_end(sc);
+			if (sl)
+				iht_spin_unlock(sl);
+		}
+		while (!t->ws && !iht_bl_empty(head)) {
 			if (sl)
 				iht_spin_lock(sl);
 			iht_write_seqcount_begin(sc);
 			iht_bl_lock(head);
 			for (limit = 0; limit < IHT_MOVE_LIMIT; limit++) {
 				struct iht_node *n = iht_bl_first_locked(head);
-				struct iht_bl_head *h2;
-				uint32_t hk;
 
 				if (!n)
 					break;
-				hk = iht_build_hash_key(nt,
-					t->node_hash(n, &nt->hash_key, t->ctx));
-				h2 = iht_bucket(nt, hk);
-				iht_bl_lock(h2);
-				iht_bl_del_locked(head, n);
-				atomic_store_explicit(&n->hash_key, hk,
-						      memory_order_relaxed);
-				iht_bl_add_head_locked(h2, n);
-				iht_bl_unlock(h2);
+				iht_move_node_locked(head, n, nt,
+					iht_build_hash_key(nt, t->node_hash(n,
+						&nt->hash_key, t->ctx)));
 			}
 			moved += (uint64_t)limit;
 			iht_bl_unlock(head);

@@ -1,0 +1,208 @@
+"""Multi-core datapath benchmark (issue 8): flow cache off/on over four
+workloads at conn_lfactor -3, 0, +3, and scaling of the multi-threaded
+replay from 1 to 2 workers with writer stripes vs one global lock.
+
+    python bench/bench_multicore.py [--flows 100000] [--pkts 1000000]
+                                    [--part cache|scaling|all] [--reps 3]
+
+Every ratio is taken within one run (same process, same minute): the
+machine is shared, so absolute packets/s move from run to run; the load
+average is printed first.  Best of --reps runs per cell.
+"""
+import argparse
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # idle BLAS threads spin
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np
+
+import ipvs_py
+from ipvs_py import multicore
+from ipvs_py._core import conntab
+from ipvs_py.packets import PacketBatch
+from ipvs_py.workload import generators as g
+
+VIP = "192.0.2.1"
+
+
+def make_net(lfactor=0, sched="mh", stripes=8, flow_cache=0, min_load=4.0,
+             admit=0.1):
+    net = ipvs_py.Netns(conn_tab_bits=20)
+    net.sysctl["conn_lfactor"] = lfactor
+    net.restore(f"-A -t {VIP}:80 -s {sched}\n" + "".join(
+        f"-a -t {VIP}:80 -r 10.0.1.{i}:80 -m\n" for i in range(1, 9)))
+    multicore.configure(net, stripes=stripes, flow_cache=flow_cache,
+                        min_load=min_load, admit=admit)
+    return net
+
+
+def workloads(flows, pkts):
+    """The four traffic shapes of the issue, ~``pkts`` packets each."""
+    span = pkts / 100_000.0                    # seconds at 100 kpps
+    slow_n = flows // 5
+    slow = g.long_short_mix(slow_n, 0, duration=span, long_interval=1.0,
+                            seed=4)            # 1 pkt/s per slow flow
+    trains = g.bursty(max(1, (pkts - len(slow)) // 16), mean_train=16,
+                      rate=(pkts - len(slow)) / 16 / span, seed=5)
+    return {
+        "uniform": g.uniform(pkts, flows, seed=1),
+        "zipf1.1": g.zipf(pkts, flows, s=1.1, seed=2),
+        "bursty": g.bursty(pkts // 16, mean_train=16,
+                           rate=pkts / 16 / span, seed=3),
+        "trains+slow": PacketBatch.concat([trains, slow]),
+    }
+
+
+def best(fn, reps):
+    out = None
+    for _ in range(reps):
+        r = fn()
+        if out is None or r[0] < out[0]:
+            out = r
+    return out
+
+
+def run_cache(a):
+    print(f"\n## Flow cache ({a.flows} flows, ~{a.pkts} packets; single "
+          f"thread; 4 entries, admit 0.1 s)")
+    print("mode: off | on = consulted only while conns > 4 x buckets "
+          "(the seed's rule) | forced = always consulted")
+    print(f"{'workload':12} {'lf':>3} {'conns/bkt':>9} {'off Mpps':>9} "
+          f"{'on Mpps':>8} {'on hit%':>7} {'forced Mpps':>11} "
+          f"{'forced hit%':>11} {'forced/off':>10}")
+    for name, b in workloads(a.flows, a.pkts).items():
+        for lf in (-3, 0, 3):
+            modes = (("off", {}), ("on", {"flow_cache": 4}),
+                     ("forced", {"flow_cache": 4, "min_load": 0.0}))
+
+            def one(kw):
+                net = make_net(lf, **kw)
+                t0 = time.perf_counter()
+                net.replay(b)
+                dt = time.perf_counter() - t0
+                e = net._path().e
+                st = conntab.flow_cache_stats(e)
+                look = st["hits"] + st["misses"] + st["bypassed"]
+                size = e.table_info()[0]
+                return dt, st["hits"] / max(1, look), e.nconns / size
+            # modes interleaved rep by rep, best of reps each: the load of
+            # the shared machine drifts, and this keeps it off the ratios
+            cells = {}
+            for _ in range(a.reps):
+                for mode, kw in modes:
+                    r = one(kw)
+                    if mode not in cells or r[0] < cells[mode][0]:
+                        cells[mode] = r
+            off, on, fo = cells["off"], cells["on"], cells["forced"]
+            mpps = lambda c: len(b) / c[0] / 1e6   # noqa: E731
+            print(f"{name:12} {lf:>3} {off[2]:>9.2f} {mpps(off):>9.2f} "
+                  f"{mpps(on):>8.2f} {100 * on[1]:>7.1f} {mpps(fo):>11.2f} "
+                  f"{100 * fo[1]:>11.1f} {off[0] / fo[0]:>10.2f}")
+
+
+def established(nflows, pkts, seed):
+    """ACKs of ``nflows`` established flows in random order."""
+    rng = np.random.default_rng(seed)
+    b = PacketBatch.empty(pkts)
+    c = b._cols
+    flow = rng.integers(0, nflows, pkts)
+    c["proto"][:] = 6
+    c["af"][:] = 2
+    ip = (0xC6120000 + (flow >> 4)).astype(">u4").view(np.uint8)
+    c["saddr"][:, :4] = ip.reshape(-1, 4)
+    c["sport"][:] = 1024 + (flow & 15)
+    c["daddr"][:, :4] = (192, 0, 2, 1)
+    c["dport"][:] = 80
+    c["tcp_flags"][:] = 0x10
+    c["time"][:] = 1.0
+    c["length"][:] = 100
+    return b
+
+
+def syns(nflows, seed):
+    b = established(nflows, nflows, seed)
+    b._cols["saddr"][:, :4] = (0xC6120000 + (np.arange(nflows) >> 4)).astype(
+        ">u4").view(np.uint8).reshape(-1, 4)
+    b._cols["sport"][:] = 1024 + (np.arange(nflows) & 15)
+    b._cols["tcp_flags"][:] = 0x02
+    b._cols["time"][:] = 0.0
+    return b
+
+
+def run_scaling(a):
+    print(f"\n## Scaling 1 -> 2 workers (mh, NAT, lfactor 0)")
+    print(f"{'workload':28} {'locks':>11} {'1w Mpps':>8} {'2w Mpps':>9} "
+          f"{'speedup':>7} {'cpu/wall':>8} {'cpu ratio':>9}")
+    est = established(a.flows, a.pkts, 7)
+    opening = syns(a.flows, 8)
+    for label, stripes in (("stripes 8", 8), ("global lock", 1)):
+        # established flows: lookups, state, timers, stats (no table
+        # writes); one net, warmed up once (the first replay after the
+        # conns were made also pays page faults of the workers' heaps)
+        net = make_net(0, stripes=stripes)
+        net.replay(opening)
+        net.replay(est, workers=2)
+
+        def est_run(workers):
+            c0, t0 = time.process_time(), time.perf_counter()
+            net.replay(est, workers=workers)
+            return time.perf_counter() - t0, time.process_time() - c0
+
+        # new conns: alloc, schedule, insert2 (two stripes) per packet;
+        # a fresh net each time (table growth and new slab pages included)
+        def new_run(workers):
+            fresh = make_net(0, stripes=stripes)
+            c0, t0 = time.process_time(), time.perf_counter()
+            fresh.replay(opening, workers=workers)
+            return time.perf_counter() - t0, time.process_time() - c0
+
+        for wname, fn, n in (("established ACKs", est_run, len(est)),
+                             ("new conns (SYN)", new_run, len(opening))):
+            r1 = r2 = (float("inf"), 0.0)
+            for _ in range(a.reps):          # interleaved: load drifts
+                r1 = min(r1, fn(1))
+                r2 = min(r2, fn(2))
+            # cpu/wall of the 2-worker run: how much of the time both
+            # threads had a CPU; cpu ratio: CPU seconds spent by 2
+            # workers / by 1 (1.0 = no cost from sharing the engine)
+            print(f"{wname:28} {label:>11} {n / r1[0] / 1e6:>8.2f} "
+                  f"{n / r2[0] / 1e6:>9.2f} {r1[0] / r2[0]:>7.2f} "
+                  f"{r2[1] / r2[0]:>8.2f} {r2[1] / r1[1]:>9.2f}")
+    # what the 2-worker times include besides the replay: sharding
+    t0 = time.perf_counter()
+    sh = conntab.shard_rows(est, 2, b"\xff" * 16)
+    np.argsort(sh.astype(np.uint8), kind="stable")
+    print(f"{'(sharding 2M rows: shard_rows + argsort)':40} "
+          f"{time.perf_counter() - t0:.3f} s")
+    # the single-threaded replay (with its bucket prefetch) for reference
+    net = make_net(0)
+    net.replay(opening)
+    t = best(lambda: (lambda t0: (net.replay(est), time.perf_counter() - t0)[1:])(
+        time.perf_counter()), a.reps)[0]
+    print(f"{'established ACKs, replay()':28} {'-':>7} {len(est) / t / 1e6:>13.2f}"
+          f"   (single-threaded path, bucket prefetch on)")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--flows", type=int, default=100_000)
+    ap.add_argument("--pkts", type=int, default=1_000_000)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--part", choices=("cache", "scaling", "all"),
+                    default="all")
+    a = ap.parse_args()
+    print("load average:", " ".join(f"{x:.2f}" for x in os.getloadavg()),
+          f"({os.cpu_count()} CPUs)")
+    if a.part in ("scaling", "all"):
+        run_scaling(a)
+    if a.part in ("cache", "all"):
+        run_cache(a)
+    print("load average after:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,211 @@
+# Multi-core datapath of ConnEngine (issue 8): writer stripes, the flow
+# cache and the multi-threaded replay (include/ipvs_mt.h).  Included by
+# conntab.pyx so that these functions reach ConnEngine's C engine; the
+# Python-facing API is ipvs_py.multicore.
+
+cdef extern from "ipvs_stripe.h" nogil:
+    enum:
+        IPVS_STRIPES_DEFAULT
+        IPVS_STRIPES_MAX
+    struct iht_stripes:
+        uint32_t n
+        uint64_t doubles
+        uint64_t same
+    int iht_stripes_init(iht_stripes *s, uint32_t n)
+    void iht_stripes_destroy(iht_stripes *s)
+
+cdef extern from "ipvs_table.h" nogil:
+    void iht_set_stripes(iht_table *t, iht_stripes *ws)
+
+cdef extern from "ipvs_flowcache.h" nogil:
+    enum:
+        IPVS_FC_DEFAULT
+        IPVS_FC_MAX
+        IPVS_FC_LOAD_ONE
+    struct ipvs_fc:
+        int n
+        int used
+        uint32_t admit
+        uint32_t min_load
+        uint64_t hits, misses, admitted, rejected, bypassed, stale
+    int ipvs_fc_init(ipvs_fc *fc, int n, uint32_t min_load, uint32_t admit)
+    void ipvs_fc_flush(ipvs_fc *fc)
+
+cdef extern from "ipvs_mt.h" nogil:
+    enum:
+        IPVS_MT_MAX_WORKERS
+    struct ipvs_mt_batch:
+        const uint8_t *saddr
+        const uint8_t *daddr
+        const uint8_t *proto
+        const uint8_t *af
+        const uint8_t *flags
+        const uint8_t *dir
+        const uint16_t *sport
+        const uint16_t *dport
+        const uint32_t *fwmark
+        const uint32_t *len
+        const uint32_t *times
+        int32_t *dest_out
+        uint8_t *action_out
+    struct ipvs_mt_stats:
+        uint64_t grace_periods, pool_grabs
+        uint64_t fc_hits, fc_misses, fc_admitted, fc_rejected, fc_bypassed
+        uint64_t fc_stale
+    uint32_t ipvs_mt_shard_of(const uint32_t *caddr, const uint32_t *mask,
+                              uint32_t nworkers)
+    # m: struct ipvs_engine * (declared later, in conntab.pyx)
+    int ipvs_mt_replay(void *m, const ipvs_mt_batch *b,
+                       const int64_t *rows, const int64_t *starts,
+                       uint32_t nworkers, const uint32_t *mask,
+                       const ipvs_fc *fc_conf, uint32_t until,
+                       ipvs_mt_stats *st)
+
+
+def set_stripes(ConnEngine eng, int n):
+    """Writer stripes of ``eng``'s conn table: ``n`` locks (a power of two,
+    1..IPVS_STRIPES_MAX; 1 is one global lock) taken in increasing index
+    order around every insert, delete, rehash and resize move; 0 turns
+    them off (the bucket bit locks alone)."""
+    if n != 0 and (n < 1 or n > IPVS_STRIPES_MAX or n & (n - 1)):
+        raise ValueError(f"stripes must be 0 or a power of two in "
+                         f"1..{IPVS_STRIPES_MAX}, got {n}")
+    iht_set_stripes(&eng.e.tab, NULL)
+    iht_stripes_destroy(&eng.stripes)
+    if n:
+        if iht_stripes_init(&eng.stripes, n) != 0:
+            raise MemoryError("stripes")
+        iht_set_stripes(&eng.e.tab, &eng.stripes)
+
+
+def stripe_info(ConnEngine eng):
+    """(stripes, double acquisitions, of which on one stripe)."""
+    return (eng.stripes.n, eng.stripes.doubles, eng.stripes.same)
+
+
+def set_flow_cache(ConnEngine eng, int entries, double min_load=4.0,
+                   int admit=0):
+    """Per-worker flow cache of ``entries`` (0 off, 1..IPVS_FC_MAX),
+    consulted while conns > ``min_load`` x buckets; a flow enters it only
+    if its previous packet came at most ``admit`` jiffies earlier."""
+    if entries < 0 or entries > IPVS_FC_MAX:
+        raise ValueError(f"flow cache entries must be 0..{IPVS_FC_MAX}, "
+                         f"got {entries}")
+    if not (0.0 <= min_load <= 1 << 20):
+        raise ValueError(f"min_load must be 0..{1 << 20}, got {min_load}")
+    if admit < 0:
+        raise ValueError(f"admit must be >= 0 jiffies, got {admit}")
+    eng.e.fc = NULL
+    if entries:
+        ipvs_fc_init(&eng.fc_conf, entries,
+                     <uint32_t>(min_load * IPVS_FC_LOAD_ONE), admit)
+        eng.e.fc = &eng.fc_conf
+    else:
+        eng.fc_conf.n = 0
+
+
+def flow_cache_stats(ConnEngine eng):
+    """Counters of the engine's own (single-thread) flow cache."""
+    cdef ipvs_fc *f = &eng.fc_conf
+    return {"entries": f.n, "hits": f.hits, "misses": f.misses,
+            "admitted": f.admitted, "rejected": f.rejected,
+            "bypassed": f.bypassed, "stale": f.stale}
+
+
+def shard_rows(batch, int nworkers, bytes mask):
+    """Worker of every row of ``batch`` (RSS by client address: source of
+    client->VIP rows, destination of replies) under the 16-byte ``mask``;
+    an int32 array."""
+    cdef const uint8_t[:, ::1] sa = np.ascontiguousarray(batch.saddr)
+    cdef const uint8_t[:, ::1] da = np.ascontiguousarray(batch.daddr)
+    cdef const uint8_t[::1] dr = np.ascontiguousarray(batch.direction)
+    cdef Py_ssize_t n = dr.shape[0], i
+    out = np.zeros(n, np.int32)
+    cdef int32_t[::1] o = out
+    cdef uint32_t m[4]
+    if len(mask) != 16:
+        raise ValueError("mask is 16 bytes")
+    if nworkers < 1 or nworkers > IPVS_MT_MAX_WORKERS:
+        raise ValueError(f"workers must be 1..{IPVS_MT_MAX_WORKERS}, "
+                         f"got {nworkers}")
+    memcpy(m, <char *>mask, 16)
+    with nogil:
+        for i in range(n):
+            o[i] = ipvs_mt_shard_of(
+                <const uint32_t *>(&da[i, 0] if dr[i] == 1 else &sa[i, 0]),
+                m, nworkers)
+    return out
+
+
+def replay_mt(ConnEngine eng, batch, times, int nworkers, bytes mask,
+              int32_t[::1] dest_out, uint8_t[::1] action_out):
+    """``eng.replay`` on ``nworkers`` threads sharing the engine (see
+    include/ipvs_mt.h).  Returns the run's statistics as a dict."""
+    cdef const uint8_t[:, ::1] sa = np.ascontiguousarray(batch.saddr)
+    cdef const uint8_t[:, ::1] da = np.ascontiguousarray(batch.daddr)
+    cdef const uint8_t[::1] proto = np.ascontiguousarray(batch.proto)
+    cdef const uint8_t[::1] af = np.ascontiguousarray(batch.af)
+    cdef const uint16_t[::1] sp = np.ascontiguousarray(batch.sport)
+    cdef const uint16_t[::1] dp = np.ascontiguousarray(batch.dport)
+    cdef const uint8_t[::1] fl = np.ascontiguousarray(batch.tcp_flags)
+    cdef const uint32_t[::1] fw = np.ascontiguousarray(batch.fwmark)
+    cdef const uint32_t[::1] ln = np.ascontiguousarray(batch.length)
+    cdef const uint8_t[::1] dr = np.ascontiguousarray(batch.direction)
+    cdef const uint32_t[::1] tm = np.ascontiguousarray(times, dtype=np.uint32)
+    cdef Py_ssize_t n = proto.shape[0]
+    cdef ipvs_mt_batch b
+    cdef ipvs_mt_stats st
+    cdef uint32_t m[4]
+    cdef int rc
+    cdef uint32_t until
+    cdef const ipvs_fc *fcc = &eng.fc_conf if eng.fc_conf.n else NULL
+    for name, col in (("daddr", da.shape[0]), ("proto", proto.shape[0]),
+                      ("af", af.shape[0]), ("sport", sp.shape[0]),
+                      ("dport", dp.shape[0]), ("tcp_flags", fl.shape[0]),
+                      ("fwmark", fw.shape[0]), ("length", ln.shape[0]),
+                      ("direction", dr.shape[0]), ("times", tm.shape[0]),
+                      ("dest_out", dest_out.shape[0]),
+                      ("action_out", action_out.shape[0])):
+        if col != n:
+            raise ValueError(f"{name} has {col} rows, saddr has {n}")
+    if n and (sa.shape[1] != 16 or da.shape[1] != 16):
+        raise ValueError("addresses are 16 raw bytes per row")
+    shard = shard_rows(batch, nworkers, mask)
+    # uint8 keys: numpy sorts them with a stable radix sort (2M rows:
+    # 24 ms vs 55 ms with int32 keys)
+    rows = np.argsort(shard.astype(np.uint8), kind="stable").astype(np.int64)
+    starts = np.zeros(nworkers + 1, np.int64)
+    starts[1:] = np.cumsum(np.bincount(shard, minlength=nworkers))
+    cdef const int64_t[::1] rv = rows
+    cdef const int64_t[::1] sv = starts
+    memcpy(m, <char *>mask, 16)
+    if n == 0:
+        return {}
+    # timers due by the latest row time have run after one thread (its
+    # clock never goes back), so after the workers too
+    until = <uint32_t>np.max(np.asarray(tm))
+    b.saddr = &sa[0, 0]
+    b.daddr = &da[0, 0]
+    b.proto = &proto[0]
+    b.af = &af[0]
+    b.flags = &fl[0]
+    b.dir = &dr[0]
+    b.sport = &sp[0]
+    b.dport = &dp[0]
+    b.fwmark = &fw[0]
+    b.len = &ln[0]
+    b.times = &tm[0]
+    b.dest_out = &dest_out[0]
+    b.action_out = &action_out[0]
+    with nogil:
+        rc = ipvs_mt_replay(&eng.e, &b, &rv[0], &sv[0], nworkers, m, fcc,
+                            until, &st)
+    if rc == -22:
+        raise ValueError("multi-core replay needs a C scheduler for every "
+                         "service (no Python scheduler callback)")
+    if rc != 0:
+        raise MemoryError("multi-core replay")
+    return {"grace_periods": st.grace_periods, "pool_grabs": st.pool_grabs,
+            "fc_hits": st.fc_hits, "fc_misses": st.fc_misses,
+            "fc_admitted": st.fc_admitted, "fc_rejected": st.fc_rejected,
+            "fc_bypassed": st.fc_bypassed, "fc_stale": st.fc_stale}

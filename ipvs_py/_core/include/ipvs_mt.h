@@ -1,0 +1,560 @@
+/* ipvs_mt.h - multi-core replay: N worker threads, one shared engine.
+ *
+ * Like RSS on a NIC, the trace is split by flow: every packet goes to the
+ * worker chosen by its CLIENT address (the source of a client->VIP packet,
+ * the destination of a reply), masked by the coarsest persistence netmask
+ * of the services (ipvs_mt_shard_of()).  Why the client address and not
+ * the 5-tuple: a persistence template is keyed by the masked client
+ * address and is read and re-armed by every conn of that client, and
+ * conn_reuse/expiry look at the conn's own history; keyed this way, a
+ * flow's packets in both directions, its template and all conns the
+ * template controls belong to one worker, so per-flow work needs no
+ * cross-worker ordering and gives the same result as one thread.
+ *
+ * Each worker runs the unchanged packet path (ipvs_conn.h) on a CLONE of
+ * the engine (struct ipvs_worker.e) whose e->mt points at what is shared:
+ *
+ *   state                     single thread     worker clone
+ *   conn table                e->tab            shared (e->mt->tab); bucket
+ *                                               bit locks + writer stripes
+ *   conn slab ids             free list/bump    shared pool under pool.lock,
+ *                                               handed out IPVS_MT_GRAB at a
+ *                                               time; a freed id is reused by
+ *                                               its worker only after a grace
+ *                                               period (another worker may
+ *                                               still be walking its node)
+ *   timer heap, clock (now)   e->heap, e->now   per worker: a conn's timers
+ *                                               only touch its own flow
+ *   dest conn counters        plain int         atomics (atomic_t in the
+ *   (active/inact/persist)                      kernel)
+ *   packet/byte/conn stats    plain u64         per worker, summed at the
+ *                                               end (the kernel's per-CPU
+ *                                               cpustats)
+ *   scheduler state           plain             one mutex per engine around
+ *                                               a decision (sched_lock)
+ *   conns/no_cport/templates  plain             per worker deltas, summed
+ *   flow cache                e->fc             one per worker
+ *   drop_rate counter         plain             per worker (order-dependent)
+ *
+ * What equals one thread exactly: conns (keys, dest, state, flags, expiry),
+ * dest/service/total counters, verdicts, whenever the scheduler's choice
+ * does not depend on the global order of new conns (sh, dh, mh with no
+ * u_thresh overload); rr/wrr/lc/... may legally choose differently, as two
+ * CPUs may in the kernel (docs/multicore.md).
+ *
+ * Locking order: pool.lock and sched_lock are leaves (nothing is taken
+ * while holding them except, for pool.lock, the mmap of a new chunk); the
+ * table's own order (ipvs_table.h) applies inside the packet path.
+ * Context: ipvs_mt_replay() runs without the GIL and returns when every
+ * worker has finished; the engine must not be used by anyone else
+ * meanwhile, and all services must have a C scheduler (no callback).
+ */
+#ifndef IPVS_PY_IPVS_MT_H
+#define IPVS_PY_IPVS_MT_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ipvs_conn.h"
+
+#define IPVS_MT_MAX_WORKERS	64
+#define IPVS_MT_GRAB		64	/* slab ids taken from the pool at once */
+#define IPVS_MT_REUSE_MIN	256	/* freed ids gathered per grace period */
+#define IPVS_MT_PF_DIST		16	/* prefetch distance (rows), as replay */
+#define IPVS_MT_PF_RING		32
+
+/* The worker of a client address: a multiplicative hash of the masked
+ * address words (@mask: 16 bytes of netmask), modulo @nworkers.  Used for
+ * both the trace rows and the conns already in the table. */
+static inline uint32_t ipvs_mt_shard_of(const uint32_t *caddr,
+					const uint32_t *mask, uint32_t nworkers)
+{
+	uint64_t h = 0;
+
+	for (int i = 0; i < 4; i++)
+		h = (h ^ (caddr[i] & mask[i])) * 0x9E3779B97F4A7C15ull;
+	return (uint32_t)((h >> 32) % nworkers);
+}
+
+/* The trace, column by column (PacketBatch), as the Cython layer holds it.
+ * Ports are host order; times are jiffies. */
+struct ipvs_mt_batch {
+	const uint8_t *saddr, *daddr;	/* n x 16 */
+	const uint8_t *proto, *af, *flags, *dir;
+	const uint16_t *sport, *dport;
+	const uint32_t *fwmark, *len, *times;
+	int32_t *dest_out;
+	uint8_t *action_out;
+};
+
+struct ipvs_mt_shared {
+	struct ipvs_engine *e;		/* the engine being cloned */
+	pthread_mutex_t pool_lock;	/* e->free_head, e->bump, e->chunks */
+	pthread_mutex_t sched_lock;
+	uint32_t chunk_cap;		/* e->chunks has room for this many */
+	const struct ipvs_mt_batch *b;
+	const struct ipvs_fc *fc_conf;	/* NULL: no flow cache */
+};
+
+/* Cache-line aligned, as are its stats arrays: workers write their own
+ * clone and stats on every packet, and two workers' data on one line
+ * made two workers slower than one (false sharing). */
+struct ipvs_worker {
+	_Alignas(64) struct ipvs_engine e;	/* the clone */
+	struct ipvs_mt_ctx ctx;
+	struct ipvs_mt_shared *sh;
+	struct ipvs_fc fc;
+	uint32_t *free_ids, *pend_ids;	/* reusable now / after a grace period */
+	size_t nfree, npend, cap_free, cap_pend;
+	const int64_t *rows;		/* this worker's rows, in trace order */
+	size_t nrows;
+	int64_t nconns0, no_cport0, ntemplates0;
+	uint64_t grace_periods, pool_grabs;
+	int oom;
+	pthread_t th;
+};
+
+static inline int ipvs_mt_push_id(uint32_t **arr, size_t *n, size_t *cap,
+				  uint32_t id)
+{
+	if (*n == *cap) {
+		size_t nc = *cap ? 2 * *cap : 256;
+		uint32_t *p = realloc(*arr, nc * sizeof(*p));
+
+		if (!p)
+			return -1;
+		*arr = p;
+		*cap = nc;
+	}
+	(*arr)[(*n)++] = id;
+	return 0;
+}
+
+/* Take up to IPVS_MT_GRAB ids from the shared engine: its free list (ids
+ * freed before the run: no reader can hold them), else fresh slots,
+ * mapping a new chunk when the last one is used up.  Context: worker,
+ * no lock held. */
+static inline void ipvs_mt_grab(struct ipvs_worker *w)
+{
+	struct ipvs_mt_shared *sh = w->sh;
+	struct ipvs_engine *e = sh->e;
+
+	pthread_mutex_lock(&sh->pool_lock);
+	while (w->nfree < IPVS_MT_GRAB) {
+		uint32_t id;
+
+		if (e->free_head != IPVS_CONN_NONE) {
+			struct ipvs_conn *c = ipvs_conn_of(e, e->free_head);
+
+			id = e->free_head;
+			e->free_head = c->dest < 0 ? IPVS_CONN_NONE
+						   : (uint32_t)c->dest;
+		} else {
+			if (e->bump == e->nslots) {
+				struct ipvs_conn *ch;
+
+				if (e->nchunks == sh->chunk_cap)
+					break;
+				ch = ipvs_chunk_map();
+				if (!ch)
+					break;
+				e->chunks[e->nchunks++] = ch;
+				e->nslots += IPVS_CONN_CHUNK;
+			}
+			id = e->bump++;
+		}
+		if (ipvs_mt_push_id(&w->free_ids, &w->nfree, &w->cap_free,
+				    id)) {
+			/* give it back: keeps the pool consistent */
+			ipvs_conn_of(e, id)->dest = e->free_head ==
+				IPVS_CONN_NONE ? -1 : (int32_t)e->free_head;
+			e->free_head = id;
+			w->oom = 1;
+			break;
+		}
+	}
+	w->pool_grabs++;
+	pthread_mutex_unlock(&sh->pool_lock);
+}
+
+/* ipvs_mt_ctx.alloc: the worker's own freed ids once a grace period has
+ * passed since they were unlinked, else ids from the pool. */
+static uint32_t ipvs_mt_alloc(struct ipvs_mt_ctx *m)
+{
+	struct ipvs_worker *w = m->pool;
+
+	if (!w->nfree && w->npend >= IPVS_MT_REUSE_MIN) {
+		/* every lookup that could stand on these nodes has ended */
+		iht_synchronize(m->tab);
+		w->grace_periods++;
+		uint32_t *t = w->free_ids;
+		size_t c = w->cap_free;
+
+		w->free_ids = w->pend_ids;
+		w->cap_free = w->cap_pend;
+		w->nfree = w->npend;
+		w->pend_ids = t;
+		w->cap_pend = c;
+		w->npend = 0;
+	}
+	if (!w->nfree)
+		ipvs_mt_grab(w);
+	if (!w->nfree)
+		return IPVS_CONN_NONE;
+	return w->free_ids[--w->nfree];
+}
+
+/* ipvs_mt_ctx.free: park the id until the next grace period. */
+static void ipvs_mt_free(struct ipvs_mt_ctx *m, uint32_t id)
+{
+	struct ipvs_worker *w = m->pool;
+
+	if (ipvs_mt_push_id(&w->pend_ids, &w->npend, &w->cap_pend, id))
+		w->oom = 1;		/* leaked until the engine dies */
+}
+
+/* Zeroed memory for @n (at least 1) items of @size, in whole cache lines
+ * of its own (no false sharing with another worker's); free() it. */
+static inline void *ipvs_mt_calloc_lines(size_t n, size_t size)
+{
+	size_t bytes = ((n ? n : 1) * size + 63) & ~(size_t)63;
+	void *p = aligned_alloc(64, bytes);
+
+	if (p)
+		memset(p, 0, bytes);
+	return p;
+}
+
+/* Build worker @w's clone of sh->e.  Context: single-threaded setup.
+ * Returns 0 or -ENOMEM. */
+static inline int ipvs_mt_worker_init(struct ipvs_worker *w,
+				      struct ipvs_mt_shared *sh)
+{
+	struct ipvs_engine *m = sh->e, *c = &w->e;
+
+	memset(w, 0, sizeof(*w));
+	w->sh = sh;
+	w->ctx.tab = &m->tab;
+	w->ctx.sched_lock = &sh->sched_lock;
+	w->ctx.alloc = ipvs_mt_alloc;
+	w->ctx.free = ipvs_mt_free;
+	w->ctx.pool = w;
+	w->ctx.dstats = ipvs_mt_calloc_lines(m->ndests,
+					     sizeof(*w->ctx.dstats));
+	w->ctx.sstats = ipvs_mt_calloc_lines(m->nsvcs,
+					     sizeof(*w->ctx.sstats));
+	if (!w->ctx.dstats || !w->ctx.sstats)
+		return -ENOMEM;
+	/* configuration and shared arrays (never the table itself) */
+	c->chunks = m->chunks;
+	c->nchunks = m->nchunks;
+	c->nslots = m->nslots;
+	c->free_head = IPVS_CONN_NONE;
+	c->bump = IPVS_CONN_NONE;	/* every id is a valid timer id */
+	c->now = m->now;
+	c->hz = m->hz;
+	memcpy(c->tcp_timeouts, m->tcp_timeouts, sizeof(c->tcp_timeouts));
+	c->udp_timeout = m->udp_timeout;
+	memcpy(c->sctp_timeouts, m->sctp_timeouts, sizeof(c->sctp_timeouts));
+	c->secure_tcp = m->secure_tcp;
+	c->conn_reuse_mode = m->conn_reuse_mode;
+	c->expire_nodest_conn = m->expire_nodest_conn;
+	c->expire_quiescent_template = m->expire_quiescent_template;
+	c->sloppy_tcp = m->sloppy_tcp;
+	c->sloppy_sctp = m->sloppy_sctp;
+	c->drop_rate = m->drop_rate;
+	c->drop_counter = m->drop_counter;
+	c->rng = m->rng;
+	memcpy(c->todrop_counter, m->todrop_counter,
+	       sizeof(c->todrop_counter));
+	c->dests = m->dests;
+	c->ndests = m->ndests;
+	c->cap_dests = m->cap_dests;
+	c->svcs = m->svcs;
+	c->nsvcs = m->nsvcs;
+	c->cap_svcs = m->cap_svcs;
+	/* no_cport gates a second lookup: start from the engine's count
+	 * (a superset of this worker's, so no lookup is skipped wrongly) */
+	c->nconns = w->nconns0 = m->nconns;
+	c->no_cport = w->no_cport0 = m->no_cport;
+	c->ntemplates = w->ntemplates0 = m->ntemplates;
+	c->mt = &w->ctx;
+	if (sh->fc_conf) {
+		ipvs_fc_init(&w->fc, sh->fc_conf->n, sh->fc_conf->min_load,
+			     sh->fc_conf->admit);
+		c->fc = &w->fc;
+	}
+	return 0;
+}
+
+/* One worker: its rows in order, as ConnEngine.replay runs all rows
+ * (timers first, then the decision), with the same three-stage bucket
+ * prefetch a few rows ahead.  Another worker may resize the table and free
+ * the bucket array the hints point into, so the hints are made and
+ * followed only inside a read-side section, and dropped whenever the
+ * current array or the resize count changed (the pair rules out an array
+ * freed and another allocated at its address).  Measured: without the
+ * prefetch one worker replayed established flows 3.4x slower than
+ * replay() (bench/bench_multicore.py). */
+static void *ipvs_mt_worker_run(void *arg)
+{
+	struct ipvs_worker *w = arg;
+	const struct ipvs_mt_batch *b = w->sh->b;
+	struct iht_table *t = w->ctx.tab;
+	struct iht_bl_head *ring[IPVS_MT_PF_RING];
+	struct iht_tbl *seen_tb = NULL;
+	uint64_t seen_rz = 0;
+	struct ipvs_pkt p;
+
+	memset(&p, 0, sizeof(p));
+	memset(ring, 0, sizeof(ring));
+	for (size_t r = 0; r < w->nrows; r++) {
+		size_t i = (size_t)w->rows[r];
+		struct ipvs_verdict v;
+		unsigned int tok = iht_read_lock(t);
+		struct iht_tbl *tb = iht_first_tbl(t);
+		uint64_t rz = iht_resizes(t);
+
+		if (tb != seen_tb || rz != seen_rz) {
+			memset(ring, 0, sizeof(ring));
+			seen_tb = tb;
+			seen_rz = rz;
+		}
+		if (!iht_next_tbl(tb)) {
+			size_t j;
+
+			if (r + IPVS_MT_PF_DIST < w->nrows) {
+				j = (size_t)w->rows[r + IPVS_MT_PF_DIST];
+				ring[(r + IPVS_MT_PF_DIST) &
+				     (IPVS_MT_PF_RING - 1)] =
+					ipvs_prefetch_bucket(&w->e, b->af[j],
+					b->proto[j],
+					(const uint32_t *)&b->saddr[j * 16],
+					__builtin_bswap16(b->sport[j]),
+					(const uint32_t *)&b->daddr[j * 16],
+					__builtin_bswap16(b->dport[j]),
+					b->dir[j]);
+			}
+			if (r + IPVS_MT_PF_DIST / 2 < w->nrows)
+				ipvs_prefetch_conn(ring[(r + IPVS_MT_PF_DIST / 2) &
+						      (IPVS_MT_PF_RING - 1)]);
+			if (r + IPVS_MT_PF_DIST / 4 < w->nrows)
+				ipvs_prefetch_next(ring[(r + IPVS_MT_PF_DIST / 4) &
+						      (IPVS_MT_PF_RING - 1)]);
+		}
+		iht_read_unlock(t, tok);
+		memcpy(p.saddr, &b->saddr[i * 16], 16);
+		memcpy(p.daddr, &b->daddr[i * 16], 16);
+		p.sport = __builtin_bswap16(b->sport[i]);
+		p.dport = __builtin_bswap16(b->dport[i]);
+		p.af = b->af[i];
+		p.protocol = b->proto[i];
+		p.flags = b->flags[i];
+		p.dir = b->dir[i];
+		p.fwmark = b->fwmark[i];
+		p.len = b->len[i];
+		v = ipvs_packet(&w->e, &p, b->times[i]);
+		b->dest_out[i] = v.dest;
+		b->action_out[i] = v.action;
+		if (iht_resize_pending(t))
+			iht_maybe_resize(t);
+	}
+	return NULL;
+}
+
+/* Hand the conns of the engine's timer heap to the workers that own their
+ * clients, so that their timers keep running during the replay. */
+static inline int ipvs_mt_split_timers(struct ipvs_engine *m,
+				       struct ipvs_worker *ws, uint32_t n,
+				       const uint32_t *mask)
+{
+	for (size_t i = 0; i < m->heap_n; i++) {
+		struct ipvs_timer_ent t = m->heap[i];
+		struct ipvs_conn *c;
+		uint32_t k = 0;
+
+		if ((t.cid & ~IPVS_TIMER_TMPL) < m->bump) {
+			c = ipvs_conn_of(m, t.cid & ~IPVS_TIMER_TMPL);
+			k = ipvs_mt_shard_of(c->caddr, mask, n);
+		}
+		if (ipvs_heap_push(&ws[k].e, t.expires, t.cid))
+			return -ENOMEM;
+	}
+	m->heap_n = 0;
+	return 0;
+}
+
+/* Add a worker's stats @s to a dest or service @d (both end with the
+ * same five counters, which are not one struct there). */
+#define IPVS_MT_ADD_STATS(d, s) do {			\
+		(d)->conns += (s)->conns;		\
+		(d)->inpkts += (s)->inpkts;		\
+		(d)->outpkts += (s)->outpkts;		\
+		(d)->inbytes += (s)->inbytes;		\
+		(d)->outbytes += (s)->outbytes;		\
+	} while (0)
+
+/* Fold worker @w back into the engine: timers, freed ids, counters and
+ * statistics; frees the worker's own memory.  Context: single-threaded,
+ * after the workers ended.  Returns 0 or -ENOMEM (a timer was lost). */
+static inline int ipvs_mt_worker_merge(struct ipvs_engine *m,
+				       struct ipvs_worker *w)
+{
+	struct ipvs_engine *c = &w->e;
+	int ret = 0;
+
+	for (size_t i = 0; i < c->heap_n; i++)
+		if (ipvs_heap_push(m, c->heap[i].expires, c->heap[i].cid))
+			ret = -ENOMEM;
+	for (int k = 0; k < 2; k++) {
+		uint32_t *ids = k ? w->pend_ids : w->free_ids;
+		size_t n = k ? w->npend : w->nfree;
+
+		for (size_t i = 0; i < n; i++) {
+			ipvs_conn_of(m, ids[i])->dest = m->free_head ==
+				IPVS_CONN_NONE ? -1 : (int32_t)m->free_head;
+			m->free_head = ids[i];
+		}
+	}
+	if (ipvs_time_before(m->now, c->now))
+		m->now = c->now;
+	m->nconns += c->nconns - w->nconns0;
+	m->no_cport += c->no_cport - w->no_cport0;
+	m->ntemplates += c->ntemplates - w->ntemplates0;
+	m->tot_conns += c->tot_conns;
+	m->tot_inpkts += c->tot_inpkts;
+	m->tot_outpkts += c->tot_outpkts;
+	m->tot_inbytes += c->tot_inbytes;
+	m->tot_outbytes += c->tot_outbytes;
+	m->allocs_failed += c->allocs_failed;
+	for (uint32_t i = 0; i < m->ndests; i++)
+		IPVS_MT_ADD_STATS(&m->dests[i], &w->ctx.dstats[i]);
+	for (uint32_t i = 0; i < m->nsvcs; i++)
+		IPVS_MT_ADD_STATS(&m->svcs[i], &w->ctx.sstats[i]);
+	return ret;
+}
+
+static inline void ipvs_mt_worker_free(struct ipvs_worker *w)
+{
+	free(w->e.heap);
+	free(w->free_ids);
+	free(w->pend_ids);
+	free(w->ctx.dstats);
+	free(w->ctx.sstats);
+	w->e.heap = NULL;
+	w->free_ids = w->pend_ids = NULL;
+	w->ctx.dstats = w->ctx.sstats = NULL;
+}
+
+/* Statistics of one run (for benchmarks and tests). */
+struct ipvs_mt_stats {
+	uint64_t grace_periods, pool_grabs;
+	uint64_t fc_hits, fc_misses, fc_admitted, fc_rejected, fc_bypassed,
+		 fc_stale;
+};
+
+/* Replay @b on @nworkers threads; worker k takes rows
+ * @rows[@starts[k]..@starts[k+1]) in that order.  @mask: the shard mask
+ * the rows were split with (for the conns already in the table).
+ * @fc_conf: flow cache settings for every worker, or NULL.  @until: the
+ * last row's time; timers due by then have run on return, as after a
+ * single-threaded replay.  Returns 0, -EINVAL (a service needs the
+ * Python scheduler, or bad @nworkers), -ENOMEM (the engine is unchanged
+ * if setup failed; after the run a conn that could not be allocated is
+ * counted in allocs_failed as on one thread). */
+static inline int ipvs_mt_replay(struct ipvs_engine *m,
+				 const struct ipvs_mt_batch *b,
+				 const int64_t *rows, const int64_t *starts,
+				 uint32_t nworkers, const uint32_t *mask,
+				 const struct ipvs_fc *fc_conf, uint32_t until,
+				 struct ipvs_mt_stats *st)
+{
+	struct ipvs_mt_shared sh;
+	struct ipvs_worker *ws;
+	uint32_t k, started = 0;
+	int ret = 0;
+
+	if (nworkers < 1 || nworkers > IPVS_MT_MAX_WORKERS || m->mt)
+		return -EINVAL;
+	for (uint32_t i = 0; i < m->nsvcs; i++)
+		if (m->svcs[i].live && !m->svcs[i].sched)
+			return -EINVAL;
+	memset(&sh, 0, sizeof(sh));
+	sh.e = m;
+	sh.b = b;
+	sh.fc_conf = fc_conf;
+	/* room for every new conn of the trace plus the grabs in flight, so
+	 * that e->chunks never moves while workers read it */
+	{
+		uint64_t need = (uint64_t)m->bump + (uint64_t)starts[nworkers] +
+			(uint64_t)nworkers * IPVS_MT_GRAB;
+		uint32_t cap = (uint32_t)((need >> IPVS_CONN_CHUNK_SHIFT) + 2);
+		struct ipvs_conn **nc;
+
+		if (cap < m->nchunks)
+			cap = m->nchunks;
+		nc = realloc(m->chunks, (size_t)cap * sizeof(*nc));
+		if (!nc)
+			return -ENOMEM;
+		m->chunks = nc;
+		sh.chunk_cap = cap;
+	}
+	ws = ipvs_mt_calloc_lines(nworkers, sizeof(*ws));
+	if (!ws)
+		return -ENOMEM;
+	pthread_mutex_init(&sh.pool_lock, NULL);
+	pthread_mutex_init(&sh.sched_lock, NULL);
+	for (k = 0; k < nworkers && !ret; k++) {
+		ret = ipvs_mt_worker_init(&ws[k], &sh);
+		ws[k].rows = rows + starts[k];
+		ws[k].nrows = (size_t)(starts[k + 1] - starts[k]);
+	}
+	if (!ret)
+		ret = ipvs_mt_split_timers(m, ws, nworkers, mask);
+	if (ret) {
+		/* setup failed: the engine's heap is still whole (split
+		 * empties it only on success); change nothing */
+		for (k = 0; k < nworkers; k++)
+			ipvs_mt_worker_free(&ws[k]);
+		goto out;
+	}
+	for (k = 1; k < nworkers; k++) {
+		if (pthread_create(&ws[k].th, NULL, ipvs_mt_worker_run, &ws[k]))
+			break;
+		started++;
+	}
+	ipvs_mt_worker_run(&ws[0]);
+	for (k = 1; k <= started; k++)
+		pthread_join(ws[k].th, NULL);
+	for (k = started + 1; k < nworkers; k++)	/* no thread: run here */
+		ipvs_mt_worker_run(&ws[k]);
+	memset(st, 0, sizeof(*st));
+	for (k = 0; k < nworkers; k++) {
+		if (ipvs_mt_worker_merge(m, &ws[k]))
+			ret = -ENOMEM;
+		st->grace_periods += ws[k].grace_periods;
+		st->pool_grabs += ws[k].pool_grabs;
+		st->fc_hits += ws[k].fc.hits;
+		st->fc_misses += ws[k].fc.misses;
+		st->fc_admitted += ws[k].fc.admitted;
+		st->fc_rejected += ws[k].fc.rejected;
+		st->fc_bypassed += ws[k].fc.bypassed;
+		st->fc_stale += ws[k].fc.stale;
+		if (ws[k].oom)
+			ret = -ENOMEM;
+		ipvs_mt_worker_free(&ws[k]);
+	}
+	/* the workers ran their timers up to their own last packet: bring
+	 * every conn to the trace's end, as one thread would have */
+	ipvs_run_timers(m, until);
+out:
+	pthread_mutex_destroy(&sh.pool_lock);
+	pthread_mutex_destroy(&sh.sched_lock);
+	free(ws);
+	return ret;
+}
+
+#endif /* IPVS_PY_IPVS_MT_H */

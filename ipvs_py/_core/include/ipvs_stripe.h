@@ -1,0 +1,111 @@
+/* ipvs_stripe.h - striped writer locks over the buckets of a table.
+ *
+ * Seed 003 (nf_conntrack's nf_conntrack_locks[], commit 93bb0ceb75be,
+ * Linux 3.18): instead of one global lock for every insert and delete, an
+ * array of N locks, lock i covering the buckets whose index is i modulo N.
+ * An operation that touches two buckets (a NAT conn's hn0 and hn1, the
+ * no-cport rehash from the old to the new position, a resize move from the
+ * old to the new array) takes both locks IN INCREASING INDEX ORDER, and
+ * only once when the indexes are equal (nf_conntrack_double_lock()), so
+ * two writers can never hold one lock each while waiting for the other.
+ *
+ * The IPVS 2026 series keeps the same idea for its conn table: a small
+ * array of min(8, ...) spinlocks next to the per-bucket bit locks
+ * (ARCHITECTURE.md "Locks"); the default here is that 8.  N = 1 is the
+ * single global lock the seed starts from, kept for comparison
+ * (bench/bench_multicore.py).
+ *
+ * The stripe index is taken from the low bits of a node's hash_key (the
+ * bucket index is hash_key & (size - 1) and N never exceeds the smallest
+ * table, so a stripe covers whole buckets in every array).
+ *
+ * Locking order: a stripe lock is taken BEFORE any bucket bit lock, and
+ * after the resizer's seqcount stripe lock (see ipvs_table.h); never two
+ * stripes out of order.
+ */
+#ifndef IPVS_PY_IPVS_STRIPE_H
+#define IPVS_PY_IPVS_STRIPE_H
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "bitlock.h"
+
+#define IPVS_STRIPES_DEFAULT	8	/* the kernel's conn table */
+#define IPVS_STRIPES_MAX	256	/* = 1 << IHT_BITS_MIN (smallest array) */
+
+struct iht_stripes {
+	struct iht_spinlock *l;		/* cache-line padded */
+	uint32_t n, mask;
+	_Atomic uint64_t doubles;	/* two-stripe acquisitions (statistics) */
+	_Atomic uint64_t same;		/* ... of which both on one stripe */
+};
+
+/* Allocate @n stripes (a power of two, 1..IPVS_STRIPES_MAX).
+ * Returns 0, -EINVAL (bad @n) or -ENOMEM.  Context: setup. */
+static inline int iht_stripes_init(struct iht_stripes *s, uint32_t n)
+{
+	if (n < 1 || n > IPVS_STRIPES_MAX || (n & (n - 1)))
+		return -EINVAL;
+	s->l = aligned_alloc(64, (size_t)n * sizeof(*s->l));
+	if (!s->l)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < n; i++)
+		atomic_init(&s->l[i].w, 0);
+	s->n = n;
+	s->mask = n - 1;
+	atomic_init(&s->doubles, 0);
+	atomic_init(&s->same, 0);
+	return 0;
+}
+
+static inline void iht_stripes_destroy(struct iht_stripes *s)
+{
+	free(s->l);
+	s->l = NULL;
+	s->n = 0;
+}
+
+/* Stripe of a node or key whose hash_key is @hk. */
+static inline uint32_t iht_stripe_of(const struct iht_stripes *s, uint32_t hk)
+{
+	return hk & s->mask;
+}
+
+static inline void iht_stripe_lock(struct iht_stripes *s, uint32_t i)
+{
+	iht_spin_lock(&s->l[i]);
+}
+
+static inline void iht_stripe_unlock(struct iht_stripes *s, uint32_t i)
+{
+	iht_spin_unlock(&s->l[i]);
+}
+
+/* Take stripes @a and @b: lower index first, once when equal
+ * (nf_conntrack_double_lock()).  Context: no stripe or bucket lock held. */
+static inline void iht_stripe_lock2(struct iht_stripes *s, uint32_t a,
+				    uint32_t b)
+{
+	atomic_fetch_add_explicit(&s->doubles, 1, memory_order_relaxed);
+	if (a == b) {
+		atomic_fetch_add_explicit(&s->same, 1, memory_order_relaxed);
+		iht_stripe_lock(s, a);
+		return;
+	}
+	iht_stripe_lock(s, a < b ? a : b);
+	iht_stripe_lock(s, a < b ? b : a);
+}
+
+/* Release what iht_stripe_lock2(@a, @b) took (reverse order). */
+static inline void iht_stripe_unlock2(struct iht_stripes *s, uint32_t a,
+				      uint32_t b)
+{
+	if (a != b)
+		iht_stripe_unlock(s, a < b ? b : a);
+	iht_stripe_unlock(s, a < b ? a : b);
+}
+
+#endif /* IPVS_PY_IPVS_STRIPE_H */

@@ -1,0 +1,231 @@
+"""Multi-threaded replay (ipvs_mt.h) against the single-threaded replay of
+the same trace on a fresh Netns.
+
+Exact equality (every conn with its dest, state, flags, expiry and
+template; every dest/service/total counter; every verdict) for the hash
+schedulers sh, dh, mh, whose choice does not depend on the order of new
+conns.  For rr and wlc only what is order-independent must agree
+(docs/multicore.md): the conns' keys, states and expiries, the totals and
+the sums over dests.  Real threads: the workers run in C without the GIL.
+"""
+import ipaddress
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import ipvs_py
+from ipvs_py import multicore
+from ipvs_py.packets import PacketBatch
+from ipvs_py.workload import generators
+
+VIP1, VIP2, VIP3 = "192.0.2.1", "192.0.2.2", "192.0.2.3"
+RS = [f"10.0.0.{i}" for i in range(1, 6)]
+S, A, F, R = 0x02, 0x10, 0x01, 0x04
+
+
+def make_net(sched="sh", fwd="-m", persistent=True, stripes=8,
+             flow_cache=0):
+    """Three services: VIP1:80 persistent (/24) with ``sched``, VIP2:80
+    with ``sched``, VIP3:53/udp with ``sched``; five dests each."""
+    net = ipvs_py.Netns(conn_tab_bits=14)
+    p = " -p 300 -M 255.255.255.0" if persistent else ""
+    lines = [f"-A -t {VIP1}:80 -s {sched}{p}", f"-A -t {VIP2}:80 -s {sched}",
+             f"-A -u {VIP3}:53 -s {sched}"]
+    for i, rs in enumerate(RS):
+        lines += [f"-a -t {VIP1}:80 -r {rs}:8080 {fwd} -w {i + 1}",
+                  f"-a -t {VIP2}:80 -r {rs}:8081 {fwd} -w {i + 1}",
+                  f"-a -u {VIP3}:53 -r {rs}:5353 {fwd} -w 1"]
+    net.restore("\n".join(lines) + "\n")
+    multicore.configure(net, stripes=stripes, flow_cache=flow_cache,
+                        min_load=0.0, admit=1.0)
+    return net
+
+
+def trace(seed, n=3000, replies=True, span=2500.0):
+    """Random packets: 60 clients in three /24s (so templates are shared),
+    few client ports (so conns are reused), SYN/ACK/FIN/RST mixes, UDP,
+    replies from the real servers, and gaps long enough for timers to
+    expire conns and templates in the middle of the trace."""
+    rng = np.random.default_rng(seed)
+    nets = [int(ipaddress.IPv4Address(f"198.18.{k}.0")) for k in range(3)]
+    clients = np.array([nets[i % 3] + 1 + i // 3 for i in range(60)],
+                       np.uint32)
+    ci = rng.integers(0, 60, n)
+    caddr = clients[ci]
+    cport = rng.integers(1000, 1012, n).astype(np.uint16)
+    svc = rng.integers(0, 3, n)
+    vaddr = np.array([int(ipaddress.IPv4Address(v))
+                      for v in (VIP1, VIP2, VIP3)], np.uint32)[svc]
+    vport = np.array([80, 80, 53], np.uint16)[svc]
+    proto = np.where(svc == 2, 17, 6).astype(np.uint8)
+    flags = rng.choice(np.array([S, A, A, A, F | A, R, S | A], np.uint8), n)
+    gaps = rng.exponential(span / n, n)
+    gaps[rng.random(n) < 0.01] += 200.0          # let timers fire
+    times = np.cumsum(gaps)
+    out = np.zeros(n, np.uint8)
+    if replies:
+        out = (rng.random(n) < 0.3).astype(np.uint8)
+    rs = np.array([int(ipaddress.IPv4Address(r)) for r in RS],
+                  np.uint32)[rng.integers(0, 5, n)]
+    rport = np.array([8080, 8081, 5353], np.uint16)[svc]
+    saddr = np.where(out == 1, rs, caddr)
+    daddr = np.where(out == 1, caddr, vaddr)
+    sport = np.where(out == 1, rport, cport).astype(np.uint16)
+    dport = np.where(out == 1, cport, vport).astype(np.uint16)
+    return PacketBatch.from_columns(proto=proto, saddr=saddr, sport=sport,
+                                    daddr=daddr, dport=dport,
+                                    tcp_flags=flags, time=times,
+                                    direction=out, length=100)
+
+
+def snapshot(net):
+    """Everything a replay leaves behind, without slab ids (a template is
+    named by its key)."""
+    path = net._path()
+    e = path.e
+    rows = e.conns()
+    key = {r[0]: r[1:9] for r in rows}
+    # engine dest/service ids follow the service table's walk order,
+    # which differs between two Netns (random hash keys): name them
+    dname = [(str(d.addr), d.port, d.svc.port if hasattr(d, "svc") else 0)
+             for d in path._dests]
+    sname = [(str(s.addr), s.port, s.protocol) for s in path._svcs]
+    conns = sorted(r[1:12] + (dname[r[12]] if r[12] >= 0 else None,
+                              key.get(r[13]), r[14], r[15]) for r in rows)
+    return {
+        "conns": conns,
+        "dests": sorted(zip(dname, map(e.dest_counters,
+                                       range(len(dname))))),
+        "svcs": sorted(zip(sname, map(e.svc_counters,
+                                      range(len(sname))))),
+        "tot": e.tot_counters(),
+        "n": (e.nconns, e.ntemplates, e.no_cport),
+        "now": e.now,
+        # lines, not order: both texts follow hash-table walk order; the
+        # header's size=N is left out: the table grows when the number
+        # of conns peaks, and how high it peaks depends on how far each
+        # worker's clock had run (docs/multicore.md)
+        "texts": (sorted(net.list_text(stats=True).splitlines()[1:]),
+                  sorted(net.proc_ip_vs_conn().splitlines())),
+    }
+
+
+def run(batch, workers, **kw):
+    net = make_net(**kw)
+    res = net.replay(batch, workers=workers)
+    return net, res
+
+
+@pytest.mark.parametrize("sched", ["sh", "dh", "mh"])
+@pytest.mark.parametrize("workers", [1, 2, 3, 4])
+def test_hash_schedulers_equal_single_thread_exactly(sched, workers):
+    batch = trace(seed=workers * 7 + len(sched))
+    one, r1 = run(batch, None, sched=sched)
+    many, rn = run(batch, workers, sched=sched)
+    assert list(r1.dest) == list(rn.dest)
+    assert np.array_equal(r1.codes, rn.codes)
+    a, b = snapshot(one), snapshot(many)
+    assert a["conns"], "trace made no conns"
+    assert any(c[9] & 0x1000 for c in a["conns"]), "no templates"
+    assert a == b
+
+
+@pytest.mark.parametrize("stripes", [0, 1, 8, 256])
+@pytest.mark.parametrize("flow_cache", [0, 4])
+def test_switches_do_not_change_results(stripes, flow_cache):
+    batch = trace(seed=11)
+    one, r1 = run(batch, None, sched="mh")
+    many, rn = run(batch, 2, sched="mh", stripes=stripes,
+                   flow_cache=flow_cache)
+    assert list(r1.dest) == list(rn.dest)
+    assert snapshot(one) == snapshot(many)
+
+
+def test_flow_cache_hits_in_the_workers_and_changes_nothing():
+    batch = generators.bursty(300, mean_train=16, seed=5)
+    one, r1 = run(batch, None, sched="sh")
+    many, rn = run(batch, 2, sched="sh", flow_cache=4)
+    st = many._path().mt_stats
+    assert st["fc_hits"] > len(batch) // 2 and st["fc_admitted"] > 0
+    assert list(r1.dest) == list(rn.dest)
+    assert snapshot(one) == snapshot(many)
+
+
+@pytest.mark.parametrize("sched", ["rr", "wlc"])
+def test_order_dependent_schedulers_agree_on_order_free_results(sched):
+    # DR conns (no replies) so that per-flow state does not depend on
+    # which dest was picked; templates off: rr may pick differently
+    batch = trace(seed=3, replies=False)
+    one, r1 = run(batch, None, sched=sched, fwd="-g", persistent=False)
+    many, rn = run(batch, 2, sched=sched, fwd="-g", persistent=False)
+    a, b = snapshot(one), snapshot(many)
+
+    def flows(s):      # key, state, flags without dest bits, expiry
+        return sorted(c[:8] + (c[8], c[9] & ~0x0100, c[10]) for c in s)
+
+    assert [c[:6] + c[8:9] + c[10:11] for c in a["conns"]] == \
+        [c[:6] + c[8:9] + c[10:11] for c in b["conns"]]
+    assert a["tot"] == b["tot"] and a["svcs"] == b["svcs"]
+    assert a["n"] == b["n"]
+    for k in (0, 1, 2, 3, 5, 6, 7, 8, 9):    # sums over dests (not flags)
+        assert sum(d[1][k] for d in a["dests"]) == \
+            sum(d[1][k] for d in b["dests"])
+    assert np.array_equal(r1.codes, rn.codes)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), workers=st.integers(1, 4),
+       sched=st.sampled_from(["sh", "dh", "mh"]),
+       n=st.integers(1, 1500))
+def test_property_mt_equals_single_thread(seed, workers, sched, n):
+    batch = trace(seed, n=n, span=n * 0.8)
+    one, r1 = run(batch, None, sched=sched)
+    many, rn = run(batch, workers, sched=sched)
+    assert list(r1.dest) == list(rn.dest)
+    assert np.array_equal(r1.codes, rn.codes)
+    assert snapshot(one) == snapshot(many)
+
+
+def test_second_replay_continues_from_first():
+    # conns, templates and timers made by a multi-threaded run are handed
+    # to the next run's workers (and to a single-threaded run) correctly
+    batch = trace(seed=21, n=2000)
+    half = len(batch) // 2
+    idx1, idx2 = np.arange(half), np.arange(half, len(batch))
+    one = make_net()
+    one.replay(batch.take(idx1)) if hasattr(batch, "take") else None
+    if not hasattr(batch, "take"):
+        pytest.skip("PacketBatch has no take()")
+    one.replay(batch.take(idx2))
+    many = make_net()
+    many.replay(batch.take(idx1), workers=3)
+    many.replay(batch.take(idx2), workers=2)
+    assert snapshot(one) == snapshot(many)
+
+
+def test_python_scheduler_is_refused_with_a_clear_error():
+    net = ipvs_py.Netns()
+    net.restore(f"-A -t {VIP1}:80 -s lblc\n-a -t {VIP1}:80 -r {RS[0]}:80 -m\n")
+    batch = trace(seed=1, n=50)
+    with pytest.raises(ValueError, match="C scheduler"):
+        net.replay(batch, workers=2)
+    assert net._path().e.nconns == 0          # nothing half-applied
+
+
+@pytest.mark.parametrize("bad", [0, 65, -1])
+def test_bad_worker_count(bad):
+    net = make_net()
+    with pytest.raises(ValueError, match="workers"):
+        net.replay(trace(seed=1, n=10), workers=bad)
+
+
+def test_stripes_default_off_single_threaded_eight_for_workers():
+    from ipvs_py._core import conntab
+    net = ipvs_py.Netns()
+    net.restore(f"-A -t {VIP2}:80 -s mh\n-a -t {VIP2}:80 -r {RS[0]}:80 -m\n")
+    net.replay(trace(seed=2, n=20))
+    assert conntab.stripe_info(net._path().e)[0] == 0
+    net.replay(trace(seed=3, n=20), workers=2)
+    assert conntab.stripe_info(net._path().e)[0] == 8
+    assert net._path().datapath["stripes"] == 8
