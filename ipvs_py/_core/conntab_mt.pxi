@@ -200,6 +200,11 @@ def replay_mt(ConnEngine eng, batch, times, int nworkers, bytes mask,
     with nogil:
         rc = ipvs_mt_replay(&eng.e, &b, &rv[0], &sv[0], nworkers, m, fcc,
                             until, &st)
+    if eng._events != NULL:
+        # worker clones start from zeroed engines and record no session
+        # events: count the run as lost events, so the reader
+        # (ipvs_py.bpf.feed) resyncs from a table walk at its next drain
+        eng._events.lost += 1
     if rc == -22:
         raise ValueError("multi-core replay needs a C scheduler for every "
                          "service (no Python scheduler callback)")
