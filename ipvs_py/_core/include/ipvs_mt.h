@@ -360,7 +360,7 @@ static void *ipvs_mt_worker_run(void *arg)
 		b->dest_out[i] = v.dest;
 		b->action_out[i] = v.action;
 		if (iht_resize_pending(t))
-			iht_maybe_resize(t);
+			iht_try_maybe_resize(t);	/* busy: later */
 	}
 	return NULL;
 }
@@ -548,8 +548,11 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 		ipvs_mt_worker_free(&ws[k]);
 	}
 	/* the workers ran their timers up to their own last packet: bring
-	 * every conn to the trace's end, as one thread would have */
+	 * every conn to the trace's end, as one thread would have; and do a
+	 * resize a worker left for later (iht_try_maybe_resize) */
 	ipvs_run_timers(m, until);
+	if (iht_resize_pending(&m->tab))
+		iht_maybe_resize(&m->tab);
 out:
 	pthread_mutex_destroy(&sh.pool_lock);
 	pthread_mutex_destroy(&sh.sched_lock);
