@@ -93,7 +93,7 @@ struct ipvs_mt_batch {
 struct ipvs_mt_shared {
 	struct ipvs_engine *e;		/* the engine being cloned */
 	pthread_mutex_t pool_lock;	/* e->free_head, e->bump, e->chunks */
-	pthread_mutex_t sched_lock;
+	struct iht_spinlock sched_lock;
 	uint32_t chunk_cap;		/* e->chunks has room for this many */
 	const struct ipvs_mt_batch *b;
 	const struct ipvs_fc *fc_conf;	/* NULL: no flow cache */
@@ -506,7 +506,7 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 	if (!ws)
 		return -ENOMEM;
 	pthread_mutex_init(&sh.pool_lock, NULL);
-	pthread_mutex_init(&sh.sched_lock, NULL);
+	atomic_init(&sh.sched_lock.w, 0);
 	for (k = 0; k < nworkers && !ret; k++) {
 		ret = ipvs_mt_worker_init(&ws[k], &sh);
 		ws[k].rows = rows + starts[k];
@@ -555,7 +555,6 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 		iht_maybe_resize(&m->tab);
 out:
 	pthread_mutex_destroy(&sh.pool_lock);
-	pthread_mutex_destroy(&sh.sched_lock);
 	free(ws);
 	return ret;
 }
