@@ -174,7 +174,7 @@ struct ipvs_cstats {
  * single-threaded path). */
 struct ipvs_mt_ctx {
 	struct iht_table *tab;		/* the one conn table */
-	pthread_mutex_t *sched_lock;	/* scheduler state is shared */
+	struct iht_spinlock *sched_lock;	/* scheduler state is shared */
 	struct ipvs_cstats *dstats, *sstats;	/* this worker's stats */
 	uint32_t (*alloc)(struct ipvs_mt_ctx *m);	/* a slab id */
 	void (*free)(struct ipvs_mt_ctx *m, uint32_t id);
@@ -1110,7 +1110,9 @@ static inline int32_t ipvs_schedule_dest(struct ipvs_engine *e, int si,
 
 /* The scheduler's state (rr position, mh table, copies of the counters)
  * is per service, shared by all workers: one lock around a decision, the
- * kernel's per-service sched_lock. */
+ * kernel's per-service sched_lock.  A spinlock: the decision is short, and
+ * a pthread mutex sent both workers into futex sleeps on every new conn
+ * (bench/bench_multicore.py, new conns). */
 static inline int32_t ipvs_schedule_dest_mt(struct ipvs_engine *e, int si,
 					    const struct ipvs_pkt *p)
 {
@@ -1118,9 +1120,9 @@ static inline int32_t ipvs_schedule_dest_mt(struct ipvs_engine *e, int si,
 
 	if (!e->mt)
 		return ipvs_schedule_dest(e, si, p);
-	pthread_mutex_lock(e->mt->sched_lock);
+	iht_spin_lock(e->mt->sched_lock);
 	did = ipvs_schedule_dest(e, si, p);
-	pthread_mutex_unlock(e->mt->sched_lock);
+	iht_spin_unlock(e->mt->sched_lock);
 	return did;
 }
 

@@ -93,7 +93,7 @@ struct ipvs_mt_batch {
 struct ipvs_mt_shared {
 	struct ipvs_engine *e;		/* the engine being cloned */
 	pthread_mutex_t pool_lock;	/* e->free_head, e->bump, e->chunks */
-	pthread_mutex_t sched_lock;
+	struct iht_spinlock sched_lock;
 	uint32_t chunk_cap;		/* e->chunks has room for this many */
 	const struct ipvs_mt_batch *b;
 	const struct ipvs_fc *fc_conf;	/* NULL: no flow cache */
@@ -360,7 +360,7 @@ static void *ipvs_mt_worker_run(void *arg)
 		b->dest_out[i] = v.dest;
 		b->action_out[i] = v.action;
 		if (iht_resize_pending(t))
-			iht_maybe_resize(t);
+			iht_try_maybe_resize(t);	/* busy: later */
 	}
 	return NULL;
 }
@@ -506,7 +506,7 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 	if (!ws)
 		return -ENOMEM;
 	pthread_mutex_init(&sh.pool_lock, NULL);
-	pthread_mutex_init(&sh.sched_lock, NULL);
+	atomic_init(&sh.sched_lock.w, 0);
 	for (k = 0; k < nworkers && !ret; k++) {
 		ret = ipvs_mt_worker_init(&ws[k], &sh);
 		ws[k].rows = rows + starts[k];
@@ -548,11 +548,13 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 		ipvs_mt_worker_free(&ws[k]);
 	}
 	/* the workers ran their timers up to their own last packet: bring
-	 * every conn to the trace's end, as one thread would have */
+	 * every conn to the trace's end, as one thread would have; and do a
+	 * resize a worker left for later (iht_try_maybe_resize) */
 	ipvs_run_timers(m, until);
+	if (iht_resize_pending(&m->tab))
+		iht_maybe_resize(&m->tab);
 out:
 	pthread_mutex_destroy(&sh.pool_lock);
-	pthread_mutex_destroy(&sh.sched_lock);
 	free(ws);
 	return ret;
 }

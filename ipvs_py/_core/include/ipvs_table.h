@@ -1140,13 +1140,15 @@ static inline void iht_move_all(struct iht_table *t, struct iht_tbl *old,
 			&old->lock[b & old->lock_mask] : NULL;
 		int limit;
 
+		/* with stripes, one entry per writer section: a section that
+		 * takes stripes and hashes twice per entry kept lookups of its
+		 * seqcount stripe spinning (a third of a worker's lookup time
+		 * while the table grew under new conns, perf) */
 		while (t->ws && !iht_bl_empty(head)) {
 			if (sl)
 				iht_spin_lock(sl);
 			iht_write_seqcount_begin(sc);
-			for (limit = 0; limit < IHT_MOVE_LIMIT &&
-			     iht_move_one_striped(t, head, nt); limit++)
-				;
+			limit = iht_move_one_striped(t, head, nt);
 			moved += (uint64_t)limit;
 			iht_write_seqcount_end(sc);
 			if (sl)
@@ -1221,6 +1223,22 @@ static inline int iht_resize(struct iht_table *t, int64_t size)
 	return ret;
 }
 
+/* Rebuild to iht_desired_size() unless that equals the size and the
+ * lfactor setting equals the array's.  Context: resize_lock held.
+ * Returns 1 if rebuilt, 0 if not, -ENOMEM. */
+static inline int __iht_maybe_resize_locked(struct iht_table *t)
+{
+	struct iht_tbl *tb = iht_first_tbl(t);
+	int lf = atomic_load(&t->lfactor);
+	int64_t size = iht_desired_size(1, atomic_load(&t->count), lf,
+					t->min_bits, t->max_bits, tb->size,
+					tb->lfactor);
+
+	if (size != tb->size || lf != tb->lfactor)
+		return iht_resize_locked(t, size, lf) ? -ENOMEM : 1;
+	return 0;
+}
+
 /* The resize work (conn_resize_work_handler's decision): clear the
  * request, and rebuild to iht_desired_size() unless that equals the size
  * and the lfactor setting equals the array's.  Call after a request and
@@ -1228,18 +1246,29 @@ static inline int iht_resize(struct iht_table *t, int64_t size)
  * Context: as iht_resize().  Returns 1 if rebuilt, 0 if not, -ENOMEM. */
 static inline int iht_maybe_resize(struct iht_table *t)
 {
-	struct iht_tbl *tb;
-	int64_t size;
-	int lf, ret = 0;
+	int ret;
 
 	atomic_store(&t->resize_requested, 0);
 	pthread_mutex_lock(&t->resize_lock);
-	tb = iht_first_tbl(t);
-	lf = atomic_load(&t->lfactor);
-	size = iht_desired_size(1, atomic_load(&t->count), lf, t->min_bits,
-				t->max_bits, tb->size, tb->lfactor);
-	if (size != tb->size || lf != tb->lfactor)
-		ret = iht_resize_locked(t, size, lf) ? -ENOMEM : 1;
+	ret = __iht_maybe_resize_locked(t);
+	pthread_mutex_unlock(&t->resize_lock);
+	return ret;
+}
+
+/* iht_maybe_resize() unless another thread is resizing right now: then
+ * return -EBUSY at once and leave the request set, so the caller can go
+ * on inserting (into the new array) and try again later instead of
+ * sleeping through the other thread's moves (multi-core replay: two
+ * workers waiting on each other's resize made new conns not scale).
+ * Context: as iht_resize(). */
+static inline int iht_try_maybe_resize(struct iht_table *t)
+{
+	int ret;
+
+	if (pthread_mutex_trylock(&t->resize_lock))
+		return -EBUSY;
+	atomic_store(&t->resize_requested, 0);
+	ret = __iht_maybe_resize_locked(t);
 	pthread_mutex_unlock(&t->resize_lock);
 	return ret;
 }
