@@ -10,6 +10,7 @@ docs/table.md; ``tox -e asan`` runs the whole suite that way).
 """
 import random
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -220,9 +221,18 @@ def test_unlink_by_hash_key_follows_resizes():
         t.insert(k(i), i)
     stop = threading.Event()
 
+    def wait_resizes(count):
+        # a loaded box may not run the resizer while we unlink: wait for
+        # it, so that "resizes during the unlinks" holds on any schedule
+        while t.resizes < count and not stop.is_set():
+            time.sleep(0.001)
+
     def unlinker():
         try:
+            wait_resizes(1)
             for i in range(n):
+                if i == n // 2:
+                    wait_resizes(t.resizes + 2)
                 assert t._unlink_one(k(i)) == i
         finally:
             stop.set()
