@@ -1,5 +1,8 @@
 """The fast IPVS codec (netlink/wire.py) against pyroute2's own encoder and
 decoder: same bytes out, same values in."""
+import errno
+import struct
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -144,3 +147,48 @@ def test_errors_and_done_are_split():
     done = (20).to_bytes(4, "little") + (3).to_bytes(2, "little") + (2).to_bytes(2, "little") + \
         (10).to_bytes(4, "little") + bytes(8)
     assert wire.decode_messages(ack + done) == [(2, 0, 9, 17), (3, 2, 10, done[16:20])]
+
+
+class KernelLikeSocket:
+    """netlink_rcv_skb's answers: each message of a send runs in turn; an
+    NLMSG_ERROR comes back for a failing one, and for a successful one only
+    if it asked for an ACK; each answer is one datagram."""
+
+    def __init__(self, failing):
+        self.failing = failing            # cmd -> errno
+        self.queue, self.sends, self.recvs, self.acks = [], 0, 0, 0
+
+    def bind(self, addr):
+        pass
+
+    def send(self, data):
+        self.sends += 1
+        pos = 0
+        while pos < len(data):
+            length, _type, flags, seq, _pid = struct.unpack_from("=IHHII", data, pos)
+            cmd = data[pos + 16]
+            code = self.failing.get(cmd, 0)
+            self.acks += not code and bool(flags & NLM_F_ACK)
+            if code or flags & NLM_F_ACK:
+                self.queue.append(struct.pack("=IHHIIi", 36, wire.NLMSG_ERROR, 0,
+                                              seq, 0, -code) + data[pos:pos + 16])
+            pos += (length + 3) & ~3
+        return len(data)
+
+    def recv(self, size):
+        self.recvs += 1
+        return self.queue.pop(0)
+
+
+@pytest.mark.parametrize("n", [1, 5, 511, 512, 513, 3000])
+def test_pipeline_reads_every_failure_and_acks_only_the_last_of_a_send(n):
+    sock = KernelLikeSocket({7: errno.EEXIST, 9: errno.ENOENT})
+    ch = wire.WireChannel(sock, FAMILY)
+    cmds = [(5, 7, 9, 6)[i % 4] for i in range(n)]
+    codes = ch.pipeline([(c, b"\0" * 120) for c in cmds])
+    assert codes == [{7: errno.EEXIST, 9: errno.ENOENT}.get(c, 0) for c in cmds]
+    # answers: one per failure, plus an ACK for at most the last request of
+    # each send; all of them read, none left behind
+    assert sock.queue == [] and sock.acks <= sock.sends
+    assert sock.recvs == sum(c in (7, 9) for c in cmds) + sock.acks
+    assert sock.sends <= -(-n // 200) + -(-n // wire.WireChannel.WINDOW)
