@@ -279,12 +279,6 @@ def apply(conn, steps):
         try:
             step.run(conn)
         except KernelRejected as exc:
-            errors = []
-            for prev in reversed(done):
-                try:
-                    prev.undo().run(conn)
-                except KernelRejected as undo_exc:
-                    errors.append((prev.undo(), undo_exc))
-            raise SyncError(step, exc, len(done), errors) from exc
+            raise SyncError(step, exc, len(done), _undo(conn, done)) from exc
         done.append(step)
     return len(done)

@@ -97,46 +97,53 @@ def _netns_path(netns):
                      f"/var/run/netns, a pid or a path")
 
 
-def netlink_socket_in(netns):
-    """A NETLINK_GENERIC socket created inside ``netns`` (None: ours).
+def run_in_netns(netns, fn):
+    """``fn()`` called inside ``netns`` (None: here, in this thread).
 
     setns(2) with CLONE_NEWNET changes only the calling thread's namespace,
-    so a short-lived thread enters the target, opens the socket and ends;
-    the socket keeps its namespace for life and the process is untouched.
-    """
+    so a short-lived thread enters the target, runs ``fn`` and ends; the
+    process is untouched.  What ``fn`` raises is raised here.  Raises
+    :class:`NetnsNotFound` or :class:`PermissionDenied` up front."""
     if netns is None:
-        return _socket.socket(_socket.AF_NETLINK, _socket.SOCK_DGRAM,
-                              NETLINK_GENERIC)
+        return fn()
     path = _netns_path(netns)
     if not os.path.exists(path):
         raise NetnsNotFound(netns, path)
     result = {}
 
-    def enter_and_open():
-        libc = _libc()
+    def enter_and_run():
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except PermissionError:
             result["error"] = PermissionDenied(f"opening netns {netns!r}")
             return
         try:
-            if libc.setns(fd, CLONE_NEWNET) != 0:
+            if _libc().setns(fd, CLONE_NEWNET) != 0:
                 code = ctypes.get_errno()
                 result["error"] = (PermissionDenied(f"entering netns {netns!r}")
                                    if code == errno.EPERM else
                                    OSError(code, os.strerror(code), path))
                 return
-            result["sock"] = _socket.socket(_socket.AF_NETLINK,
-                                            _socket.SOCK_DGRAM, NETLINK_GENERIC)
         finally:
             os.close(fd)
+        try:
+            result["value"] = fn()
+        except Exception as exc:        # noqa: BLE001 - re-raised below
+            result["error"] = exc
 
-    t = threading.Thread(target=enter_and_open, name="ipvs-netns")
+    t = threading.Thread(target=enter_and_run, name="ipvs-netns")
     t.start()
     t.join()
     if "error" in result:
         raise result["error"]
-    return result["sock"]
+    return result["value"]
+
+
+def netlink_socket_in(netns):
+    """A NETLINK_GENERIC socket created inside ``netns`` (None: ours); the
+    socket keeps its namespace for life."""
+    return run_in_netns(netns, lambda: _socket.socket(
+        _socket.AF_NETLINK, _socket.SOCK_DGRAM, NETLINK_GENERIC))
 
 
 def _attrs(msg_nla, stats=True):

@@ -5,13 +5,7 @@ them.  setns(2) moves only the calling thread, so a short-lived thread
 enters the namespace and opens the file through /proc/thread-self (not
 /proc/self, which names the thread-group leader, still in our namespace).
 """
-import ctypes
-import errno
-import os
-import threading
-
-from ..netlink.errors import NetnsNotFound, PermissionDenied
-from ..netlink.socket import CLONE_NEWNET, _netns_path
+from ..netlink.socket import run_in_netns
 
 
 def read_in_netns(netns, paths):
@@ -30,41 +24,7 @@ def read_in_netns(netns, paths):
                 out[p] = None
         return out
 
-    if netns is None:
-        return read_all()
-    path = _netns_path(netns)
-    if not os.path.exists(path):
-        raise NetnsNotFound(netns, path)
-    result = {}
-
-    def enter_and_read():
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except PermissionError:
-            result["error"] = PermissionDenied(f"opening netns {netns!r}")
-            return
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.setns(fd, CLONE_NEWNET) != 0:
-                code = ctypes.get_errno()
-                result["error"] = (
-                    PermissionDenied(f"entering netns {netns!r}")
-                    if code == errno.EPERM
-                    else OSError(code, os.strerror(code), path))
-                return
-        finally:
-            os.close(fd)
-        try:
-            result["files"] = read_all()
-        except OSError as exc:           # EACCES etc.: report, do not hang
-            result["error"] = exc
-
-    t = threading.Thread(target=enter_and_read, name="ipvs-netns-read")
-    t.start()
-    t.join()
-    if "error" in result:
-        raise result["error"]
-    return result["files"]
+    return run_in_netns(netns, read_all)
 
 
 def read_sysctl(netns, name):
