@@ -122,6 +122,7 @@ cdef extern from "ipvs_conn.h" nogil:
     void *ipvs_engine_free_all "ipvs_engine_free_all"(ipvs_engine *e)
     ipvs_conn *ipvs_conn_of(ipvs_engine *e, uint32_t id)
     ipvs_conn *ipvs_conn_of_node(const iht_node *n)
+    unsigned int ipvs_node_dir(const iht_node *n)
     ipvs_verdict ipvs_packet(ipvs_engine *e, const ipvs_pkt *p, uint32_t now)
     uint64_t ipvs_run_timers(ipvs_engine *e, uint32_t until)
     void ipvs_conn_expire_now(ipvs_engine *e, uint32_t id)
@@ -155,7 +156,7 @@ cdef inline void _addr16(const uint8_t[::1] src, uint32_t *dst) noexcept nogil:
 cdef inline ipvs_conn *_walk_next_conn(iht_walker *w) noexcept nogil:
     """The next conn of a table walk, each once (its hn0 node), or NULL."""
     cdef iht_node *n = iht_walk_next(w)
-    while n != NULL and n.aux != 0:
+    while n != NULL and ipvs_node_dir(n) != 0:
         n = iht_walk_next(w)
     return NULL if n == NULL else ipvs_conn_of_node(n)
 

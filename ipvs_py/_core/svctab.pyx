@@ -2,7 +2,7 @@
 """The per-netns service table (kernel "7.1") on the resizable core table.
 
 ``SvcTable`` keeps one C entry per service (``include/ipvs_svctab.h``: the
-lookup key plus the 16-byte table node) in an ``iht_table`` with the
+lookup key plus the 8-byte table node) in an ``iht_table`` with the
 kernel's service-table profile: ``IHT_PROFILE_SVC`` locks, 2^4..2^20
 buckets sized by ``svc_lfactor``, a shrink request when a delete leaves
 ``count <= l_thresh``, table id in bit 31 of ``hash_key`` and a fresh key
@@ -10,7 +10,7 @@ per array.  The hash is the kernel's jhash over the low 32 bits of that
 key (see the header).
 
 The Python ``Service`` objects stay in a Python list, which owns them; a
-C entry holds the object's index there (``node.aux``, for walks and
+C entry holds the object's index there (``handle``, for walks and
 removal) and a borrowed pointer to it (``obj``, so a lookup does not also
 miss on the list slot).  C code never touches a Python object: this module
 reads them, always with the GIL held.
@@ -53,6 +53,7 @@ cdef extern from "ipvs_svctab.h" nogil:
     enum:
         SVT_MIN_BITS
         SVT_MAX_BITS
+        SVT_ENTRY_BYTES
 
     struct svt_key:
         uint32_t addr32
@@ -65,6 +66,7 @@ cdef extern from "ipvs_svctab.h" nogil:
     struct svt_entry:
         iht_node node
         svt_key key
+        uint32_t handle
         void *obj
 
     struct svt_keysrc:
@@ -91,7 +93,7 @@ cdef extern from "ipvs_svctab.h" nogil:
 
 MIN_BITS = SVT_MIN_BITS
 MAX_BITS = SVT_MAX_BITS
-ENTRY_SIZE = sizeof(svt_entry)
+ENTRY_SIZE = SVT_ENTRY_BYTES      # bytes a service entry takes (a line)
 
 cdef int _ENOMEM = 12
 cdef uint32_t _NO_HANDLE = 0xFFFFFFFF
@@ -316,7 +318,7 @@ cdef class SvcTable:
             # Python side), so the count bounds the walk; the check only
             # guards the buffers
             while node != NULL and n < cap:
-                hs[0][n] = node.aux
+                hs[0][n] = svt_of(node).handle
                 ks[0][n] = svt_node_hash_key(node)
                 n += 1
                 node = iht_walk_next(&w)
@@ -352,7 +354,7 @@ cdef class SvcTable:
                 self._stop()
             raise
         e.key = k
-        e.node.aux = h
+        e.handle = h
         e.obj = <void *>svc          # borrowed: self.objs[h] owns it
         self.ents[h] = e
         with nogil:
@@ -373,7 +375,7 @@ cdef class SvcTable:
             # freed after a grace period: a reader in another thread may
             # still stand on the node
             if rc == 0:
-                iht_retire(&self.t, e, sizeof(svt_entry))
+                iht_retire(&self.t, e, SVT_ENTRY_BYTES)
         if rc:
             raise RuntimeError(f"{svc!r} was not linked (table corrupt)")
         # Only now drop the references: a lookup that found the entry held

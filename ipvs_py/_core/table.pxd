@@ -31,7 +31,7 @@ cdef extern from "ipvs_table.h" nogil:
         IHT_MEM_META
 
     struct iht_node:
-        uint32_t aux            # free for the caller; next/hash_key are the table's
+        pass                    # next/hash_key: the table's (8 bytes, in the cage)
 
     struct iht_lock_profile:
         int seqc_shift
@@ -157,6 +157,8 @@ cdef extern from "iht_walkstats.h" nogil:
 
 
 cdef extern from "iht_bytes.h" nogil:
+    enum:
+        IHB_ENTRY_HEADER
     struct ihb_ctx:
         size_t key_size
         size_t entry_size

@@ -205,8 +205,8 @@ cdef class Table:
         self.profile = profile
         self.auto_resize = bool(auto_resize)
         self.ctx.key_size = ks
-        # struct ihb_entry: 16-byte node + 8-byte value + key, 8-aligned
-        self.ctx.entry_size = (24 + ks + 7) & ~(<size_t>7)
+        # struct ihb_entry: 8-byte node + 8-byte value + key, 8-aligned
+        self.ctx.entry_size = (IHB_ENTRY_HEADER + ks + 7) & ~(<size_t>7)
         cdef int rc = iht_init(&self.t, mn, mx, lf, &prof,
                                profile == "svc", ihb_node_hash, &self.ctx)
         if rc == -_ENOMEM:
@@ -399,7 +399,7 @@ cdef class Table:
                         cap *= 2
                     e = ihb_of(n)
                     memcpy(buf + cnt * rec, &e.value, 8)
-                    memcpy(buf + cnt * rec + 8, (<uint8_t *>e) + 24, ks)
+                    memcpy(buf + cnt * rec + 8, (<uint8_t *>e) + IHB_ENTRY_HEADER, ks)
                     cnt += 1
                     n = iht_walk_next(&w)
                 iht_walk_stop(&w)

@@ -1,4 +1,5 @@
-/* bitlock.h - a spin lock in bit 0 of a pointer-sized atomic word.
+/* bitlock.h - a spin lock in bit 0 of an atomic word (pointer-sized for
+ * the stripe locks, 32-bit for bucket heads).
  *
  * The kernel's hlist_bl keeps the bucket lock in bit 0 of the head pointer
  * (bit_spin_lock(0, ...)), so a bucket costs one word and locking it touches
@@ -56,6 +57,43 @@ static inline int iht_bit_is_locked(_Atomic uintptr_t *w)
 {
 	return (int)(atomic_load_explicit(w, memory_order_relaxed) &
 		     IHT_BITLOCK_BIT);
+}
+
+/* The same lock in bit 0 of a 32-bit word: the bucket heads, which hold a
+ * 32-bit node reference shifted left by one (hlist_bl.h). */
+#define IHT_BITLOCK32_BIT ((uint32_t)1)
+
+static inline void iht_bit_lock32(_Atomic uint32_t *w)
+{
+	unsigned int spins = 0;
+
+	for (;;) {
+		uint32_t v = atomic_fetch_or_explicit(w, IHT_BITLOCK32_BIT,
+						      memory_order_acquire);
+		if (!(v & IHT_BITLOCK32_BIT))
+			return;
+		while (atomic_load_explicit(w, memory_order_relaxed) &
+		       IHT_BITLOCK32_BIT)
+			iht_spin_wait(&spins);
+	}
+}
+
+static inline int iht_bit_trylock32(_Atomic uint32_t *w)
+{
+	return !(atomic_fetch_or_explicit(w, IHT_BITLOCK32_BIT,
+					  memory_order_acquire) &
+		 IHT_BITLOCK32_BIT);
+}
+
+static inline void iht_bit_unlock32(_Atomic uint32_t *w)
+{
+	atomic_fetch_and_explicit(w, ~IHT_BITLOCK32_BIT, memory_order_release);
+}
+
+static inline int iht_bit_is_locked32(_Atomic uint32_t *w)
+{
+	return (int)(atomic_load_explicit(w, memory_order_relaxed) &
+		     IHT_BITLOCK32_BIT);
 }
 
 /* A lock padded to a cache line (64 bytes): the kernel's ip_vs_aligned_lock,

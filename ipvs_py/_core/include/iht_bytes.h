@@ -26,6 +26,9 @@ struct ihb_entry {
 	uint8_t key[];
 };
 
+/* Bytes of an entry before its key (the node and the value). */
+#define IHB_ENTRY_HEADER offsetof(struct ihb_entry, key)
+
 /* Per-table parameters, passed as the callbacks' ctx. */
 struct ihb_ctx {
 	size_t key_size;
@@ -107,7 +110,6 @@ static inline int ihb_insert(struct iht_table *t, struct ihb_ctx *c,
 
 	if (!e)
 		return -ENOMEM;
-	e->node.aux = 0;
 	e->value = value;
 	memcpy(e->key, key, c->key_size);
 	return iht_insert(t, &e->node, e->key, ihb_key_hash, c, 1);

@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
+#include "iht_cage.h"
+
 /* tracemalloc domain of all table memory ("IHT" in ASCII). */
 #define IHT_TRACE_DOMAIN 0x494854u
 
@@ -58,11 +60,18 @@ static inline void iht_mem_track(struct iht_mem *m, int cat, void *p,
 }
 
 /* malloc(@size) (zeroed if @zero) counted under @cat; NULL on failure.
- * Context: any thread, no table lock held. */
+ * Entries (IHT_MEM_ENTRIES) come from the cage instead, zeroed, because
+ * the table links them by 32-bit reference (iht_cage.h); they are at most
+ * IHT_CAGE_SMALL_MAX bytes.  Context: any thread, no table lock held. */
 static inline void *iht_mem_alloc(struct iht_mem *m, int cat, size_t size,
 				  int zero)
 {
-	void *p = zero ? calloc(1, size ? size : 1) : malloc(size ? size : 1);
+	void *p;
+
+	if (cat == IHT_MEM_ENTRIES)
+		p = iht_cage_alloc(size);
+	else
+		p = zero ? calloc(1, size ? size : 1) : malloc(size ? size : 1);
 
 	if (p)
 		iht_mem_track(m, cat, p, size);
@@ -81,7 +90,10 @@ static inline void iht_mem_free(struct iht_mem *m, int cat, void *p,
 #ifdef Py_PYTHON_H
 	(void)PyTraceMalloc_Untrack(IHT_TRACE_DOMAIN, (uintptr_t)p);
 #endif
-	free(p);
+	if (cat == IHT_MEM_ENTRIES)
+		iht_cage_free(p, size);
+	else
+		free(p);
 }
 
 /* Large zeroed arrays (bucket heads): mmap'd, 2 MiB aligned and advised

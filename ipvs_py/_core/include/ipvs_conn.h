@@ -89,16 +89,24 @@ enum { SS_NONE, SS_INIT1, SS_INIT, SS_COOKIE_SENT, SS_COOKIE_REPLIED,
 enum { IPVS_V_PASS = 0, IPVS_V_FORWARD = 1, IPVS_V_DROP = 2,
        IPVS_V_ERROR = 3 };
 
-#define IPVS_CONN_CHUNK_SHIFT 14
-#define IPVS_CONN_CHUNK (1u << IPVS_CONN_CHUNK_SHIFT)
+/* A chunk is one 2 MiB huge page of conns: 18,724 of 112 bytes (64 bytes
+ * left over).  Not a power of two, so an id splits by division by a
+ * constant (a multiply), which costs less than the 11% of a huge page a
+ * power-of-two count (16,384) would leave resident and unused. */
+#define IPVS_CHUNK_BYTES ((size_t)2 << 20)
+#define IPVS_CONN_BYTES 112
+#define IPVS_CONN_CHUNK ((uint32_t)(IPVS_CHUNK_BYTES / IPVS_CONN_BYTES))
 #define IPVS_CONN_NONE 0xffffffffu
 
 /* One connection or persistence template (struct ip_vs_conn, cut down to
- * what the decisions read: 120 bytes; the kernel's is several times that).
- * Addresses and ports are raw network-order values. */
+ * what the decisions read: 112 bytes; the kernel's is several times that).
+ * Addresses and ports are raw network-order values.  Conns are 16-byte
+ * aligned (chunks are 2 MiB aligned, the size a multiple of 16), so a
+ * table node tells which of the two it is by address bit 3: hn0 at +0,
+ * hn1 at +8 (ipvs_node_dir). */
 struct ipvs_conn {
-	struct iht_node hn[2];	/* hn0: caddr:cport->vaddr:vport (aux 0);
-				 * hn1 (MASQ): caddr:cport->daddr:dport (aux 1) */
+	struct iht_node hn[2];	/* hn0: caddr:cport->vaddr:vport;
+				 * hn1 (MASQ): caddr:cport->daddr:dport */
 	uint32_t caddr[4], vaddr[4], daddr[4];
 	uint32_t expires;	/* jiffies (cp->timer.expires) */
 	uint32_t heap_expires;	/* the time of its live heap entry */
@@ -115,6 +123,12 @@ struct ipvs_conn {
 	uint32_t gen;		/* bumped on free and re-key (flow cache);
 				 * kept across reuse of the slot */
 };
+
+_Static_assert(sizeof(struct ipvs_conn) == IPVS_CONN_BYTES,
+	       "struct ipvs_conn is 112 bytes (docs/conn.md, bench_conn)");
+_Static_assert(IPVS_CONN_BYTES % 16 == 0 &&
+	       offsetof(struct ipvs_conn, hn) == 0,
+	       "hn0/hn1 are told apart by address bit 3");
 
 /* A real server (the parts of struct ip_vs_dest the packet path uses). */
 struct ipvs_cdest {
@@ -263,8 +277,7 @@ static inline int32_t ipvs_cnt_read(const int32_t *p)
 static inline struct ipvs_conn *ipvs_conn_of(struct ipvs_engine *e,
 					     uint32_t id)
 {
-	return &e->chunks[id >> IPVS_CONN_CHUNK_SHIFT]
-			  [id & (IPVS_CONN_CHUNK - 1)];
+	return &e->chunks[id / IPVS_CONN_CHUNK][id % IPVS_CONN_CHUNK];
 }
 
 static inline uint32_t ipvs_conn_id(struct ipvs_engine *e,
@@ -274,30 +287,19 @@ static inline uint32_t ipvs_conn_id(struct ipvs_engine *e,
 	return c->id;
 }
 
-#define IPVS_CHUNK_BYTES ((size_t)IPVS_CONN_CHUNK * sizeof(struct ipvs_conn))
-
-/* A fresh chunk: anonymous mmap (zeroed by the kernel, so no memset; the
- * first bench profile spent more time zeroing pages than hashing), 2 MiB
- * aligned by over-mapping, on a transparent huge page so a lookup at 1M
- * conns costs no TLB miss for the conn (bench/bench_conn.py). */
+/* A fresh chunk from the entry cage (iht_cage.h: the table links conns by
+ * 32-bit reference), zeroed by the kernel, so no memset (the first bench
+ * profile spent more time zeroing pages than hashing), 2 MiB aligned on a
+ * transparent huge page so a lookup at 1M conns costs no TLB miss for the
+ * conn (bench/bench_conn.py).  Given back with ipvs_chunk_unmap(). */
 static inline struct ipvs_conn *ipvs_chunk_map(void)
 {
-	size_t sz = IPVS_CHUNK_BYTES, align = 2u << 20;
-	char *p = mmap(NULL, sz + align, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	uintptr_t a;
+	return iht_cage_chunk_alloc(IPVS_CHUNK_BYTES);
+}
 
-	if (p == MAP_FAILED)
-		return NULL;
-	a = ((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1);
-	if (a > (uintptr_t)p)
-		munmap(p, a - (uintptr_t)p);
-	if ((uintptr_t)p + sz + align > a + sz)
-		munmap((char *)a + sz, (uintptr_t)p + sz + align - (a + sz));
-#ifdef MADV_HUGEPAGE
-	madvise((void *)a, sz, MADV_HUGEPAGE);
-#endif
-	return (struct ipvs_conn *)a;
+static inline void ipvs_chunk_unmap(struct ipvs_conn *ch)
+{
+	iht_cage_chunk_free(ch, IPVS_CHUNK_BYTES);
 }
 
 /* Slots come from the free list, else from the newest chunk's unused
@@ -341,8 +343,6 @@ static inline uint32_t ipvs_conn_alloc(struct ipvs_engine *e)
 	c->id = id;
 	c->dest = -1;
 	c->control = IPVS_CONN_NONE;
-	c->hn[0].aux = 0;
-	c->hn[1].aux = 1;
 	return id;
 }
 
@@ -392,10 +392,15 @@ static inline uint32_t ipvs_conn_hashfn(uint8_t af, uint8_t proto,
 		((uint64_t)laddr[0] << 32) | lport, k);
 }
 
+/* 0 for a conn's hn0 node, 1 for its hn1 (see struct ipvs_conn). */
+static inline unsigned int ipvs_node_dir(const struct iht_node *n)
+{
+	return (unsigned int)((uintptr_t)n >> 3) & 1;
+}
+
 static inline struct ipvs_conn *ipvs_conn_of_node(const struct iht_node *n)
 {
-	return (struct ipvs_conn *)((char *)(n - n->aux)
-				    - offsetof(struct ipvs_conn, hn));
+	return (struct ipvs_conn *)((uintptr_t)n & ~(uintptr_t)15);
 }
 
 static uint32_t ipvs_ckey_hash(const void *key, const ipvs_siphash_key_t *hk,
@@ -413,7 +418,7 @@ static uint32_t ipvs_node_hash(const struct iht_node *n,
 {
 	const struct ipvs_conn *c = ipvs_conn_of_node(n);
 	(void)ctx;
-	if (n->aux == 0)
+	if (ipvs_node_dir(n) == 0)
 		return ipvs_conn_hashfn(c->af, c->protocol, c->caddr, c->cport,
 					c->vaddr, c->vport, hk);
 	return ipvs_conn_hashfn(c->af, c->protocol, c->caddr, c->cport,
@@ -435,7 +440,7 @@ static int ipvs_ckey_cmp(const struct iht_node *n, const void *key,
 	const struct ipvs_ckey *k = key;
 	const struct ipvs_conn *c = ipvs_conn_of_node(n);
 	(void)ctx;
-	if (n->aux != k->dir || c->protocol != k->protocol || c->af != k->af ||
+	if (ipvs_node_dir(n) != k->dir || c->protocol != k->protocol || c->af != k->af ||
 	    c->cport != k->rport ||
 	    !!(c->flags & IPVS_CF_TEMPLATE) != k->tmpl)
 		return 0;
@@ -1588,7 +1593,7 @@ static inline struct ipvs_conn *ipvs_engine_lookup(struct ipvs_engine *e,
 static inline void *ipvs_engine_free_all(struct ipvs_engine *e)
 {
 	for (uint32_t i = 0; i < e->nchunks; i++)
-		munmap(e->chunks[i], IPVS_CHUNK_BYTES);
+		ipvs_chunk_unmap(e->chunks[i]);
 	free(e->chunks);
 	free(e->heap);
 	free(e->dests);
@@ -1655,7 +1660,7 @@ static inline uint64_t ipvs_random_dropentry(struct ipvs_engine *e)
 		     n = iht_node_next_rcu(n)) {
 			const struct ipvs_conn *c = ipvs_conn_of_node(n);
 
-			if (n->aux != 0 || c->n_control)
+			if (ipvs_node_dir(n) != 0 || c->n_control)
 				continue;
 			if ((c->flags & IPVS_CF_TEMPLATE) && !ipvs_conn_ops(e, c))
 				continue;

@@ -491,7 +491,7 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 	{
 		uint64_t need = (uint64_t)m->bump + (uint64_t)starts[nworkers] +
 			(uint64_t)nworkers * IPVS_MT_GRAB;
-		uint32_t cap = (uint32_t)((need >> IPVS_CONN_CHUNK_SHIFT) + 2);
+		uint32_t cap = (uint32_t)(need / IPVS_CONN_CHUNK + 2);
 		struct ipvs_conn **nc;
 
 		if (cap < m->nchunks)

@@ -15,7 +15,7 @@
  * words of an IPv6 address (ipv6_addr_hash()).  The table stores
  * table_id | (hash & 0x7fffffff) in node.hash_key, as the kernel does.
  *
- * node.aux is the caller's handle: the index of the Python Service object
+ * entry->handle is the caller's handle: the index of the Python Service object
  * in a Python list, which owns the object; entry->obj is the same object,
  * borrowed.  Nothing here touches Python objects; the Cython layer
  * (svctab.pyx) reads them only with the GIL held.
@@ -48,11 +48,12 @@ struct svt_key {
 	uint8_t addr[16];
 };
 
-/* One service in the table: 16-byte node + 32-byte key + 8 = 56 bytes,
+/* One service in the table: 8-byte node + 32-byte key + 8 + 4 = 52 bytes,
  * on one 64-byte line (svt_entry_alloc). */
 struct svt_entry {
-	struct iht_node node;	/* node.aux: handle of the Python object */
+	struct iht_node node;
 	struct svt_key key;
+	uint32_t handle;	/* index of the Python object (walks, tests) */
 	/* The Python object itself, a borrowed reference: the Python side owns
 	 * it (its handle list) for as long as the entry is linked, and only
 	 * reads it with the GIL held.  C code never dereferences it.  It
@@ -176,21 +177,20 @@ static inline void svt_cancel_resize(struct iht_table *t)
 	atomic_store(&t->resize_requested, 0);
 }
 
-/* A zeroed entry on a cache line of its own (64-byte aligned), counted as
- * IHT_MEM_ENTRIES; freed with iht_mem_free() (svt_free_node, or after a
- * grace period through iht_retire()).  Aligned so that a lookup that
- * compares the node's hash_key and then the key reads one line, not two:
- * malloc(48) gives 16-byte alignment, and then half the entries straddle
- * two lines.  Context: no table lock held.  NULL on ENOMEM. */
+/* A zeroed entry on a cache line of its own, counted as IHT_MEM_ENTRIES;
+ * freed with iht_mem_free() (svt_free_node, or after a grace period through
+ * iht_retire()).  It takes the cage's 64-byte class, whose blocks are
+ * 64-byte aligned, so that a lookup that compares the node's hash_key and
+ * then the key reads one line, not two (a 16-byte aligned 52-byte block
+ * straddles two lines three times in four).  Context: no table lock held.
+ * NULL on ENOMEM. */
+#define SVT_ENTRY_BYTES 64
+_Static_assert(sizeof(struct svt_entry) <= SVT_ENTRY_BYTES,
+	       "a service entry fits one cache line");
+
 static inline struct svt_entry *svt_entry_alloc(struct iht_table *t)
 {
-	void *p = NULL;
-
-	if (posix_memalign(&p, 64, sizeof(struct svt_entry)))
-		return NULL;
-	memset(p, 0, sizeof(struct svt_entry));
-	iht_mem_track(&t->mem, IHT_MEM_ENTRIES, p, sizeof(struct svt_entry));
-	return p;
+	return iht_mem_alloc(&t->mem, IHT_MEM_ENTRIES, SVT_ENTRY_BYTES, 1);
 }
 
 /* Queue the resize work (a write to svc_lfactor). */
@@ -204,7 +204,7 @@ static inline void svt_free_node(struct iht_node *n, void *ctx)
 {
 	struct iht_table *t = ctx;
 
-	iht_mem_free(&t->mem, IHT_MEM_ENTRIES, svt_of(n), sizeof(struct svt_entry));
+	iht_mem_free(&t->mem, IHT_MEM_ENTRIES, svt_of(n), SVT_ENTRY_BYTES);
 }
 
 /* Node fields for the Cython layer (it cannot name _Atomic members). */

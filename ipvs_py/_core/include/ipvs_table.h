@@ -394,8 +394,7 @@ static inline void iht_destroy(struct iht_table *t,
 			struct iht_node *n = iht_bl_first_locked(&tb->buckets[b]);
 
 			while (n) {
-				struct iht_node *nx = atomic_load_explicit(
-					&n->next, memory_order_relaxed);
+				struct iht_node *nx = iht_node_next_locked(n);
 				free_node(n, ctx);
 				n = nx;
 			}
@@ -978,7 +977,7 @@ static inline struct iht_node *iht_remove_key(struct iht_table *t,
 		iht_ws_lock(t, hk);
 		iht_bl_lock(head);
 		for (p = iht_bl_first_locked(head); p;
-		     p = atomic_load_explicit(&p->next, memory_order_relaxed)) {
+		     p = iht_node_next_locked(p)) {
 			if (atomic_load_explicit(&p->hash_key,
 						 memory_order_relaxed) == hk &&
 			    cmp(p, key, ctx)) {

@@ -24,12 +24,19 @@
 
 #include "ipvs_table.h"
 
+/* An entry on two chains, like a NAT conn: 16-byte aligned with hn[0] at
+ * +0 and hn[1] at +8, so a node's address bit 3 says which it is. */
 struct sent {
 	struct iht_node hn[2];
 	_Atomic uint64_t key[2];
 	int live;		/* owner only */
 	int pending;		/* owner only: unlinked, waiting for a grace */
-};
+} __attribute__((aligned(16)));
+
+static unsigned int node_dir(const struct iht_node *n)
+{
+	return (unsigned int)((uintptr_t)n >> 3) & 1;
+}
 
 struct skey {
 	uint64_t k;
@@ -50,8 +57,7 @@ struct sstress {
 
 static struct sent *ent_of(const struct iht_node *n)
 {
-	return (struct sent *)((char *)(n - n->aux) -
-			       offsetof(struct sent, hn));
+	return (struct sent *)((uintptr_t)n & ~(uintptr_t)15);
 }
 
 static uint32_t skey_hash(const void *key, const ipvs_siphash_key_t *hk,
@@ -65,7 +71,8 @@ static uint32_t skey_hash(const void *key, const ipvs_siphash_key_t *hk,
 static uint32_t snode_hash(const struct iht_node *n,
 			   const ipvs_siphash_key_t *hk, void *ctx)
 {
-	struct skey k = { atomic_load(&ent_of(n)->key[n->aux]), n->aux };
+	struct skey k = { atomic_load(&ent_of(n)->key[node_dir(n)]),
+			  node_dir(n) };
 	return skey_hash(&k, hk, ctx);
 }
 
@@ -73,8 +80,8 @@ static int skey_cmp(const struct iht_node *n, const void *key, void *ctx)
 {
 	const struct skey *k = key;
 	(void)ctx;
-	return n->aux == k->aux &&
-	       atomic_load(&ent_of(n)->key[n->aux]) == k->k;
+	return node_dir(n) == k->aux &&
+	       atomic_load(&ent_of(n)->key[k->aux]) == k->k;
 }
 
 static uint64_t xs(uint64_t *s)
@@ -90,8 +97,6 @@ static void link_ent(struct sstress *s, struct sent *e)
 	struct skey k0 = { atomic_load(&e->key[0]), 0 };
 	struct skey k1 = { atomic_load(&e->key[1]), 1 };
 
-	e->hn[0].aux = 0;
-	e->hn[1].aux = 1;
 	iht_insert2(&s->t, &e->hn[0], &k0, &e->hn[1], &k1, skey_hash, NULL, 1);
 	e->live = 1;
 }
@@ -195,7 +200,8 @@ int stripe_stress(int nstripes, int writers, int readers, int ms,
 	if (!s)
 		return -2;
 	total = nstable + (uint64_t)writers * per_writer;
-	s->ents = calloc(total, sizeof(*s->ents));
+	/* entries are linked by 32-bit reference: they live in the cage */
+	s->ents = iht_cage_chunk_alloc(total * sizeof(*s->ents));
 	th = calloc((size_t)nthreads, sizeof(*th));
 	wa = calloc((size_t)writers, sizeof(*wa));
 	if (!s->ents || !th || !wa ||
@@ -245,7 +251,7 @@ int stripe_stress(int nstripes, int writers, int readers, int ms,
 		return -2;
 	iht_walk_start(&s->t, &w);
 	while ((n = iht_walk_next(&w)))
-		seen[(uint64_t)(ent_of(n) - s->ents) * 2 + n->aux]++;
+		seen[(uint64_t)(ent_of(n) - s->ents) * 2 + node_dir(n)]++;
 	iht_walk_stop(&w);
 	for (uint64_t i = 0; i < total; i++) {
 		int want = s->ents[i].live ? 1 : 0;
@@ -265,7 +271,7 @@ int stripe_stress(int nstripes, int writers, int readers, int ms,
 	free(seen);
 	iht_destroy(&s->t, NULL, NULL);
 	iht_stripes_destroy(&s->ws);
-	free(s->ents);
+	iht_cage_chunk_free(s->ents, total * sizeof(*s->ents));
 	free(th);
 	free(wa);
 	free(s);
