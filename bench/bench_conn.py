@@ -63,9 +63,11 @@ def main():
     dt = time.perf_counter() - t0
     print(f"established replay at {net.conn_count} conns: "
           f"{a.pkts / dt / 1e6:.2f} M pkts/s")
-    size = net._conn.e.table_info()[0]
-    print(f"bytes per conn: {CONN_BYTES} entry + 8 timer + "
-          f"{size * 8 / max(net.conn_count, 1):.1f} buckets")
+    m, n = net._conn.e.memory(), max(net.conn_count, 1)
+    print(f"bytes per conn: {m['total'] / n:.1f} all-in = "
+          f"{m['conn_slots'] / n:.1f} slots ({CONN_BYTES} a conn) + "
+          f"{m['timer_heap'] / n:.1f} timer heap + "
+          f"{m['buckets'] / n:.1f} buckets + {m['locks'] / n:.2f} locks")
     # Python dict model: lookup + state + timer write per packet
     pkeys = [(6, bytes(est.saddr[i, :4]), int(est.sport[i]), 80)
             for i in range(min(a.pkts, 500_000))]

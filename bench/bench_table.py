@@ -15,7 +15,7 @@ one process so ratios compare like with like:
    total time, and the longest single lookup of a reader thread running
    meanwhile (``Table.probe_lookups``: every lookup timed, no GIL);
 3. bytes per entry: all table memory, and the table's own overhead
-   (buckets + 16-byte node + locks) without the payload (key + value).
+   (buckets + node + locks) without the payload (key + value).
 
 Timing asserts live here, never in the tests.  The machine is shared: run
 it when it is quiet, and read ratios rather than absolute numbers.
@@ -110,7 +110,7 @@ def bench_lookups(n, lib, repeat, lfactors=(-3, 0, 3)):
         m = t.memory()
         rows.append((lf, size, ours / n * 1e9, base / n * 1e9,
                      dict_s / n * 1e9, m["total"] / n,
-                     (m["buckets"] + m["locks"] + 16 * n) / n))
+                     (m["buckets"] + m["locks"] + T.NODE_BYTES * n) / n))
     print(f"\n== batch lookup of hits, n={n:,} (build {build:.2f} s) ==")
     print(f"{'lfactor':>7} {'buckets':>11} {'table ns':>9} {'C ns':>7} "
           f"{'dict ns':>8} {'vs C':>6} {'vs dict':>8} {'B/entry':>8} "

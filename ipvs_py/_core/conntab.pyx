@@ -99,7 +99,7 @@ cdef extern from "ipvs_conn.h" nogil:
         iht_table tab
         uint32_t nchunks, nslots, free_head
         int64_t nconns, no_cport, ntemplates
-        size_t heap_n
+        size_t heap_n, heap_cap
         uint32_t now, hz
         uint32_t tcp_timeouts[12]
         uint32_t udp_timeout
@@ -541,9 +541,19 @@ cdef class ConnEngine:
         return [out[i] for i in range(1, 9)]
 
     def memory(self):
-        """Bytes held: conn slots, the timer heap, table buckets."""
-        return {"conn_slots": self.e.nslots * CONN_BYTES,
-                "conn_bytes": CONN_BYTES}
+        """Bytes held, by part: ``conn_slots`` (every slot of the mapped
+        chunks, used or free), ``timer_heap`` (its allocated capacity),
+        ``buckets`` (heads of every live array), ``locks`` (seqcounts,
+        stripe locks, array headers), ``total``; and ``conn_bytes``, one
+        slot.  Capacities, not just what is in use: what the process
+        holds."""
+        d = {"conn_slots": self.e.nslots * CONN_BYTES,
+             "timer_heap": self.e.heap_cap * 8,
+             "buckets": iht_mem_bytes(&self.e.tab.mem, IHT_MEM_BUCKETS),
+             "locks": iht_mem_bytes(&self.e.tab.mem, IHT_MEM_LOCKS)}
+        d["total"] = sum(d.values())
+        d["conn_bytes"] = CONN_BYTES
+        return d
 
     # -- tuning statistics (ipvs_py.tune) ----------------------------------
     def count_walks(self, bint on=True):

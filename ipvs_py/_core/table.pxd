@@ -33,6 +33,9 @@ cdef extern from "ipvs_table.h" nogil:
     struct iht_node:
         pass                    # next/hash_key: the table's (8 bytes, in the cage)
 
+    struct iht_bl_head:
+        pass                    # first node's ref << 1 | lock bit (4 bytes)
+
     struct iht_lock_profile:
         int seqc_shift
         int seqc_max
@@ -154,6 +157,10 @@ cdef extern from "iht_walkstats.h" nogil:
     enum:
         IHT_WALK_BINS
     void iht_walk_stats_read(iht_walk_stats *s, uint64_t *out)
+
+
+cdef extern from "iht_cage.h" nogil:
+    void iht_cage_usage(size_t *reserved, size_t *used, size_t *committed)
 
 
 cdef extern from "iht_bytes.h" nogil:

@@ -27,7 +27,8 @@ import numpy as np
 __all__ = [
     "Table", "BadKeyError", "desired_size", "thresholds", "lock_counts",
     "TRACE_DOMAIN", "LFACTOR_MIN", "LFACTOR_MAX", "BITS_MIN", "BITS_MAX",
-    "MOVE_LIMIT", "TABLE_ID_MASK", "PROFILES",
+    "MOVE_LIMIT", "TABLE_ID_MASK", "PROFILES", "HEAD_BYTES", "NODE_BYTES",
+    "cage_usage",
 ]
 
 TRACE_DOMAIN = IHT_TRACE_DOMAIN
@@ -37,6 +38,19 @@ BITS_MIN = IHT_BITS_MIN
 BITS_MAX = IHT_BITS_MAX
 MOVE_LIMIT = IHT_MOVE_LIMIT
 TABLE_ID_MASK = IHT_TABLE_ID_MASK
+#: bytes of a bucket head and of a node: the table's own overhead per
+#: bucket and per entry (32-bit references into the entry cage)
+HEAD_BYTES = sizeof(iht_bl_head)
+NODE_BYTES = sizeof(iht_node)
+
+
+def cage_usage():
+    """This module's entry cage (include/iht_cage.h): bytes ``reserved``
+    (address space), ``used`` (handed out to runs and chunks) and
+    ``committed`` (made readable/writable)."""
+    cdef size_t r, u, c
+    iht_cage_usage(&r, &u, &c)
+    return {"reserved": r, "used": u, "committed": c}
 
 # Lock layouts of the kernel's two users (seqc_shift, seqc_max, locks).
 PROFILES = {"conn": (6, 256, 8), "svc": (4, 64, 0)}

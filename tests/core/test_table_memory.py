@@ -8,6 +8,7 @@ import pytest
 from ipvs_py._core import table as T
 
 NODE, VALUE, HEAD = 8, 8, 4      # 32-bit references (iht_cage.h)
+assert (T.NODE_BYTES, T.HEAD_BYTES) == (NODE, HEAD)
 SEQC, SPINLOCK, HEADER_MIN = 4, 64, 64
 
 
@@ -115,3 +116,30 @@ def test_tracemalloc_domain_big_arrays():
         assert domain_bytes() == 0
     finally:
         tracemalloc.stop()
+
+
+def test_cage_reuses_freed_entries():
+    """Entries live in the cage (32-bit references): freed ones are reused
+    by the next inserts of the same size, so churn does not grow it."""
+    t = T.Table(8, 16, 0, key_size=40)
+    for i in range(20_000):
+        t.insert(i.to_bytes(40, "little"), i)
+    used = T.cage_usage()["used"]
+    assert used <= T.cage_usage()["committed"] <= T.cage_usage()["reserved"]
+    for round_ in range(3):
+        for i in range(20_000):
+            t.remove(i.to_bytes(40, "little"))
+        t.reclaim()
+        for i in range(20_000):
+            t.insert(i.to_bytes(40, "little"), i + round_)
+    assert T.cage_usage()["used"] == used
+    assert t.lookup((7).to_bytes(40, "little")) == 7 + 2
+
+
+def test_largest_keys_fit_the_cage():
+    t = T.Table(4, 8, 0, key_size=1024)
+    keys = [bytes([i]) * 1024 for i in range(50)]
+    for i, key in enumerate(keys):
+        t.insert(key, i)
+    assert [t.lookup(key) for key in keys] == list(range(50))
+    assert sorted(t) == sorted(keys)

@@ -32,7 +32,24 @@ def dests(net, proto="tcp", port=80):
 
 
 def test_conn_entry_fits_128_bytes():
-    assert CONN_BYTES <= 128
+    assert CONN_BYTES == 112
+
+
+def test_memory_accounts_every_part():
+    """ConnEngine.memory() counts what the process holds: whole 2 MiB
+    chunks of 112-byte slots, the timer heap's capacity, 4-byte bucket
+    heads of the live array."""
+    net = make()
+    for i in range(3000):
+        net.packet("tcp", f"1.1.{i >> 8}.{i & 255}", 4000, "10.0.0.1", 80, "S")
+    e = net._conn.e
+    m = e.memory()
+    per_chunk = (2 << 20) // CONN_BYTES
+    assert m["conn_slots"] == per_chunk * CONN_BYTES      # one chunk so far
+    assert m["timer_heap"] == 4096 * 8                  # 1024, doubled twice
+    assert m["buckets"] == e.table_info()[0] * 4
+    assert m["total"] == sum(m[k] for k in ("conn_slots", "timer_heap",
+                                            "buckets", "locks"))
 
 
 def test_masq_conn_found_in_both_directions():

@@ -2,7 +2,7 @@
  *
  * The entry type behind ipvs_py._core.table.Table, built on ipvs_table.h:
  *
- *   struct ihb_entry { struct iht_node node;   16 bytes, table overhead
+ *   struct ihb_entry { struct iht_node node;    8 bytes, table overhead
  *                      uint64_t value;           8 bytes, payload
  *                      uint8_t key[key_size]; }  payload
  *

@@ -190,6 +190,7 @@ static inline void *iht_cage_alloc(size_t size)
 		IHT_CAGE_UNPOISON(f, cls_size);
 		c->free[cls] = f->next;
 		p = (char *)f;
+		IHT_CAGE_POISON(p, cls_size);	/* the tail past @size stays */
 	} else {
 		if (c->run[cls] + cls_size > c->run_end[cls] || !c->run[cls]) {
 			/* Runs are 64 KiB aligned, so a class that is a

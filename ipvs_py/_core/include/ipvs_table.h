@@ -777,6 +777,8 @@ static inline int iht_insert(struct iht_table *t, struct iht_node *n,
 			     const void *key, iht_key_hash_fn khash,
 			     void *ctx, int count_delta)
 {
+	/* linked by 32-bit reference: it must live in the cage */
+	IHT_ASSERT(iht_cage_contains(n, sizeof(*n)));
 	unsigned int slot = iht_read_lock(t);
 	struct iht_tbl *tb = iht_newest_tbl(t);
 	uint32_t hk = iht_build_hash_key(tb, khash(key, &tb->hash_key, ctx));
@@ -806,6 +808,8 @@ static inline int iht_insert2(struct iht_table *t, struct iht_node *n0,
 			      const void *key1, iht_key_hash_fn khash,
 			      void *ctx, int count_delta)
 {
+	IHT_ASSERT(iht_cage_contains(n0, sizeof(*n0)) &&
+		   iht_cage_contains(n1, sizeof(*n1)));
 	unsigned int slot = iht_read_lock(t);
 	struct iht_tbl *tb = iht_newest_tbl(t);
 	uint32_t hk0 = iht_build_hash_key(tb, khash(key0, &tb->hash_key, ctx));
