@@ -223,14 +223,15 @@ static inline void iht_cage_free(void *p, size_t size)
 
 	if (!p)
 		return;
-	IHT_CAGE_UNPOISON(p, cls_size);
+	/* Poisoned under the lock: once it is on the list another thread may
+	 * take it, and a late poison would cover a live block.  The link is
+	 * read only by the allocator, which unpoisons it first. */
 	pthread_mutex_lock(&c->lock);
+	IHT_CAGE_UNPOISON(p, cls_size);
 	f->next = c->free[cls];
 	c->free[cls] = f;
-	pthread_mutex_unlock(&c->lock);
-	/* The link stays readable only to the allocator, which unpoisons
-	 * the block before reading it. */
 	IHT_CAGE_POISON(p, cls_size);
+	pthread_mutex_unlock(&c->lock);
 }
 
 /* A zeroed, 2 MiB-aligned chunk of @size bytes (the conn slab).  NULL on
@@ -286,9 +287,10 @@ static inline void iht_cage_chunk_free(void *p, size_t size)
 		c->chunks[slot].list = f;
 	}
 	/* With IHT_CAGE_NCHUNK distinct sizes in use the chunk's address
-	 * range is not reused; its pages are returned all the same. */
-	pthread_mutex_unlock(&c->lock);
+	 * range is not reused; its pages are returned all the same.
+	 * Poisoned under the lock, as in iht_cage_free(). */
 	IHT_CAGE_POISON(p, size);
+	pthread_mutex_unlock(&c->lock);
 }
 
 /* Nonzero when [@p, @p + @size) lies in the cage (the table checks nodes
