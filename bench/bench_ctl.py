@@ -6,7 +6,13 @@
    issue asks for a ratio under 1.3).  Each lookup is
    ``Netns.find_service()`` (counters, jhash, one bucket) on a random
    present service; we report ns/lookup as the best of 5 runs.
-2. ``restore()`` of a 100,000-line rule file (10,000 services with 9
+2. The packet path's service lookup: ``Netns.replay`` of SYNs from new
+   clients to random services among 10, 10,000 and 100,000 (one NAT dest
+   each, rr), ns per new conn (the conn itself included), best of 3.
+   The C engine finds the service in its own index
+   (``include/ipvs_svcindex.h``); ``--scan`` also times the scan it
+   replaced (slow: 100,000 services take minutes).
+3. ``restore()`` of a 100,000-line rule file (10,000 services with 9
    destinations each) into an empty netns: rules/s, best of 3.
 
 Both are run for the service table on the core table ("core", what Netns
@@ -67,6 +73,53 @@ def lookup_ns(n, impl="core", hot=False):
     return best / LOOKUPS * 1e9, net.svc_table.size
 
 
+SYNS = 100_000
+
+
+def syn_batch(n_services, n, seed=1):
+    """``n`` SYNs, each from a new client, to random services of
+    ``n_services`` (VIPs ``_addr(i)``, port 80)."""
+    import numpy as np
+    from ipvs_py.packets import PacketBatch
+    rng = np.random.default_rng(seed)
+    b = PacketBatch.empty(n)
+    c = b._cols
+    c["proto"][:] = 6
+    c["af"][:] = 2
+    client = (0x0B000000 + np.arange(n)).astype(">u4")
+    c["saddr"][:, :4] = client.view(np.uint8).reshape(-1, 4)
+    vip = (0x0A000000 + rng.integers(0, n_services, n)).astype(">u4")
+    c["daddr"][:, :4] = vip.view(np.uint8).reshape(-1, 4)
+    c["sport"][:] = 40000
+    c["dport"][:] = 80
+    c["tcp_flags"][:] = 0x02
+    c["length"][:] = 60
+    return b
+
+
+def packet_path_ns(n_services, scan=False, syns=SYNS):
+    """ns per new conn through Netns.replay to random services of
+    ``n_services``; ``scan``: the engine's scan instead of its index."""
+    lines = []
+    for i in range(n_services):
+        lines.append(f"-A -t {_addr(i)}:80 -s rr")
+        lines.append(f"-a -t {_addr(i)}:80 -r 172.16.{i >> 8 & 255}."
+                     f"{i & 255 or 1}:8080 -m")
+    best = float("inf")
+    for rep in range(3):
+        net = ipvs_py.Netns(kernel="7.1", seed=1)
+        net.restore("\n".join(lines) + "\n")
+        net._path().sync_config()
+        if scan:
+            net._path().e.use_service_scan(True)
+        b = syn_batch(n_services, syns, seed=rep)
+        t0 = time.perf_counter()
+        net.replay(b)
+        best = min(best, time.perf_counter() - t0)
+        assert net.conn_count == syns
+    return best / syns * 1e9
+
+
 def rules_text(services=10_000, dests=9):
     lines = []
     for i in range(services):
@@ -97,7 +150,10 @@ def main(argv=None):
     import argparse
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--impl", choices=IMPLS + ("both",), default="both")
-    impls = IMPLS if (a := ap.parse_args(argv).impl) == "both" else (a,)
+    ap.add_argument("--scan", action="store_true",
+                    help="also time the service scan the index replaced")
+    args = ap.parse_args(argv)
+    impls = IMPLS if args.impl == "both" else (args.impl,)
     print("service lookup (Netns.find_service, kernel 7.1, svc_lfactor -3)")
     print(f"{'table':>6} {'services':>10} {'buckets':>9} {'ns/lookup':>10}"
           f" {'ratio':>7} {'hot-10 ns':>10} {'ratio':>7}")
@@ -110,6 +166,19 @@ def main(argv=None):
             hbase = hbase or hns
             print(f"{impl:>6} {n:>10} {size:>9} {ns:>10.0f} {ns / base:>7.2f}"
                   f" {hns:>10.0f} {hns / hbase:>7.2f}")
+    print()
+    print(f"packet path: ns per new conn, {SYNS:,} SYNs to random services "
+          "(Netns.replay)")
+    modes = (("index", False),) + ((("scan", True),) if args.scan else ())
+    print(f"{'lookup':>6} {'services':>10} {'ns/conn':>9} {'ratio':>7}")
+    for name, scan in modes:
+        base = None
+        for n in (10, 10_000, 100_000):
+            # the scan walks every service per SYN: fewer SYNs for it
+            ns = packet_path_ns(n, scan, SYNS if not scan or n <= 10_000
+                                else 2_000)
+            base = base or ns
+            print(f"{name:>6} {n:>10} {ns:>9.0f} {ns / base:>7.2f}")
     print()
     n, best = restore_rates(impls)
     for impl in impls:

@@ -95,6 +95,8 @@ cdef extern from "ipvs_conn.h" nogil:
         uint32_t conn
     ctypedef int32_t (*ipvs_sched_cb)(ipvs_engine *e, int svc,
                                       const ipvs_pkt *p, void *arg)
+    cdef struct ipvs_svc_index:
+        int dirty
     cdef struct ipvs_engine:
         iht_table tab
         uint32_t nchunks, nslots, free_head
@@ -113,6 +115,8 @@ cdef extern from "ipvs_conn.h" nogil:
         uint32_t ndests
         ipvs_csvc *svcs
         uint32_t nsvcs
+        ipvs_svc_index sidx
+        int svc_scan
         ipvs_sched_cb sched_cb
         void *sched_arg
         ipvs_fc *fc
@@ -123,6 +127,11 @@ cdef extern from "ipvs_conn.h" nogil:
     ipvs_conn *ipvs_conn_of(ipvs_engine *e, uint32_t id)
     ipvs_conn *ipvs_conn_of_node(const iht_node *n)
     unsigned int ipvs_node_dir(const iht_node *n)
+    void ipvs_svc_index_mark_dirty(ipvs_svc_index *x)
+    int ipvs_svc_index_build(ipvs_svc_index *x, const ipvs_csvc *svcs,
+                             uint32_t n)
+    int ipvs_svc_find(ipvs_engine *e, const ipvs_pkt *p)
+    int ipvs_svc_find_scan(ipvs_engine *e, const ipvs_pkt *p)
     ipvs_verdict ipvs_packet(ipvs_engine *e, const ipvs_pkt *p, uint32_t now)
     uint64_t ipvs_run_timers(ipvs_engine *e, uint32_t until)
     void ipvs_conn_expire_now(ipvs_engine *e, uint32_t id)
@@ -341,6 +350,32 @@ cdef class ConnEngine:
                 s.row_dest[i] = row_dest[i]
             s.sched = &sched.s
         self._svc_keep[idx] = sched
+        ipvs_svc_index_mark_dirty(&self.e.sidx)
+
+    def use_service_scan(self, bint on):
+        """Find services by scanning them all (what the engine did before
+        its index) instead of the index: for bench/bench_ctl.py's
+        before/after in one run.  Off by default."""
+        self.e.svc_scan = on
+
+    def service_for(self, int af, int proto, bytes daddr, int dport,
+                    int fwmark=0, bint scan=False):
+        """Engine index of the service a new conn to ``daddr:dport`` (16
+        raw bytes, host-order port) with ``fwmark`` gets
+        (ip_vs_service_find: fwmark, the tuple, FTP, port zero), or -1.
+        ``scan=True`` answers by scanning every service instead of the
+        index (ipvs_svcindex.h): the reference the tests compare with."""
+        cdef ipvs_pkt p
+        if len(daddr) != 16:
+            raise ValueError("daddr must be 16 raw bytes")
+        if not 0 <= dport <= 0xFFFF:
+            raise ValueError(f"dport {dport} is outside 0..65535")
+        memset(&p, 0, sizeof(p))
+        memcpy(p.daddr, <char *>daddr, 16)
+        p.af, p.protocol, p.fwmark = af, proto, fwmark
+        p.dport = ((dport >> 8) | (dport << 8)) & 0xFFFF
+        return ipvs_svc_find_scan(&self.e, &p) if scan else \
+            ipvs_svc_find(&self.e, &p)
 
     # -- packets ---------------------------------------------------------
     def packet(self, int af, int proto, bytes saddr, int sport, bytes daddr,

@@ -197,6 +197,9 @@ def replay_mt(ConnEngine eng, batch, times, int nworkers, bytes mask,
     b.times = &tm[0]
     b.dest_out = &dest_out[0]
     b.action_out = &action_out[0]
+    if eng.e.sidx.dirty:
+        # the workers only read the service index (ipvs_svcindex.h)
+        ipvs_svc_index_build(&eng.e.sidx, eng.e.svcs, eng.e.nsvcs)
     with nogil:
         rc = ipvs_mt_replay(&eng.e, &b, &rv[0], &sv[0], nworkers, m, fcc,
                             until, &st)

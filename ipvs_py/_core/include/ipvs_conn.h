@@ -158,6 +158,8 @@ struct ipvs_csvc {
 	uint64_t conns, inpkts, outpkts, inbytes, outbytes;
 };
 
+#include "ipvs_svcindex.h"
+
 /* One packet. */
 struct ipvs_pkt {
 	uint32_t saddr[4], daddr[4];
@@ -225,6 +227,8 @@ struct ipvs_engine {
 	uint32_t ndests, cap_dests;
 	struct ipvs_csvc *svcs;
 	uint32_t nsvcs, cap_svcs;
+	struct ipvs_svc_index sidx;	/* live services by key */
+	int svc_scan;			/* scan instead (bench/bench_ctl.py) */
 	ipvs_sched_cb sched_cb;
 	void *sched_arg;
 	int cb_error;			/* the callback raised */
@@ -1035,10 +1039,46 @@ static inline void ipvs_conn_put(struct ipvs_engine *e, uint32_t id,
 /* ------------------------------------------------------------ services */
 
 /* ip_vs_service_find(): fwmark, then <proto,addr,port>, FTP data, port
- * zero.  A linear scan: the engine keeps only the services' packet-path
- * view, and service lookup runs for new conns only. */
+ * zero, each a probe of the service index (ipvs_svcindex.h), rebuilt here
+ * first when a service changed (single-threaded path; a multi-core replay
+ * builds it before its workers start).  Without an index (no memory for
+ * it) the same order by scanning. */
+static inline int ipvs_svc_find_scan(struct ipvs_engine *e,
+				     const struct ipvs_pkt *p);
+
 static inline int ipvs_svc_find(struct ipvs_engine *e,
 				const struct ipvs_pkt *p)
+{
+	const struct ipvs_svc_index *x = &e->sidx;
+	uint16_t hp;
+	int si;
+
+	if (x->dirty && !e->mt)
+		(void)ipvs_svc_index_build(&e->sidx, e->svcs, e->nsvcs);
+	if (!x->slot || x->dirty || e->svc_scan)
+		return ipvs_svc_find_scan(e, p);
+	if (p->fwmark) {
+		si = ipvs_svc_index_fwm(x, e->svcs, p->af, p->fwmark);
+		if (si >= 0)
+			return si;
+	}
+	si = ipvs_svc_index_tuple(x, e->svcs, p->af, p->protocol, p->daddr,
+				  p->dport);
+	if (si >= 0)
+		return si;
+	hp = (uint16_t)((p->dport >> 8) | (p->dport << 8));
+	if (p->protocol == IPVS_PROTO_TCP && (hp == 20 || hp >= 1024)) {
+		si = ipvs_svc_index_tuple(x, e->svcs, p->af, p->protocol,
+					  p->daddr, IPVS_FTPPORT_BE);
+		if (si >= 0)
+			return si;
+	}
+	return ipvs_svc_index_tuple(x, e->svcs, p->af, p->protocol, p->daddr,
+				    0);
+}
+
+static inline int ipvs_svc_find_scan(struct ipvs_engine *e,
+				     const struct ipvs_pkt *p)
 {
 	uint32_t i;
 
@@ -1600,6 +1640,7 @@ static inline void *ipvs_engine_free_all(struct ipvs_engine *e)
 	for (uint32_t i = 0; i < e->nsvcs; i++)
 		free(e->svcs[i].row_dest);
 	free(e->svcs);
+	ipvs_svc_index_free(&e->sidx);
 	memset(e, 0, sizeof(*e));
 	return NULL;
 }

@@ -276,6 +276,7 @@ static inline int ipvs_mt_worker_init(struct ipvs_worker *w,
 	c->svcs = m->svcs;
 	c->nsvcs = m->nsvcs;
 	c->cap_svcs = m->cap_svcs;
+	c->sidx = m->sidx;	/* read only; built before the workers start */
 	/* no_cport gates a second lookup: start from the engine's count
 	 * (a superset of this worker's, so no lookup is skipped wrongly) */
 	c->nconns = w->nconns0 = m->nconns;
