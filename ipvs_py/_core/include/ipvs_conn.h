@@ -1768,6 +1768,19 @@ static inline struct iht_bl_head *ipvs_prefetch_bucket(struct ipvs_engine *e,
 	return h;
 }
 
+/* Prefetch every cache line of the conn that node @n belongs to, without
+ * a load through @n (that would stall the stage).  A 112-byte conn at
+ * 16-byte alignment spans two or three lines: its first byte, +64 and its
+ * last byte cover them (the last two may be one line). */
+static inline void ipvs_prefetch_conn_lines(const struct iht_node *n)
+{
+	const char *c = (const char *)ipvs_conn_of_node(n);
+
+	__builtin_prefetch(c);
+	__builtin_prefetch(c + 64);
+	__builtin_prefetch(c + IPVS_CONN_BYTES - 1);
+}
+
 /* Stage 2: the bucket head is in cache now; prefetch its first conn (both
  * of the conn's cache lines the lookup and the update touch).  @h must be
  * from the current array: the caller drops its ring after a resize. */
@@ -1778,13 +1791,8 @@ static inline void ipvs_prefetch_conn(struct iht_bl_head *h)
 	if (!h)
 		return;
 	n = iht_bl_first_rcu(h);
-	if (n) {
-		/* no load through @n here (that would stall this stage):
-		 * conns are 128-byte aligned and a node sits in the first 32
-		 * bytes, so @n and @n + 64 are the conn's two lines */
-		__builtin_prefetch(n);
-		__builtin_prefetch((const char *)n + 64);
-	}
+	if (n)
+		ipvs_prefetch_conn_lines(n);
 }
 
 /* Stage 3: the bucket's first node is in cache now; prefetch the second
@@ -1796,8 +1804,7 @@ static inline void ipvs_prefetch_next(struct iht_bl_head *h)
 
 	if (!h || !(n = iht_bl_first_rcu(h)) || !(n = iht_node_next_rcu(n)))
 		return;
-	__builtin_prefetch(n);
-	__builtin_prefetch((const char *)n + 64);
+	ipvs_prefetch_conn_lines(n);
 }
 
 #endif /* IPVS_PY_IPVS_CONN_H */
