@@ -20,8 +20,10 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from ._core import conntab
 from ._core.conntab import ConnEngine, SCTP_STATES, TCP_STATES
 from ._core.sched import BatchScheduler, KINDS
+from .icmp import icmp_packet
 from .packets import PacketBatch, parse_proto, parse_tcp_flags
 from .schedulers.base import PacketInfo, is_available
 from .schedulers.sched import lookup_scheduler
@@ -38,10 +40,13 @@ _DIRS = {"in": 0, "out": 1, 0: 0, 1: 1}
 class Verdict:
     """What the model did with one packet: ``action`` is "forward",
     "drop" or "pass"; ``dest`` the real server (addr, port) or None;
-    ``conn`` the conn id in the engine (or None)."""
+    ``conn`` the conn id in the engine (or None).  ICMP packets also get
+    ``reason``: what the kernel did and why, naming the conn and dest
+    (ipvs_py.icmp)."""
     action: str
     dest: Optional[Tuple[str, int]]
     conn: Optional[int]
+    reason: Optional[str] = None
 
 
 class ReplayResult:
@@ -144,6 +149,7 @@ class ConnPath:
             expire_quiescent_template=sc["expire_quiescent_template"],
             sloppy_tcp=sc["sloppy_tcp"], sloppy_sctp=sc["sloppy_sctp"],
             drop_rate=net.drop_rate)
+        conntab.set_schedule_icmp(self.e, sc["schedule_icmp"])
         if net.kernel != "6.1" and sc["conn_lfactor"] != self._lfactor:
             self._lfactor = sc["conn_lfactor"]
             self.e.set_lfactor(self._lfactor)
@@ -221,6 +227,19 @@ class ConnPath:
             self.after_engine()
 
     # -- packets -------------------------------------------------------------
+    def conn_info(self, cid):
+        """Conn ``cid`` as (af, proto, caddr, cport, vaddr, vport, daddr,
+        dport, flags, state, expires, in_pkts) with address strings, or
+        None when it is not a live conn."""
+        info = conntab.conn_info(self.e, cid)
+        if info is None:
+            return None
+        af, proto, ca, cp, va, vp, da, dp, *rest = info
+        n = 16 if af == 10 else 4
+        return (af, proto, str(ipaddress.ip_address(ca[:n])), cp,
+                str(ipaddress.ip_address(va[:n])), vp,
+                str(ipaddress.ip_address(da[:n])), dp, *rest)
+
     def _dest_tuple(self, did):
         if did < 0:
             return None
@@ -228,8 +247,14 @@ class ConnPath:
         return (str(d.addr), d.port)
 
     def packet(self, proto, saddr, sport, daddr, dport, tcp_flags="S",
-               fwmark=0, direction="in", length=0):
+               fwmark=0, direction="in", length=0, icmp=None):
         """One packet now; see Netns.packet."""
+        if icmp is not None or (isinstance(proto, str) and
+                                proto.lower().startswith("icmp")):
+            act, did, cid, why = icmp_packet(self, proto, saddr, daddr, icmp,
+                                             fwmark, direction, length)
+            return Verdict(act, self._dest_tuple(did),
+                           None if cid < 0 else cid, why)
         p = parse_proto(proto)
         if not (0 < int(sport) < 65536 and 0 < int(dport) < 65536):
             raise ValueError(f"ports must be 1..65535, got {sport}, {dport}")
@@ -255,6 +280,9 @@ class ConnPath:
         (ipvs_py.multicore; 1 runs that machinery on one thread)."""
         if not isinstance(batch, PacketBatch):
             batch = PacketBatch.from_rows(batch)
+        if workers is not None and batch.icmp is not None:
+            raise ValueError("ICMP rows replay on the single-threaded path "
+                             "only (workers=None)")
         n = len(batch)
         hz = self.net.hz
         times = np.maximum(np.round(np.asarray(batch.time) * hz),

@@ -203,6 +203,7 @@ struct ipvs_engine {
 	int secure_tcp;			/* tcp_states_dos table */
 	int conn_reuse_mode, expire_nodest_conn;
 	int expire_quiescent_template, sloppy_tcp, sloppy_sctp;
+	int schedule_icmp;		/* ICMP errors may make conns */
 	int drop_rate, drop_counter;	/* ip_vs_todrop() */
 	uint64_t dropentry;		/* conns dropped by drop-entry */
 	uint64_t rng;			/* xorshift64 state (drop-entry scan) */
@@ -492,6 +493,32 @@ static inline struct ipvs_conn *ipvs_conn_lookup(struct ipvs_engine *e,
 		ipvs_fc_put(e->fc, &fk, c, &c->gen,
 			    e->now - (c->expires - c->timeout));
 	return c;
+}
+
+/* ip_vs_conn_in_get(): the client-direction (hn0) key, then, while
+ * NO_CPORT conns exist, the same key with cport 0 (ipvs_in and the
+ * ICMP path, ipvs_icmp.h). */
+static inline struct ipvs_conn *ipvs_conn_in_get(struct ipvs_engine *e,
+						 const struct ipvs_ckey *key)
+{
+	struct ipvs_conn *c = ipvs_conn_lookup(e, key);
+
+	if (!c && e->no_cport) {
+		struct ipvs_ckey k = *key;
+
+		k.rport = 0;
+		c = ipvs_conn_lookup(e, &k);
+		if (c && !(c->flags & IPVS_CF_NO_CPORT))
+			c = NULL;
+	}
+	return c;
+}
+
+/* ip_vs_conn_out_get(): the reply-direction key (hn1). */
+static inline struct ipvs_conn *ipvs_conn_out_get(struct ipvs_engine *e,
+						  const struct ipvs_ckey *key)
+{
+	return ipvs_conn_lookup(e, key);
 }
 
 static inline int ipvs_conn_double_hashed(const struct ipvs_conn *c)
@@ -1402,16 +1429,9 @@ static inline struct ipvs_verdict ipvs_in(struct ipvs_engine *e,
 	struct ipvs_verdict v = { IPVS_V_PASS, -1, IPVS_CONN_NONE };
 	struct ipvs_ckey k = { p->saddr, p->daddr, p->sport, p->dport, p->af,
 			       p->protocol, 0, 0 };
-	struct ipvs_conn *c = ipvs_conn_lookup(e, &k);
+	struct ipvs_conn *c = ipvs_conn_in_get(e, &k);
 	uint32_t cid;
 
-	if (!c && e->no_cport) {
-		/* ip_vs_conn_in_get(): retry with cport 0 for NO_CPORT conns */
-		k.rport = 0;
-		c = ipvs_conn_lookup(e, &k);
-		if (c && !(c->flags & IPVS_CF_NO_CPORT))
-			c = NULL;
-	}
 	cid = c ? ipvs_conn_id(e, c) : IPVS_CONN_NONE;
 	if (c)
 		IPVS_TRACE(e, IPVS_TR_CONN_HIT, (int32_t)cid, c->dest, c->state,
@@ -1517,7 +1537,7 @@ static inline struct ipvs_verdict ipvs_out(struct ipvs_engine *e,
 	struct ipvs_verdict v = { IPVS_V_PASS, -1, IPVS_CONN_NONE };
 	struct ipvs_ckey k = { p->daddr, p->saddr, p->dport, p->sport, p->af,
 			       p->protocol, 1, 0 };
-	struct ipvs_conn *c = ipvs_conn_lookup(e, &k);
+	struct ipvs_conn *c = ipvs_conn_out_get(e, &k);
 	uint32_t cid;
 
 	if (!c)
@@ -1552,7 +1572,7 @@ static inline struct ipvs_verdict ipvs_packet(struct ipvs_engine *e,
 {
 	ipvs_run_timers(e, now);
 	/* ip_vs_proto_get() == NULL: not ours, NF_ACCEPT (ICMP errors and
-	 * fragments are not modelled); a bad family likewise */
+	 * fragments: ipvs_icmp.h, ipvs_packet_icmp()); a bad family likewise */
 	if ((p->protocol != IPVS_PROTO_TCP && p->protocol != IPVS_PROTO_UDP &&
 	     p->protocol != IPVS_PROTO_SCTP) || (p->af != 2 && p->af != 10)) {
 		struct ipvs_verdict v = { IPVS_V_PASS, -1, IPVS_CONN_NONE };
