@@ -111,7 +111,13 @@ class ConnPath:
             lo, hi = 8, net.conn_tab_bits
             lf = net.sysctl["conn_lfactor"]
         self.e = ConnEngine(net.hz, lo, hi, lf)
-        self.e.seed(net._rng.getrandbits(64))
+        seed = net._rng.getrandbits(64)
+        self.e.seed(seed)
+        #: 6.1: the model's (size_t)ipvs >> 8 in the conn hash; else None
+        self.salt61 = None
+        if net.kernel == "6.1":
+            self.salt61 = salt61(net.svc_salt, seed)
+            conntab.use_61_hashing(self.e, self.salt61)
         self._lfactor = lf
         self._gen = None
         self._dest_ids = {}         # Dest -> engine id
@@ -352,6 +358,14 @@ class ConnPath:
             out.append("%-3s %s %04X %s %04X %s %04X %-11s %7u\n"
                        % (pname, c, cp, v, vp, d, dp, sname, secs))
         return out
+
+
+def salt61(svc_salt, seed):
+    """The model's (size_t)ipvs >> 8 for the 6.1 conn hash: the low 8
+    bits are the netns's ``svc_salt`` (the same pointer's bits 8..15,
+    which the 6.1 service hash mixes in); the higher bits, which masks of
+    up to 2^27 buckets also see, come from the engine seed."""
+    return ((seed >> 32) & 0xFFFFFF00 | svc_salt) & 0xFFFFFFFF
 
 
 def _state_name(proto, state):

@@ -131,6 +131,7 @@ cdef extern from "ipvs_conn.h" nogil:
     uint64_t ipvs_random_dropentry(ipvs_engine *e)
 
 include "conntab_icmp.pxi"
+include "conntab_61.pxi"
 
 CONN_BYTES = ipvs_engine_sizeof_conn()
 DEF PF_DIST = 16       # rows ahead for the bucket prefetch

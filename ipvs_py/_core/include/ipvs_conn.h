@@ -204,6 +204,8 @@ struct ipvs_engine {
 	int conn_reuse_mode, expire_nodest_conn;
 	int expire_quiescent_template, sloppy_tcp, sloppy_sctp;
 	int schedule_icmp;		/* ICMP errors may make conns */
+	int hash61;			/* Linux 6.1 hashing: ipvs_conn61.h */
+	uint32_t salt61;		/* its (size_t)ipvs >> 8 */
 	int drop_rate, drop_counter;	/* ip_vs_todrop() */
 	uint64_t dropentry;		/* conns dropped by drop-entry */
 	uint64_t rng;			/* xorshift64 state (drop-entry scan) */
@@ -448,6 +450,12 @@ static int ipvs_ckey_cmp(const struct iht_node *n, const void *key,
 	return c->dport == k->lport && ipvs_addr_eq(k->af, c->daddr, k->laddr);
 }
 
+#include "ipvs_conn61.h"
+
+/* The key hash for inserts and rehashes: iht_*(..., IPVS_CKEY_HASH(e)) */
+#define IPVS_CKEY_HASH(e) \
+	((e)->hash61 ? ipvs_ckey_hash61 : ipvs_ckey_hash), (void *)(e)
+
 /* The flow cache's copy of a lookup key. */
 static inline void ipvs_fc_key_of(const struct ipvs_ckey *k,
 				  struct ipvs_fc_key *fk)
@@ -486,9 +494,10 @@ static inline struct ipvs_conn *ipvs_conn_lookup(struct ipvs_engine *e,
 		}
 		cached = 1;
 	}
-	n = iht_lookup(t, k, ipvs_ckey_hash, ipvs_ckey_cmp, NULL);
+	n = e->hash61 ? iht_lookup(t, k, ipvs_ckey_hash61, ipvs_ckey_cmp61, e)
+		      : iht_lookup(t, k, ipvs_ckey_hash, ipvs_ckey_cmp, NULL);
 	iht_read_unlock(t, slot);
-	c = n ? ipvs_conn_of_node(n) : NULL;
+	c = !n ? NULL : e->hash61 ? ipvs_conn_of_node61(n) : ipvs_conn_of_node(n);
 	if (c && cached)	/* gap since its last packet (expires-timeout) */
 		ipvs_fc_put(e->fc, &fk, c, &c->gen,
 			    e->now - (c->expires - c->timeout));
@@ -527,6 +536,13 @@ static inline int ipvs_conn_double_hashed(const struct ipvs_conn *c)
 	       (c->flags & IPVS_CF_FWD_MASK) == IPVS_CF_MASQ;
 }
 
+/* hn1 is in the table: MASQ conns, except in 6.1 (one node each). */
+static inline int ipvs_conn_two_nodes(const struct ipvs_engine *e,
+				      const struct ipvs_conn *c)
+{
+	return !e->hash61 && ipvs_conn_double_hashed(c);
+}
+
 /* ip_vs_conn_hash(): hn0 always, hn1 for MASQ conns, both under the
  * ordered double bucket lock. */
 static inline void ipvs_conn_hash(struct ipvs_engine *e, struct ipvs_conn *c)
@@ -534,20 +550,20 @@ static inline void ipvs_conn_hash(struct ipvs_engine *e, struct ipvs_conn *c)
 	struct ipvs_ckey k0 = { c->caddr, c->vaddr, c->cport, c->vport,
 				c->af, c->protocol, 0, 0 };
 
-	if (ipvs_conn_double_hashed(c)) {
+	if (ipvs_conn_two_nodes(e, c)) {
 		struct ipvs_ckey k1 = { c->caddr, c->daddr, c->cport, c->dport,
 					c->af, c->protocol, 1, 0 };
 		iht_insert2(ipvs_tab(e), &c->hn[0], &k0, &c->hn[1], &k1,
-			    ipvs_ckey_hash, NULL, 1);
+			    IPVS_CKEY_HASH(e), 1);
 	} else {
-		iht_insert(ipvs_tab(e), &c->hn[0], &k0, ipvs_ckey_hash, NULL, 1);
+		iht_insert(ipvs_tab(e), &c->hn[0], &k0, IPVS_CKEY_HASH(e), 1);
 	}
 }
 
 static inline void ipvs_conn_unhash(struct ipvs_engine *e,
 				    struct ipvs_conn *c)
 {
-	if (ipvs_conn_double_hashed(c))
+	if (ipvs_conn_two_nodes(e, c))
 		iht_unlink2(ipvs_tab(e), &c->hn[0], &c->hn[1], 1);
 	else
 		iht_unlink(ipvs_tab(e), &c->hn[0], 1);
@@ -1184,7 +1200,7 @@ static inline int ipvs_check_template(struct ipvs_engine *e, uint32_t tid)
 						t->vport, t->af, t->protocol,
 						0, 0 };
 			iht_rehash(ipvs_tab(e), &t->hn[0], &k0,
-				   ipvs_ckey_hash, NULL);
+				   IPVS_CKEY_HASH(e));
 		}
 		return 0;
 	}
@@ -1280,9 +1296,9 @@ static inline void ipvs_conn_fill_cport(struct ipvs_engine *e,
 	e->no_cport--;
 	c->cport = cport;
 	c->gen++;			/* re-keyed: cached keys are stale */
-	iht_rehash(ipvs_tab(e), &c->hn[0], &k0, ipvs_ckey_hash, NULL);
-	if (ipvs_conn_double_hashed(c))
-		iht_rehash(ipvs_tab(e), &c->hn[1], &k1, ipvs_ckey_hash, NULL);
+	iht_rehash(ipvs_tab(e), &c->hn[0], &k0, IPVS_CKEY_HASH(e));
+	if (ipvs_conn_two_nodes(e, c))
+		iht_rehash(ipvs_tab(e), &c->hn[1], &k1, IPVS_CKEY_HASH(e));
 	ipvs_ev_conn_up(e, c);
 }
 
@@ -1540,7 +1556,9 @@ static inline struct ipvs_verdict ipvs_out(struct ipvs_engine *e,
 	struct ipvs_conn *c = ipvs_conn_out_get(e, &k);
 	uint32_t cid;
 
-	if (!c)
+	/* ip_vs_out(): a conn that is not MASQ is left alone (ignore_cp;
+	 * only the 6.1 single-node table finds one here) */
+	if (!c || (c->flags & IPVS_CF_FWD_MASK) != IPVS_CF_MASQ)
 		return v;
 	cid = ipvs_conn_id(e, c);
 	ipvs_pkt_stats(e, c, 1, p->len);	/* ip_vs_out_stats() */
@@ -1733,7 +1751,12 @@ static inline struct iht_bl_head *ipvs_prefetch_bucket(struct ipvs_engine *e,
 
 	if (!tb)
 		return NULL;
-	if (dir == IPVS_DIR_OUTPUT)
+	if (e->hash61)		/* the client side, either direction */
+		hk = ipvs_conn_hashkey61(af, proto, dir == IPVS_DIR_OUTPUT ?
+					 d : s, dir == IPVS_DIR_OUTPUT ? dp : sp,
+					 (uint32_t)tb->hash_key.key[0],
+					 e->salt61);
+	else if (dir == IPVS_DIR_OUTPUT)
 		hk = ipvs_conn_hashfn(af, proto, d, dp, s, sp, &tb->hash_key);
 	else
 		hk = ipvs_conn_hashfn(af, proto, s, sp, d, dp, &tb->hash_key);
