@@ -1,0 +1,200 @@
+"""ICMP errors through Debian 6.1's IPVS in the VM vs the model
+(include/ipvs_icmp.h): the client sends crafted ICMP errors about the
+replies of its UDP conns (NAT and DR services) to the VIP; a raw socket
+on the real servers records which arrive and how they were rewritten;
+`ipvsadm -Ln --stats` gives the packet/byte counters.  The model, fed the
+same packets, must forward exactly the errors the kernel forwarded, to the
+same real server, and count the same.  One boot.
+"""
+from __future__ import annotations
+
+import pytest
+
+import ipvs_py
+from ipvs_py import IcmpError
+
+pytestmark = pytest.mark.kernel_vm
+GUEST_TIMEOUT = 900
+
+CLIENT, VIP = "10.0.2.2", "10.0.0.1"
+NAT_RS, DR_RS = "10.0.1.1", "10.0.1.2"
+RULES = (f"-A -u {VIP}:53 -s rr\n"
+         f"-a -u {VIP}:53 -r {NAT_RS}:53 -m\n"
+         f"-A -u {VIP}:5353 -s rr\n"
+         f"-a -u {VIP}:5353 -r {DR_RS}:5353 -g\n")
+NAT_PORTS, DR_PORTS = [46001, 46002], [47001]
+PAYLOAD = b"ping\n"             # one UDP datagram per conn: 33 bytes
+# (id, type, code, vport, cport, inner bytes): the id goes in the inner
+# IP header's identification field so the capture can tell them apart
+ERRORS = [
+    (1, 3, 3, 53, 46001, 8),    # port unreachable, NAT conn
+    (2, 11, 0, 53, 46002, 8),   # time exceeded, NAT conn
+    (3, 4, 0, 53, 46001, 8),    # source quench, NAT conn
+    (4, 3, 4, 5353, 47001, 8),  # frag needed, DR conn
+    (5, 3, 3, 53, 46999, 8),    # no such conn
+    (6, 12, 0, 53, 46001, 8),   # parameter problem: not an error IPVS takes
+    (7, 0, 0, 53, 46001, 8),    # echo reply: not an error
+    (8, 3, 3, 53, 46001, 0),    # inner ports cut off
+]
+
+SENDER = r"""
+import socket, struct, sys, time
+import dpkt
+errors = eval(sys.argv[1])
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+for ident, typ, code, vport, cport, tail in errors:
+    udp = bytes(dpkt.udp.UDP(sport=vport, dport=cport, data=b"x" * 4))[:tail]
+    inner = dpkt.ip.IP(src=socket.inet_aton("%(vip)s"),
+                       dst=socket.inet_aton("%(client)s"), p=17, id=ident,
+                       ttl=64, len=20 + 12)
+    body = bytes(inner)[:20] + udp
+    if typ in (3, 4, 11, 12):
+        icmp = dpkt.icmp.ICMP(type=typ, code=code,
+                              data=dpkt.icmp.ICMP.Unreach(data=body))
+    else:
+        icmp = dpkt.icmp.ICMP(type=typ, code=code,
+                              data=dpkt.icmp.ICMP.Echo(id=ident, seq=1))
+    s.sendto(bytes(icmp), ("%(vip)s", 0))
+    time.sleep(0.3)
+""" % {"vip": VIP, "client": CLIENT}
+
+RECEIVER = r"""
+import socket, sys, time
+import dpkt
+out = open(sys.argv[1], "w", buffering=1)
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+s.settimeout(1.0)
+end = time.time() + float(sys.argv[2])
+print("ready", file=out)
+while time.time() < end:
+    try:
+        data = s.recv(2048)
+    except socket.timeout:
+        continue
+    ip = dpkt.ip.IP(data)
+    icmp = ip.data
+    if icmp.type not in (3, 4, 11, 12):
+        continue
+    inner = bytes(icmp.data)[4:]
+    iip = inner[:20]
+    ports = inner[20:24]
+    print(int.from_bytes(iip[4:6], "big"), icmp.type, icmp.code,
+          socket.inet_ntoa(ip.src), socket.inet_ntoa(ip.dst),
+          socket.inet_ntoa(iip[12:16]), socket.inet_ntoa(iip[16:20]),
+          int.from_bytes(ports[0:2], "big") if len(ports) == 4 else -1,
+          len(data), file=out)
+"""
+
+GUEST_SCRIPT = r"""
+set -u
+cd "$OUT"
+modprobe ip_vs; modprobe ip_vs_rr
+cat > rules.txt <<'RULES'
+""" + RULES + r"""RULES
+ipvsadm -R < rules.txt; echo $? > rules.rc
+cat > sender.py <<'PYEOF'
+""" + SENDER + r"""PYEOF
+cat > receiver.py <<'PYEOF'
+""" + RECEIVER + r"""PYEOF
+{
+set -x
+sysctl -qw net.ipv4.ip_forward=1
+ip link add dummy0 type dummy && ip link set dummy0 up && ip addr add 10.0.0.1/32 dev dummy0
+ip netns add cl && ip netns add rs
+ip link add lb-cl type veth peer name cl0 && ip link set cl0 netns cl
+ip link add lb-rs type veth peer name rs0 && ip link set rs0 netns rs
+ip addr add 10.0.2.1/24 dev lb-cl && ip link set lb-cl up
+ip addr add 10.0.1.254/24 dev lb-rs && ip link set lb-rs up
+ip -n cl addr add 10.0.2.2/24 dev cl0 && ip -n cl link set cl0 up && ip -n cl link set lo up
+ip -n cl route add default via 10.0.2.1
+ip -n rs addr add 10.0.1.1/24 dev rs0 && ip -n rs addr add 10.0.1.2/24 dev rs0
+ip -n rs link set rs0 up && ip -n rs link set lo up
+ip -n rs route add default via 10.0.1.254
+ip -n rs addr add 10.0.0.1/32 dev lo
+set +x
+} > net_setup.log 2>&1
+ip netns exec rs socat -u UDP-RECV:53 /dev/null > rs_udp.log 2>&1 &
+ip netns exec rs socat -u UDP-RECV:5353 /dev/null > rs_udp2.log 2>&1 &
+ip netns exec rs "$PY" receiver.py rs_icmp.txt 60 2> receiver.err &
+for i in $(seq 100); do grep -q ready rs_icmp.txt 2>/dev/null && break; sleep 0.2; done
+for p in """ + " ".join(map(str, NAT_PORTS)) + r"""; do
+    printf 'ping\n' | ip netns exec cl socat -u - UDP-SENDTO:10.0.0.1:53,sourceport=$p 2>> udp.err
+    sleep 0.2
+done
+for p in """ + " ".join(map(str, DR_PORTS)) + r"""; do
+    printf 'ping\n' | ip netns exec cl socat -u - UDP-SENDTO:10.0.0.1:5353,sourceport=$p 2>> udp.err
+    sleep 0.2
+done
+cat /proc/net/ip_vs_conn > conn_before.txt
+ipvsadm -Ln --stats > stats_before.txt
+ip netns exec cl "$PY" sender.py '""" + repr(ERRORS) + r"""' > sender.log 2>&1
+echo $? > sender.rc
+sleep 3
+ipvsadm -Ln --stats > stats.txt
+cat /proc/net/ip_vs_conn > conn_after.txt
+echo "== done" >&2
+"""
+
+
+def model():
+    """The model fed the same packets: (net, {id: Verdict})."""
+    net = ipvs_py.Netns(kernel="6.1", seed=1)
+    net.restore(RULES)
+    for cport in NAT_PORTS:
+        net.packet("udp", CLIENT, cport, VIP, 53, 0, length=20 + 8 + 5)
+    for cport in DR_PORTS:
+        net.packet("udp", CLIENT, cport, VIP, 5353, 0, length=20 + 8 + 5)
+    verdicts = {}
+    for ident, typ, code, vport, cport, tail in ERRORS:
+        err = IcmpError(typ, code, ("udp", VIP, vport, CLIENT, cport),
+                        truncated=None if tail else "inner_ports")
+        verdicts[ident] = net.packet("icmp", CLIENT, 0, VIP, 0,
+                                     length=20 + 8 + 20 + tail, icmp=err)
+    return net, verdicts
+
+
+def _arrivals(guest):
+    out = {}
+    for line in guest.lines("rs_icmp.txt")[1:]:
+        ident, typ, code, src, dst, isrc, idst, isport, n = line.split()
+        out[int(ident)] = (int(typ), dst, isrc, int(isport))
+    return out
+
+
+def test_setup(guest):
+    assert guest.text("rules.rc").strip() == "0"
+    assert guest.text("sender.rc").strip() == "0", guest.text("sender.log")
+    assert len(guest.text("conn_before.txt").splitlines()) == 4
+
+
+def test_forwarded_errors_match_the_model(guest):
+    _, verdicts = model()
+    got = _arrivals(guest)
+    for ident, typ, code, vport, cport, tail in ERRORS:
+        v = verdicts[ident]
+        if v.action == "forward":
+            assert ident in got, (ident, v)
+            typ_seen, dst, isrc, isport = got[ident]
+            rs = v.dest[0]
+            if vport == 53:     # NAT: outer dst and inner source rewritten
+                assert (dst, isrc, isport) == (rs, rs, 53), got[ident]
+            else:               # DR: sent as it is
+                assert (dst, isrc, isport) == (VIP, VIP, vport), got[ident]
+        else:
+            assert ident not in got, (ident, v, got.get(ident))
+    # the model forwards 1..4 only
+    assert sorted(i for i, v in verdicts.items() if v.action == "forward") \
+        == [1, 2, 3, 4]
+
+
+def test_counters_match_the_model(guest):
+    net, _ = model()
+    assert guest.text("stats.txt") == net.list_text(stats=True)
+
+
+def test_conns_untouched(guest):
+    before = sorted(ln.split()[:8] for ln in
+                    guest.text("conn_before.txt").splitlines()[1:])
+    after = sorted(ln.split()[:8] for ln in
+                   guest.text("conn_after.txt").splitlines()[1:])
+    assert before == after
