@@ -75,7 +75,7 @@ while time.time() < end:
     icmp = ip.data
     if icmp.type not in (3, 4, 11, 12):
         continue
-    inner = bytes(icmp.data)[4:]
+    inner = data[(data[0] & 15) * 4 + 8:]       # after outer IP + ICMP
     iip = inner[:20]
     ports = inner[20:24]
     print(int.from_bytes(iip[4:6], "big"), icmp.type, icmp.code,
