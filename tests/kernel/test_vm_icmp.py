@@ -8,6 +8,8 @@ same real server, and count the same.  One boot.
 """
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import ipvs_py
@@ -36,17 +38,36 @@ ERRORS = [
     (7, 0, 0, 53, 46001, 8),    # echo reply: not an error
     (8, 3, 3, 53, 46001, 0),    # inner ports cut off
 ]
+# errors sent from the real servers' side to the client about requests as
+# the director forwarded them (ip_vs_out_icmp): (id, type, code, cport,
+# real server, port)
+ERRORS_OUT = [
+    (9, 3, 4, 46001, NAT_RS, 53),       # NAT conn: translated to the VIP
+    (10, 11, 0, 47001, DR_RS, 5353),    # DR conn: left alone
+    (11, 3, 3, 46999, NAT_RS, 53),      # no such conn
+]
+
+
+def _in_spec():
+    """ERRORS as sender rows: (id, type, code, inner src, sport, inner dst,
+    dport, inner bytes, outer dst)."""
+    return [(i, t, c, VIP, vp, CLIENT, cp, tail, VIP)
+            for i, t, c, vp, cp, tail in ERRORS]
+
+
+def _out_spec():
+    return [(i, t, c, CLIENT, cp, rs, rp, 8, CLIENT)
+            for i, t, c, cp, rs, rp in ERRORS_OUT]
 
 SENDER = r"""
-import socket, struct, sys, time
+import json, socket, sys, time
 import dpkt
-errors = eval(sys.argv[1])
+errors = json.load(open(sys.argv[1]))
 s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-for ident, typ, code, vport, cport, tail in errors:
-    udp = bytes(dpkt.udp.UDP(sport=vport, dport=cport, data=b"x" * 4))[:tail]
-    inner = dpkt.ip.IP(src=socket.inet_aton("%(vip)s"),
-                       dst=socket.inet_aton("%(client)s"), p=17, id=ident,
-                       ttl=64, len=20 + 12)
+for ident, typ, code, isrc, isport, idst, idport, tail, dst in errors:
+    udp = bytes(dpkt.udp.UDP(sport=isport, dport=idport, data=b"x" * 4))[:tail]
+    inner = dpkt.ip.IP(src=socket.inet_aton(isrc), dst=socket.inet_aton(idst),
+                       p=17, id=ident, ttl=64, len=20 + 12)
     body = bytes(inner)[:20] + udp
     if typ in (3, 4, 11, 12):
         icmp = dpkt.icmp.ICMP(type=typ, code=code,
@@ -54,9 +75,9 @@ for ident, typ, code, vport, cport, tail in errors:
     else:
         icmp = dpkt.icmp.ICMP(type=typ, code=code,
                               data=dpkt.icmp.ICMP.Echo(id=ident, seq=1))
-    s.sendto(bytes(icmp), ("%(vip)s", 0))
+    s.sendto(bytes(icmp), (dst, 0))
     time.sleep(0.3)
-""" % {"vip": VIP, "client": CLIENT}
+"""
 
 RECEIVER = r"""
 import socket, sys, time
@@ -82,6 +103,7 @@ while time.time() < end:
           socket.inet_ntoa(ip.src), socket.inet_ntoa(ip.dst),
           socket.inet_ntoa(iip[12:16]), socket.inet_ntoa(iip[16:20]),
           int.from_bytes(ports[0:2], "big") if len(ports) == 4 else -1,
+          int.from_bytes(ports[2:4], "big") if len(ports) == 4 else -1,
           len(data), file=out)
 """
 
@@ -116,7 +138,11 @@ set +x
 ip netns exec rs socat -u UDP-RECV:53 /dev/null > rs_udp.log 2>&1 &
 ip netns exec rs socat -u UDP-RECV:5353 /dev/null > rs_udp2.log 2>&1 &
 ip netns exec rs "$PY" receiver.py rs_icmp.txt 60 2> receiver.err &
-for i in $(seq 100); do grep -q ready rs_icmp.txt 2>/dev/null && break; sleep 0.2; done
+ip netns exec cl "$PY" receiver.py cl_icmp.txt 60 2> receiver_cl.err &
+for i in $(seq 100); do
+    grep -q ready rs_icmp.txt 2>/dev/null && grep -q ready cl_icmp.txt 2>/dev/null && break
+    sleep 0.2
+done
 for p in """ + " ".join(map(str, NAT_PORTS)) + r"""; do
     printf 'ping\n' | ip netns exec cl socat -u - UDP-SENDTO:10.0.0.1:53,sourceport=$p 2>> udp.err
     sleep 0.2
@@ -127,8 +153,16 @@ for p in """ + " ".join(map(str, DR_PORTS)) + r"""; do
 done
 cat /proc/net/ip_vs_conn > conn_before.txt
 ipvsadm -Ln --stats > stats_before.txt
-ip netns exec cl "$PY" sender.py '""" + repr(ERRORS) + r"""' > sender.log 2>&1
+cat > spec_in.json <<'JSON'
+""" + json.dumps(_in_spec()) + r"""
+JSON
+cat > spec_out.json <<'JSON'
+""" + json.dumps(_out_spec()) + r"""
+JSON
+ip netns exec cl "$PY" sender.py spec_in.json > sender.log 2>&1
 echo $? > sender.rc
+ip netns exec rs "$PY" sender.py spec_out.json > sender_out.log 2>&1
+echo $? > sender_out.rc
 sleep 3
 ipvsadm -Ln --stats > stats.txt
 cat /proc/net/ip_vs_conn > conn_after.txt
@@ -150,20 +184,29 @@ def model():
                         truncated=None if tail else "inner_ports")
         verdicts[ident] = net.packet("icmp", CLIENT, 0, VIP, 0,
                                      length=20 + 8 + 20 + tail, icmp=err)
+    for ident, typ, code, cport, rs, rport in ERRORS_OUT:
+        err = IcmpError(typ, code, ("udp", CLIENT, cport, rs, rport))
+        verdicts[ident] = net.packet("icmp", NAT_RS, 0, CLIENT, 0,
+                                     direction="out", length=56, icmp=err)
     return net, verdicts
 
 
-def _arrivals(guest):
+def _arrivals(guest, name="rs_icmp.txt"):
+    """{id: (type, outer src, outer dst, inner src, inner dst, inner
+    sport, inner dport)} of the errors a receiver saw."""
     out = {}
-    for line in guest.lines("rs_icmp.txt")[1:]:
-        ident, typ, code, src, dst, isrc, idst, isport, n = line.split()
-        out[int(ident)] = (int(typ), dst, isrc, int(isport))
+    for line in guest.lines(name)[1:]:
+        ident, typ, code, src, dst, isrc, idst, isp, idp, n = line.split()
+        out[int(ident)] = (int(typ), src, dst, isrc, idst, int(isp),
+                           int(idp))
     return out
 
 
 def test_setup(guest):
     assert guest.text("rules.rc").strip() == "0"
     assert guest.text("sender.rc").strip() == "0", guest.text("sender.log")
+    assert guest.text("sender_out.rc").strip() == "0", \
+        guest.text("sender_out.log")
     assert len(guest.text("conn_before.txt").splitlines()) == 4
 
 
@@ -174,7 +217,7 @@ def test_forwarded_errors_match_the_model(guest):
         v = verdicts[ident]
         if v.action == "forward":
             assert ident in got, (ident, v)
-            typ_seen, dst, isrc, isport = got[ident]
+            typ_seen, src, dst, isrc, idst, isport, idport = got[ident]
             rs = v.dest[0]
             if vport == 53:     # NAT: outer dst and inner source rewritten
                 assert (dst, isrc, isport) == (rs, rs, 53), got[ident]
@@ -183,8 +226,27 @@ def test_forwarded_errors_match_the_model(guest):
         else:
             assert ident not in got, (ident, v, got.get(ident))
     # the model forwards 1..4 only
-    assert sorted(i for i, v in verdicts.items() if v.action == "forward") \
-        == [1, 2, 3, 4]
+    assert sorted(e[0] for e in ERRORS
+                  if verdicts[e[0]].action == "forward") == [1, 2, 3, 4]
+
+
+def test_reply_side_errors_match_the_model(guest):
+    """ip_vs_out_icmp(): the NAT conn's error reaches the client from the
+    VIP about VIP:53; the others pass the director unchanged."""
+    _, verdicts = model()
+    got = _arrivals(guest, "cl_icmp.txt")
+    assert sorted(got) == [9, 10, 11]       # every one reaches the client
+    for ident, typ, code, cport, rs, rport in ERRORS_OUT:
+        v = verdicts[ident]
+        _, src, dst, isrc, idst, isport, idport = got[ident]
+        assert (dst, isrc, isport) == (CLIENT, CLIENT, cport)
+        if v.action == "forward":           # translated
+            assert (src, idst, idport) == (VIP, VIP, 53), got[ident]
+        else:
+            assert v.action == "pass"
+            assert (src, idst, idport) == (NAT_RS, rs, rport), got[ident]
+    assert [verdicts[i].action for i in (9, 10, 11)] == \
+        ["forward", "pass", "pass"]
 
 
 def test_counters_match_the_model(guest):
