@@ -20,7 +20,8 @@ from typing import Optional, Tuple
 import numpy as np
 
 from ._core import conntab as _conntab
-from .packets import ICMP_DTYPE, ICMP_PROTOS, parse_addr, parse_proto
+from .packets import (ICMP_DTYPE, ICMP_PROTOS, parse_addr, parse_addr_pair,
+                      parse_proto)
 
 __all__ = ["IcmpError", "WHY", "TRUNCATED", "FRAGMENT", "icmp_packet",
            "describe"]
@@ -152,10 +153,7 @@ def icmp_packet(path, proto, saddr, daddr, icmp, fwmark, direction, length):
                          f"got {icmp!r}")
     if direction not in ("in", "out"):
         raise ValueError(f"direction must be 'in' or 'out', got {direction!r}")
-    saf, sraw = parse_addr(saddr)
-    daf, draw = parse_addr(daddr)
-    if saf != daf:
-        raise ValueError(f"address families differ: {saddr} -> {daddr}")
+    saf, sraw, draw = parse_addr_pair(saddr, daddr)
     num = icmp_proto(proto, saf)
     if num is None:
         raise ValueError(f"icmp= goes with protocol 'icmp' or 'icmpv6', "

@@ -126,6 +126,16 @@ def parse_addr(value):
     return AF_INET6, ip.packed
 
 
+def parse_addr_pair(saddr, daddr):
+    """Source and destination -> (af, raw saddr, raw daddr); ValueError
+    when their families differ."""
+    saf, sraw = parse_addr(saddr)
+    daf, draw = parse_addr(daddr)
+    if saf != daf:
+        raise ValueError(f"address families differ: {saddr} -> {daddr}")
+    return saf, sraw, draw
+
+
 def addr_text(af, raw):
     """16 raw bytes -> the address string of family ``af``."""
     raw = bytes(raw)
@@ -218,10 +228,7 @@ class PacketBatch:
                 if not 7 <= len(row) <= 11:
                     raise ValueError(f"expected 7 to 11 fields, got {len(row)}")
                 proto, saddr, sport, daddr, dport, flags, t, *rest = row
-                saf, sraw = parse_addr(saddr)
-                daf, draw = parse_addr(daddr)
-                if saf != daf:
-                    raise ValueError(f"address families differ: {saddr} -> {daddr}")
+                saf, sraw, draw = parse_addr_pair(saddr, daddr)
                 ip = icmp_proto(proto, saf)
                 if ip is None:
                     c["proto"][i] = parse_proto(proto)
