@@ -178,6 +178,8 @@ class ConnPath:
                 self.e.set_dest(self._dest_id(d), d.addr_bytes.ljust(16, b"\0"),
                                 d.port, d.af, d.fwd_method, d.weight,
                                 d.u_thresh, d.l_thresh, is_available(d), si)
+                conntab.set_dest_tunnel(self.e, self._dest_id(d), d.tun_type,
+                                        d.tun_port)
             bs = None
             rows = ()
             if svc.sched_name in KINDS:

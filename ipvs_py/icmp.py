@@ -12,7 +12,10 @@ cut short, a bad checksum) is said with ``truncated``, ``fragment`` and
 about a reply the client got, so ``inner`` is (proto, VIP, vport, client,
 cport).  ``direction="out"`` is ip_vs_out_icmp(): an error travelling
 towards the client about a request as the director forwarded it, so
-``inner`` is (proto, client, cport, real server, rport).
+``inner`` is (proto, client, cport, real server, rport).  An error about
+an IPIP packet the director tunnelled to a real server has ``inner``
+(4, director, 0, real server, 0) and ``tunneled`` (proto, client, cport,
+VIP, vport), the request inside.
 """
 import dataclasses
 from typing import Optional, Tuple
@@ -31,7 +34,7 @@ TRUNCATED = {None: 0, "icmp": 0x01, "inner_ip": 0x02, "inner_ports": 0x04}
 #: ``fragment=`` values: the ICMP packet itself, or the quoted packet
 #: (a nonzero fragment offset in the inner header)
 FRAGMENT = {None: 0, "outer": 0x08, "inner": 0x10}
-_BAD_CSUM = 0x20
+_BAD_CSUM, _DF, _NO_TUNNELED = 0x20, 0x40, 0x80
 
 #: enum ipvs_icmp_why -> what the kernel did, in words
 WHY = {
@@ -40,7 +43,7 @@ WHY = {
     3: "ICMP header cut short: dropped",
     4: "ICMPv6 error behind a fragment header: dropped",
     5: "inner IP header missing: ignored, passes",
-    6: "error about an IPIP tunnel packet: not modelled, passes",
+    6: "error about a non-first fragment of an IPIP packet: passes",
     7: "non-first fragment of an inner UDP packet (maybe a tunnel): passes",
     8: "inner protocol is not one IPVS balances: passes",
     9: "inner IPv6 packet is a non-first fragment: passes",
@@ -52,6 +55,9 @@ WHY = {
     15: "reply side of a DR/TUN conn: left alone",
     16: "schedule_icmp: no service or no real server to schedule: passes",
     17: "schedule_icmp: dropped (no inner ports, drop_packet or no dest)",
+    18: "IPIP packet not to one of our IPIP real servers: passes",
+    19: "IPIP: the director sends the client an ICMP error of its own",
+    20: "IPIP frag-needed about a request without DF: consumed",
 }
 
 
@@ -66,13 +72,17 @@ class IcmpError:
     proto a name or number (IPVS handles tcp/udp/sctp; others pass).
     ``truncated``: None, "icmp", "inner_ip" or "inner_ports";
     ``fragment``: None, "outer" or "inner"; ``bad_checksum``: the ICMP
-    checksum is wrong."""
+    checksum is wrong.  IPIP (inner proto 4): ``tunneled`` is the
+    request inside, (proto, client, cport, VIP, vport), None when cut
+    off; ``df`` its Don't Fragment bit."""
     type: int
     code: int = 0
     inner: Optional[Tuple] = None
     truncated: Optional[str] = None
     fragment: Optional[str] = None
     bad_checksum: bool = False
+    tunneled: Optional[Tuple] = None
+    df: bool = True
 
     def record(self, af):
         """This error as one ICMP_DTYPE record for a packet of family
@@ -94,6 +104,10 @@ class IcmpError:
         flags = TRUNCATED[self.truncated] | FRAGMENT[self.fragment]
         if self.bad_checksum:
             flags |= _BAD_CSUM
+        if self.df:
+            flags |= _DF
+        if self.tunneled is None:
+            flags |= _NO_TUNNELED
         rec["flags"] = flags
         if self.inner is None:
             if self.truncated not in ("icmp", "inner_ip"):
@@ -101,25 +115,36 @@ class IcmpError:
                                  "is required unless truncated='icmp' or "
                                  "'inner_ip'")
             return rec
-        try:
-            proto, saddr, sport, daddr, dport = self.inner
-        except (TypeError, ValueError):
-            raise ValueError(f"inner must be (proto, saddr, sport, daddr, "
-                             f"dport), got {self.inner!r}") from None
-        rec["proto"] = _inner_proto(proto)
-        for name, addr in (("saddr", saddr), ("daddr", daddr)):
-            iaf, raw = parse_addr(addr)
-            if iaf != af:
-                raise ValueError(f"inner {name} {addr} is not of the "
-                                 f"packet's address family")
-            rec[name] = np.frombuffer(raw, np.uint8)
-        for name, port in (("sport", sport), ("dport", dport)):
-            if not isinstance(port, (int, np.integer)) or \
-                    not 0 <= port <= 65535:
-                raise ValueError(f"inner {name} must be 0..65535, "
-                                 f"got {port!r}")
-            rec[name] = port
+        _put_tuple(rec, "", "inner", self.inner, af)
+        if self.tunneled is not None:
+            if rec["proto"] != 4:
+                raise ValueError("tunneled goes with an IPIP inner packet "
+                                 "(inner protocol 4)")
+            _put_tuple(rec, "t", "tunneled", self.tunneled, af)
         return rec
+
+
+def _put_tuple(rec, prefix, what, tup, af):
+    """(proto, saddr, sport, daddr, dport) into ``rec``'s fields named
+    ``prefix`` + proto/saddr/...; ValueError naming ``what``."""
+    try:
+        proto, saddr, sport, daddr, dport = tup
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be (proto, saddr, sport, daddr, "
+                         f"dport), got {tup!r}") from None
+    rec[prefix + "proto"] = _inner_proto(proto)
+    for name, addr in (("saddr", saddr), ("daddr", daddr)):
+        iaf, raw = parse_addr(addr)
+        if iaf != af:
+            raise ValueError(f"{what} {name} {addr} is not of the "
+                             f"packet's address family")
+        rec[prefix + name] = np.frombuffer(raw, np.uint8)
+    for name, port in (("sport", sport), ("dport", dport)):
+        if not isinstance(port, (int, np.integer)) or \
+                not 0 <= port <= 65535:
+            raise ValueError(f"{what} {name} must be 0..65535, "
+                             f"got {port!r}")
+        rec[prefix + name] = port
 
 
 def _inner_proto(proto):
@@ -162,10 +187,8 @@ def icmp_packet(path, proto, saddr, daddr, icmp, fwmark, direction, length):
     path.sync_config()
     try:
         act, did, cid, why = _conntab.icmp_packet(
-            path.e, saf, num, sraw, draw, int(rec["type"]), int(rec["code"]),
-            int(rec["proto"]), rec["saddr"].tobytes(), int(rec["sport"]),
-            rec["daddr"].tobytes(), int(rec["dport"]), int(rec["flags"]),
-            int(fwmark), int(length), direction == "out", path.net.jiffies)
+            path.e, saf, num, sraw, draw, rec.reshape(1), int(fwmark),
+            int(length), direction == "out", path.net.jiffies)
     finally:
         path.sync_back()
     return act, did, cid, describe(path, why, cid, did)

@@ -54,7 +54,10 @@ COLUMNS = ("proto", "af", "saddr", "sport", "daddr", "dport", "tcp_flags",
 #: ports in host order as in sport/dport.  Layout read by conntab_icmp.pxi.
 ICMP_DTYPE = np.dtype([("type", "u1"), ("code", "u1"), ("proto", "u1"),
                        ("flags", "u1"), ("sport", "<u2"), ("dport", "<u2"),
-                       ("saddr", "u1", 16), ("daddr", "u1", 16)])
+                       ("saddr", "u1", 16), ("daddr", "u1", 16),
+                       # IPIP: the client's request inside the tunnel packet
+                       ("tproto", "u1"), ("tsport", "<u2"), ("tdport", "<u2"),
+                       ("tsaddr", "u1", 16), ("tdaddr", "u1", 16)])
 ICMP_PROTOS = {"icmp": 1, "icmpv6": 58}
 _PROTO_TEXT = {**PROTO_NAMES, **{v: k for k, v in ICMP_PROTOS.items()}}
 

@@ -71,6 +71,8 @@ cdef extern from "ipvs_conn.h" nogil:
         uint32_t addr[4]
         uint16_t port
         uint8_t af, fwd
+        uint16_t tun_port
+        uint8_t tun_type
         int32_t svc
         uint64_t conns, inpkts, outpkts, inbytes, outbytes
     cdef struct ipvs_csvc:

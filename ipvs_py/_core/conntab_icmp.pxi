@@ -11,6 +11,10 @@ cdef extern from "ipvs_icmp.h" nogil:
         uint32_t daddr[4]
         uint16_t sport, dport
         uint8_t type, code, proto, flags
+        uint32_t tsaddr[4]
+        uint32_t tdaddr[4]
+        uint16_t tsport, tdport
+        uint8_t tproto
     ipvs_verdict ipvs_packet_icmp(ipvs_engine *e, const ipvs_pkt *p,
                                   const ipvs_icmp *ic, uint32_t now, int *why)
 
@@ -19,10 +23,10 @@ cdef extern from "ipvs_icmp.h" nogil:
 cdef class IcmpColumns:
     """Typed views of a PacketBatch ``icmp`` column (dtype
     ipvs_py.packets.ICMP_DTYPE), read by the nogil replay loop."""
-    cdef const uint8_t[:] type, code, proto, flags
-    cdef const uint16_t[:] sport, dport
-    # strided: fields of 40-byte records (16 bytes each, contiguous)
-    cdef const uint8_t[:, :] saddr, daddr
+    cdef const uint8_t[:] type, code, proto, flags, tproto
+    cdef const uint16_t[:] sport, dport, tsport, tdport
+    # strided: fields of ICMP_DTYPE records (16 bytes each, contiguous)
+    cdef const uint8_t[:, :] saddr, daddr, tsaddr, tdaddr
 
     def __init__(self, icmp):
         self.type = icmp["type"]
@@ -33,6 +37,11 @@ cdef class IcmpColumns:
         self.dport = icmp["dport"]
         self.saddr = icmp["saddr"]
         self.daddr = icmp["daddr"]
+        self.tproto = icmp["tproto"]
+        self.tsport = icmp["tsport"]
+        self.tdport = icmp["tdport"]
+        self.tsaddr = icmp["tsaddr"]
+        self.tdaddr = icmp["tdaddr"]
 
     cdef const ipvs_icmp *row(self, Py_ssize_t i,
                                      ipvs_icmp *ic) noexcept nogil:
@@ -45,44 +54,51 @@ cdef class IcmpColumns:
         ic.code = self.code[i]
         ic.proto = self.proto[i]
         ic.flags = self.flags[i] & IPVS_ICMP_F_ALL
+        memcpy(ic.tsaddr, &self.tsaddr[i, 0], 16)
+        memcpy(ic.tdaddr, &self.tdaddr[i, 0], 16)
+        ic.tsport = _ntohs(self.tsport[i])
+        ic.tdport = _ntohs(self.tdport[i])
+        ic.tproto = self.tproto[i]
         return ic
 
 
 def icmp_packet(ConnEngine eng, int af, int proto, bytes saddr, bytes daddr,
-                int icmp_type, int code, int inner_proto, bytes inner_saddr,
-                int inner_sport, bytes inner_daddr, int inner_dport,
-                int flags, int fwmark=0, int length=0, int direction=0,
-                now=None):
+                rec, int fwmark=0, int length=0, int direction=0, now=None):
     """One ICMP packet at ``now`` jiffies (default: the engine clock).
-    Addresses are 16 raw bytes, ports host order.  Returns (action name,
-    dest index or -1, conn id or -1, why) where ``why`` is an enum
-    ipvs_icmp_why value (ipvs_py.icmp.WHY names them)."""
+    Addresses are 16 raw bytes; ``rec`` is the ICMP part, a 1-element
+    ipvs_py.packets.ICMP_DTYPE array.  Returns (action name, dest index
+    or -1, conn id or -1, why) where ``why`` is an enum ipvs_icmp_why
+    value (ipvs_py.icmp.WHY names them)."""
     cdef ipvs_pkt p
     cdef ipvs_icmp ic
     cdef ipvs_verdict v
     cdef int why = 0
     cdef uint32_t t = eng.e.now if now is None else <uint32_t>now
-    for name, a in (("saddr", saddr), ("daddr", daddr),
-                    ("inner saddr", inner_saddr), ("inner daddr", inner_daddr)):
-        if len(a) != 16:
-            raise ValueError(f"{name}: addresses are 16 raw bytes")
+    cdef IcmpColumns cols = IcmpColumns(rec)
+    if len(saddr) != 16 or len(daddr) != 16:
+        raise ValueError("addresses are 16 raw bytes")
+    if cols.type.shape[0] != 1:
+        raise ValueError("rec must hold one ICMP_DTYPE record")
     memset(&p, 0, sizeof(p))
-    memset(&ic, 0, sizeof(ic))
     memcpy(p.saddr, <char *>saddr, 16)
     memcpy(p.daddr, <char *>daddr, 16)
     p.af, p.protocol, p.dir = af, proto, direction
     p.fwmark, p.len = fwmark, length
-    memcpy(ic.saddr, <char *>inner_saddr, 16)
-    memcpy(ic.daddr, <char *>inner_daddr, 16)
-    ic.sport = _ntohs(inner_sport)
-    ic.dport = _ntohs(inner_dport)
-    ic.type, ic.code, ic.proto = icmp_type, code, inner_proto
-    ic.flags = flags & IPVS_ICMP_F_ALL
+    cols.row(0, &ic)
     eng._cb_exc = None
     v = ipvs_packet_icmp(&eng.e, &p, &ic, t, &why)
     eng._after()
     return (_ACTIONS[v.action], v.dest,
             -1 if v.conn == IPVS_CONN_NONE else v.conn, why)
+
+
+def set_dest_tunnel(ConnEngine eng, int idx, int tun_type, int tun_port):
+    """Tunnel type and port of dest ``idx`` (ip_vs_find_tunnel reads
+    them for ICMP errors about IPIP packets)."""
+    if not 0 <= idx < <int>eng.e.ndests:
+        raise ValueError(f"no dest {idx}")
+    eng.e.dests[idx].tun_type = tun_type
+    eng.e.dests[idx].tun_port = _ntohs(tun_port)
 
 
 def set_schedule_icmp(ConnEngine eng, bint on):

@@ -428,3 +428,99 @@ def test_multicore_replay_refuses_icmp_rows():
          IcmpError(3, 4, ("tcp", "10.0.0.1", 80, "1.1.1.1", 4000)))])
     with pytest.raises(ValueError, match="single-threaded"):
         net.replay(b, workers=2)
+
+
+# -- errors about IPIP packets the director tunnelled (ip_vs_in_icmp's
+#    IPIP branch) --------------------------------------------------------
+
+TUN_RULES = ("-A -t 10.0.0.1:80 -s rr\n"
+             "-a -t 10.0.0.1:80 -r 10.0.1.1:80 -i\n"
+             "-A -t 10.0.0.2:80 -s rr\n"
+             "-a -t 10.0.0.2:80 -r 10.0.1.2:80 -i --tun-type gre\n"
+             "-A -t 10.0.0.3:80 -s rr\n"
+             "-a -t 10.0.0.3:80 -r 10.0.1.3:80 -m\n")
+
+
+def tun_net(**sysctl):
+    net = ipvs_py.Netns(seed=3, kernel="6.1")
+    net.restore(TUN_RULES)
+    for k, v in sysctl.items():
+        net.sysctl[k] = v
+    return net
+
+
+def ipip_err(net, rs="10.0.1.1", vip="10.0.0.1", cport=4000, type=3, code=4,
+             length=20 + 8 + 20 + 20 + 8, **kw):
+    """An error to the director about its tunnel packet to ``rs``."""
+    kw.setdefault("tunneled", ("tcp", "1.1.1.1", cport, vip, 80))
+    return net.packet("icmp", "10.0.1.9", 0, "10.0.1.254", 0, length=length,
+                      icmp=IcmpError(type, code,
+                                     (4, "10.0.1.254", 0, rs, 0), **kw))
+
+
+def test_ipip_frag_needed_is_relayed_to_the_client_and_counts_out():
+    net = tun_net()
+    c = net.packet("tcp", "1.1.1.1", 4000, "10.0.0.1", 80, "S", length=60)
+    before = conns(net)
+    v = ipip_err(net)
+    assert (v.action, v.dest, v.conn) == ("forward", c.dest, c.conn)
+    assert v.reason.startswith("IPIP: the director sends the client")
+    svc = net.get_service("tcp", "10.0.0.1", 80)
+    # ip_vs_out_stats() of the request pulled out of the error: 28 bytes
+    assert (svc.stats.inpkts, svc.stats.outpkts, svc.stats.outbytes) == \
+        (1, 1, 28)
+    assert conns(net) == before
+
+
+def test_ipip_frag_needed_without_df_is_consumed():
+    net = tun_net()
+    c = net.packet("tcp", "1.1.1.1", 4000, "10.0.0.1", 80, "S")
+    v = ipip_err(net, df=False)
+    assert (v.action, v.conn) == ("drop", c.conn)
+    assert net.get_service("tcp", "10.0.0.1", 80).stats.outpkts == 0
+    # other types are relayed whatever DF says
+    assert ipip_err(net, type=11, code=0, df=False).action == "forward"
+
+
+@pytest.mark.parametrize("rs, vip", [("10.0.1.2", "10.0.0.2"),    # GRE dest
+                                     ("10.0.1.3", "10.0.0.3"),    # NAT dest
+                                     ("10.0.1.7", "10.0.0.1")])   # none
+def test_ipip_error_not_about_an_ipip_dest_passes(rs, vip):
+    net = tun_net()
+    net.packet("tcp", "1.1.1.1", 4000, vip, 80, "S")
+    v = ipip_err(net, rs=rs, vip=vip)
+    assert (v.action, v.conn) == ("pass", None)
+    assert "IPIP real servers" in v.reason
+
+
+def test_ipip_error_ignored_cases():
+    net = tun_net(schedule_icmp=1)
+    net.packet("tcp", "1.1.1.1", 4000, "10.0.0.1", 80, "S")
+    assert ipip_err(net, fragment="inner").action == "pass"
+    assert ipip_err(net, tunneled=None).action == "pass"
+    assert ipip_err(net, tunneled=(1, "1.1.1.1", 0, "10.0.0.1", 0)).action \
+        == "pass"
+    n = net._path().e.nconns
+    v = ipip_err(net, cport=4999)       # no conn: never scheduled
+    assert (v.action, net._path().e.nconns) == ("pass", n)
+    v = ipip_err(net, bad_checksum=True)
+    assert v.action == "drop" and v.conn is not None
+
+
+def test_ipip_rows_replay_like_packets():
+    rows = [("tcp", "1.1.1.1", 4000, "10.0.0.1", 80, "S", 0.0),
+            ("icmp", "10.0.1.9", 0, "10.0.1.254", 0, "", 1.0, 0, 76, "in",
+             IcmpError(3, 4, (4, "10.0.1.254", 0, "10.0.1.1", 0),
+                       tunneled=("tcp", "1.1.1.1", 4000, "10.0.0.1", 80))),
+            ("icmp", "10.0.1.9", 0, "10.0.1.254", 0, "", 1.0, 0, 76, "in",
+             IcmpError(3, 4, (4, "10.0.1.254", 0, "10.0.1.1", 0), df=False,
+                       tunneled=("tcp", "1.1.1.1", 4000, "10.0.0.1", 80)))]
+    res = tun_net().replay(PacketBatch.from_rows(rows))
+    assert list(res.action) == ["forward", "forward", "drop"]
+
+
+def test_tunneled_needs_an_ipip_inner_packet():
+    with pytest.raises(ValueError, match="tunneled goes with"):
+        tun_net().packet("icmp", "1.1.1.1", 0, "10.0.0.1", 0, icmp=IcmpError(
+            3, 4, ("tcp", "10.0.0.1", 80, "1.1.1.1", 4000),
+            tunneled=("tcp", "1.1.1.1", 4000, "10.0.0.1", 80)))

@@ -125,6 +125,8 @@ struct ipvs_cdest {
 	uint32_t addr[4];
 	uint16_t port;			/* network order */
 	uint8_t af, fwd;
+	uint16_t tun_port;		/* tunnel dests: network order */
+	uint8_t tun_type;		/* IP_VS_CONN_F_TUNNEL_TYPE_* */
 	int32_t svc;			/* engine service index (stats) */
 	uint64_t conns, inpkts, outpkts, inbytes, outbytes;
 };

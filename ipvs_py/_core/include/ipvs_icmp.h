@@ -25,10 +25,18 @@
  *      destination become the VIP) and ip_vs_out_stats(); other conns
  *      are left alone (NF_ACCEPT, no stats).
  *
+ *  IPIP (in, IPv4, inner protocol 4): an error about a packet the director
+ *      tunnelled to a real server (director -> RS, carrying the client's
+ *      request client:cport -> VIP:vport).  The conn is found from that
+ *      request without inversion and the director sends the client an ICMP
+ *      error of its own (icmp_send; ip_vs_out_stats counts it); a
+ *      frag-needed about a request without DF is only consumed.
+ *
  * What the model does not see (it has no bytes) comes in as flag bits:
- * fragments, truncated headers, a bad checksum.  Errors about IPIP
- * tunnel packets (inner protocol 4; the director relays a PMTU error to
- * the client) are not modelled: they pass (see docs/conn.md).
+ * fragments, truncated headers, a bad checksum, the request's DF bit.
+ * UDP (GUE) and GRE tunnel errors are not modelled: routers quote 8 bytes
+ * of the tunnel packet, too few for the GUE header, so the kernel too
+ * treats most of them as plain UDP (see docs/conn.md).
  */
 #ifndef IPVS_PY_IPVS_ICMP_H
 #define IPVS_PY_IPVS_ICMP_H
@@ -53,15 +61,25 @@
 					 * (IPv6: has a fragment header) */
 #define IPVS_ICMP_F_INNER_FRAG	0x10	/* inner fragment offset != 0 */
 #define IPVS_ICMP_F_BAD_CSUM	0x20	/* ICMP checksum wrong */
-#define IPVS_ICMP_F_ALL		0x3f
+#define IPVS_ICMP_F_DF		0x40	/* IPIP: the tunnelled request had DF */
+#define IPVS_ICMP_F_NO_TUNNELED	0x80	/* IPIP: its IP header cut off */
+#define IPVS_ICMP_F_ALL		0xff
+
+/* include/uapi/linux/ip_vs.h */
+#define IPVS_CF_TUNNEL		0x0002
+#define IPVS_TUN_TYPE_IPIP	0
+#define IPVS_ICMP_FRAG_NEEDED	4	/* code of DEST_UNREACH */
 
 /* The ICMP part of a packet (struct ipvs_pkt holds the outer addresses;
  * its sport/dport are unused).  Inner addresses and ports as carried,
- * raw network order. */
+ * raw network order; t*: the request inside an IPIP inner packet. */
 struct ipvs_icmp {
 	uint32_t saddr[4], daddr[4];
 	uint16_t sport, dport;
 	uint8_t type, code, proto, flags;
+	uint32_t tsaddr[4], tdaddr[4];
+	uint16_t tsport, tdport;
+	uint8_t tproto;
 };
 
 /* Why an ICMP packet got its verdict (explain; conn.py names them). */
@@ -71,7 +89,7 @@ enum ipvs_icmp_why {
 	IPVS_IW_TRUNC_HDR,	/* no ICMP header: NF_DROP */
 	IPVS_IW_FRAG_V6,	/* IPv6 error behind a fragment header */
 	IPVS_IW_TRUNC_INNER,	/* inner IP header missing: ignored */
-	IPVS_IW_TUNNEL,		/* IPIP error (not modelled): passes */
+	IPVS_IW_TUN_FRAG,	/* IPIP: a non-first fragment: ignored */
 	IPVS_IW_UDP_FRAG,	/* IPv4 non-first fragment of UDP: may be a
 				 * tunnel packet, ignored */
 	IPVS_IW_PROTO,		/* inner protocol not IPVS's */
@@ -85,6 +103,10 @@ enum ipvs_icmp_why {
 	IPVS_IW_SCHED_NONE,	/* schedule_icmp: no service or no dest */
 	IPVS_IW_SCHED_DROP,	/* schedule_icmp: dropped (no ports,
 				 * drop_packet, no dest) */
+	IPVS_IW_TUN_UNKNOWN,	/* IPIP: not to one of our IPIP dests */
+	IPVS_IW_TUN_RELAY,	/* IPIP: icmp_send() to the client */
+	IPVS_IW_TUN_NO_DF,	/* IPIP frag-needed, request without DF:
+				 * consumed */
 };
 
 /* ip_vs_in_stats()/ip_vs_out_stats() count only while the dest is
@@ -203,6 +225,80 @@ static inline uint32_t ipvs_icmp_schedule(struct ipvs_engine *e,
 	return cid;
 }
 
+/* ip_vs_find_tunnel(ipvs, AF_INET, @addr, 0): a dest of a service that
+ * tunnels to @addr with tunnel port 0 (IPIP or GRE), -1 if none. */
+static inline int32_t ipvs_icmp_find_tunnel(const struct ipvs_engine *e,
+					    const uint32_t *addr)
+{
+	for (uint32_t i = 0; i < e->ndests; i++) {
+		const struct ipvs_cdest *d = &e->dests[i];
+
+		if (d->svc >= 0 && d->fwd == IPVS_CF_TUNNEL && d->af == 2 &&
+		    d->tun_port == 0 && d->addr[0] == addr[0])
+			return (int32_t)i;
+	}
+	return -1;
+}
+
+/* The IPIP branch of ip_vs_in_icmp(): @ic's inner packet is our tunnel
+ * packet to a real server (the error reaches LOCAL_IN: it is addressed to
+ * the director, the tunnel's source). */
+static inline struct ipvs_verdict ipvs_icmp_in_ipip(struct ipvs_engine *e,
+						    const struct ipvs_pkt *p,
+						    const struct ipvs_icmp *ic,
+						    int *why)
+{
+	struct ipvs_verdict v = { IPVS_V_PASS, -1, IPVS_CONN_NONE };
+	/* the request as the client sent it: no inversion */
+	struct ipvs_ckey k = { ic->tsaddr, ic->tdaddr, ic->tsport, ic->tdport,
+			       p->af, ic->tproto, 0, 0 };
+	struct ipvs_conn *c;
+	int32_t d;
+
+	if (ic->flags & IPVS_ICMP_F_INNER_FRAG) {
+		*why = IPVS_IW_TUN_FRAG;
+		return v;
+	}
+	d = ipvs_icmp_find_tunnel(e, ic->daddr);
+	if (d < 0 || e->dests[d].tun_type != IPVS_TUN_TYPE_IPIP) {
+		*why = IPVS_IW_TUN_UNKNOWN;
+		return v;
+	}
+	if (ic->flags & IPVS_ICMP_F_NO_TUNNELED) {
+		*why = IPVS_IW_TRUNC_INNER;
+		return v;
+	}
+	if (!ipvs_icmp_proto_ok(ic->tproto)) {
+		*why = IPVS_IW_PROTO;
+		return v;
+	}
+	c = (ic->flags & IPVS_ICMP_F_TRUNC_PORTS) ? NULL :
+	    ipvs_conn_in_get(e, &k);
+	if (!c) {		/* no schedule_icmp for tunnel errors */
+		*why = IPVS_IW_NO_CONN;
+		return v;
+	}
+	v.conn = ipvs_conn_id(e, c);
+	v.dest = c->dest;
+	v.action = IPVS_V_DROP;		/* checksum, or NF_STOLEN: consumed */
+	if (ic->flags & IPVS_ICMP_F_BAD_CSUM) {
+		*why = IPVS_IW_BAD_CSUM;
+		return v;
+	}
+	if (ic->type == IPVS_ICMP_DEST_UNREACH &&
+	    ic->code == IPVS_ICMP_FRAG_NEEDED &&
+	    !(ic->flags & IPVS_ICMP_F_DF)) {
+		*why = IPVS_IW_TUN_NO_DF;	/* "Client uses PMTUD?" no */
+		return v;
+	}
+	/* pulled to the request: outer IP + ICMP + tunnel IP headers gone
+	 * ("ICMP can be shorter but anyways, account it") */
+	ipvs_icmp_stats(e, c, 1, p->len > 48 ? p->len - 48 : 0);
+	v.action = IPVS_V_FORWARD;
+	*why = IPVS_IW_TUN_RELAY;
+	return v;
+}
+
 /* ip_vs_in_icmp()/ip_vs_in_icmp_v6(), hooked at LOCAL_IN (from the
  * network, so the v6 LOCAL_OUT exception for DR/TUN never applies). */
 static inline struct ipvs_verdict ipvs_icmp_in(struct ipvs_engine *e,
@@ -219,10 +315,8 @@ static inline struct ipvs_verdict ipvs_icmp_in(struct ipvs_engine *e,
 
 	if (ipvs_icmp_precheck(p, ic, &v, why))
 		return v;
-	if (p->af == 2 && ic->proto == 4 /* IPPROTO_IPIP */) {
-		*why = IPVS_IW_TUNNEL;
-		return v;
-	}
+	if (p->af == 2 && ic->proto == 4 /* IPPROTO_IPIP */)
+		return ipvs_icmp_in_ipip(e, p, ic, why);
 	/* an error for our UDP tunnel must be looked at; a non-first
 	 * fragment has no UDP header to tell (the error reaches LOCAL_IN:
 	 * it is addressed to the VIP, the inner source) */
