@@ -52,7 +52,7 @@ WHY = {
     12: "NAT: sent to the real server with its address written in",
     13: "DR/TUN: sent to the real server as it is",
     14: "NAT reply side: translated to come from the VIP",
-    15: "reply side of a DR/TUN conn: left alone",
+    15: "reply side of a DR/TUN conn: counted, passed on unchanged",
     16: "schedule_icmp: no service or no real server to schedule: passes",
     17: "schedule_icmp: dropped (no inner ports, drop_packet or no dest)",
     18: "IPIP packet not to one of our IPIP real servers: passes",

@@ -99,21 +99,29 @@ def test_nat_reply_found_on_the_client_side_hash():
         3, 4, ("tcp", "10.0.0.1", 80, "1.1.1.1", 4000))).conn == v.conn
 
 
-def test_dr_reply_is_found_but_left_alone():
-    """ip_vs_conn_out_get() of 6.1 finds a DR conn (one chain for both
-    directions); ip_vs_out() then ignores it (ignore_cp)."""
-    net = net61(fwd="-g")
+@pytest.mark.parametrize("kernel", ["6.1", "7.1"])
+def test_dr_reply_from_the_vip_is_found_and_counted(kernel):
+    """ip_vs_conn_out_get() since 5.10 ("inspect reply packets from DR/TUN
+    real servers"): a DR conn's reply is VIP:vport -> client:cport, found
+    (6.1: same chain; 7.1: the hn0 node, same hash) and handle_response()
+    counts it and moves the state without rewriting it."""
+    net = ipvs_py.Netns(seed=1, kernel=kernel)
+    net.restore("-A -t 10.0.0.1:80 -s rr\n-a -t 10.0.0.1:80 -r 10.0.1.1:80 -g\n")
     v = net.packet("tcp", "1.1.1.1", 4000, "10.0.0.1", 80, "S")
     assert v.dest == ("10.0.1.1", 80)       # DR: the service's port
     e = net._path().e
-    assert e.lookup_out(2, 6, raw("1.1.1.1"), 4000, raw("10.0.1.1"), 80) \
+    assert e.lookup_out(2, 6, raw("1.1.1.1"), 4000, raw("10.0.0.1"), 80) \
         == v.conn
-    state = sorted(e.conns())
-    r = net.packet("tcp", "10.0.1.1", 80, "1.1.1.1", 4000, "SA",
+    assert e.lookup_out(2, 6, raw("1.1.1.1"), 4000, raw("10.0.1.1"), 80) \
+        == -1                               # not from the real server
+    r = net.packet("tcp", "10.0.0.1", 80, "1.1.1.1", 4000, "SA",
                    direction="out", length=60)
-    assert r.action == "pass"
-    assert net.get_service("tcp", "10.0.0.1", 80).stats.outpkts == 0
-    assert sorted(e.conns()) == state
+    assert (r.action, r.conn) == ("forward", v.conn)
+    assert net.get_service("tcp", "10.0.0.1", 80).stats.outpkts == 1
+    state = [c[9] for c in e.conns() if c[0] == v.conn][0]
+    assert state == 3                       # SYN_RECV -> SYN_RECV (sSR)
+    assert net.packet("tcp", "10.0.1.1", 80, "1.1.1.1", 4000, "SA",
+                      direction="out").action == "pass"
 
 
 def test_no_cport_conn_rehashed_by_its_new_port():

@@ -186,6 +186,23 @@ def test_out_error_of_a_dr_conn_is_left_alone(kernel):
     assert stats(net) == before
 
 
+@KERNELS
+def test_out_error_about_a_dr_request_to_the_vip_is_counted(kernel):
+    """Since 5.10 ip_vs_conn_out_get() finds a DR/TUN conn from VIP:vport:
+    an error quoting client:cport -> VIP:vport (the director's own, or
+    a DR real server's) is counted and passed on unchanged."""
+    net = make("dr", kernel=kernel)
+    c = connect(net)
+    before, before_conns = stats(net), conns(net)
+    v = net.packet("icmp", "10.0.0.1", 0, "1.1.1.1", 0, direction="out",
+                   length=56, icmp=IcmpError(3, 4, ("tcp", "1.1.1.1", 4000,
+                                                    "10.0.0.1", 80)))
+    assert (v.action, v.conn) == ("forward", c.conn)
+    assert v.reason.startswith("reply side of a DR/TUN conn")
+    assert stats(net)[0][2:] == (before[0][2] + 1, before[0][3] + 56)
+    assert conns(net) == before_conns
+
+
 def test_out_non_error_and_unknown_conn_pass():
     net = make()
     connect(net)
@@ -466,9 +483,10 @@ def test_ipip_frag_needed_is_relayed_to_the_client_and_counts_out():
     assert (v.action, v.dest, v.conn) == ("forward", c.dest, c.conn)
     assert v.reason.startswith("IPIP: the director sends the client")
     svc = net.get_service("tcp", "10.0.0.1", 80)
-    # ip_vs_out_stats() of the request pulled out of the error: 28 bytes
+    # ip_vs_out_stats() of the request pulled out of the error (28 bytes),
+    # then of the director's own error (56) in its LOCAL_OUT hook
     assert (svc.stats.inpkts, svc.stats.outpkts, svc.stats.outbytes) == \
-        (1, 1, 28)
+        (1, 2, 28 + 56)
     assert conns(net) == before
 
 

@@ -55,8 +55,9 @@ def reference(conns, direction, rec, proto_num):
             continue
         if direction == "in" and (va, vp) == (l_addr, l_port):
             return c
-        if direction == "out" and flags & 7 == 0 and (da, dp) == (l_addr,
-                                                                  l_port):
+        # out: NAT conns by daddr:dport, DR/TUN conns by vaddr:vport
+        if direction == "out" and ((da, dp) if flags & 7 == 0
+                                   else (va, vp)) == (l_addr, l_port):
             return c
     return None
 
@@ -104,8 +105,8 @@ def test_icmp_errors_change_only_what_the_kernel_changes(ops, schedule_icmp,
         if flow is not None and flows:
             proto, client, cport, svc = flows[flow % len(flows)]
         inner = ((proto, VIP[svc], 80, client, cport) if direction == "in"
-                 else (proto, client, cport, RS[svc], 8080 if svc == 0
-                       else 80))
+                 else (proto, client, cport, RS[0], 8080) if svc == 0
+                 else (proto, client, cport, VIP[1], 80))   # DR: the VIP
         err = IcmpError(typ, 0, inner, trunc, frag, bad)
         rec = {k: v for k, v in zip(
             ("type", "proto", "flags", "saddr", "sport", "daddr", "dport"),

@@ -440,16 +440,23 @@ static int ipvs_ckey_cmp(const struct iht_node *n, const void *key,
 	const struct ipvs_ckey *k = key;
 	const struct ipvs_conn *c = ipvs_conn_of_node(n);
 	(void)ctx;
-	if (n->aux != k->dir || c->protocol != k->protocol || c->af != k->af ||
+	if (c->protocol != k->protocol || c->af != k->af ||
 	    c->cport != k->rport ||
 	    !!(c->flags & IPVS_CF_TEMPLATE) != k->tmpl)
 		return 0;
 	if (!ipvs_addr_eq(k->af, c->caddr, k->raddr))
 		return 0;
 	if (k->dir == 0)
-		return c->vport == k->lport &&
+		return n->aux == 0 && c->vport == k->lport &&
 		       ipvs_addr_eq(k->af, c->vaddr, k->laddr);
-	return c->dport == k->lport && ipvs_addr_eq(k->af, c->daddr, k->laddr);
+	/* ip_vs_conn_out_get() (since 5.10, "inspect reply packets from
+	 * DR/TUN real servers"): NAT replies come from daddr:dport (hn1),
+	 * DR/TUN replies from vaddr:vport (hn0, the same hash) */
+	if (n->aux == 1)
+		return c->dport == k->lport &&
+		       ipvs_addr_eq(k->af, c->daddr, k->laddr);
+	return (c->flags & IPVS_CF_FWD_MASK) != IPVS_CF_MASQ &&
+	       c->vport == k->lport && ipvs_addr_eq(k->af, c->vaddr, k->laddr);
 }
 
 #include "ipvs_conn61.h"
@@ -1548,7 +1555,8 @@ static inline struct ipvs_verdict ipvs_in(struct ipvs_engine *e,
 	return v;
 }
 
-/* ip_vs_out(): a reply from a real server finds its MASQ conn by hn1. */
+/* ip_vs_out(): a reply finds its conn: MASQ by hn1 (from the real
+ * server), DR/TUN by hn0 (from the VIP, when it passes the director). */
 static inline struct ipvs_verdict ipvs_out(struct ipvs_engine *e,
 					   const struct ipvs_pkt *p)
 {
@@ -1558,9 +1566,9 @@ static inline struct ipvs_verdict ipvs_out(struct ipvs_engine *e,
 	struct ipvs_conn *c = ipvs_conn_out_get(e, &k);
 	uint32_t cid;
 
-	/* ip_vs_out(): a conn that is not MASQ is left alone (ignore_cp;
-	 * only the 6.1 single-node table finds one here) */
-	if (!c || (c->flags & IPVS_CF_FWD_MASK) != IPVS_CF_MASQ)
+	/* a DR/TUN conn's reply is counted and changes the state too
+	 * (handle_response(): after_nat), it is not rewritten */
+	if (!c)
 		return v;
 	cid = ipvs_conn_id(e, c);
 	ipvs_pkt_stats(e, c, 1, p->len);	/* ip_vs_out_stats() */

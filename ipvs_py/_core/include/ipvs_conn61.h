@@ -68,8 +68,8 @@ static uint32_t ipvs_node_hash61(const struct iht_node *n,
 }
 
 /* __ip_vs_conn_in_get() (dir 0: vaddr:vport) and ip_vs_conn_out_get()
- * (dir 1: daddr:dport) on the one node; templates only match template
- * keys (ip_vs_ct_in_get). */
+ * (dir 1: daddr:dport for NAT, vaddr:vport for DR/TUN) on the one node;
+ * templates only match template keys (ip_vs_ct_in_get). */
 static int ipvs_ckey_cmp61(const struct iht_node *n, const void *key,
 			   void *ctx)
 {
@@ -84,7 +84,11 @@ static int ipvs_ckey_cmp61(const struct iht_node *n, const void *key,
 	if (k->dir == 0)
 		return c->vport == k->lport &&
 		       ipvs_addr_eq(k->af, c->vaddr, k->laddr);
-	return c->dport == k->lport && ipvs_addr_eq(k->af, c->daddr, k->laddr);
+	/* out_get: NAT replies from daddr:dport, DR/TUN from vaddr:vport */
+	if ((c->flags & IPVS_CF_FWD_MASK) == IPVS_CF_MASQ)
+		return c->dport == k->lport &&
+		       ipvs_addr_eq(k->af, c->daddr, k->laddr);
+	return c->vport == k->lport && ipvs_addr_eq(k->af, c->vaddr, k->laddr);
 }
 
 /* Switch an engine with no conns to 6.1 hashing with salt @salt (the

@@ -22,8 +22,10 @@
  *      request client:cport -> RS:dport as the director forwarded it; the
  *      conn is found by ip_vs_conn_out_get() on RS:dport -> client:cport.
  *      NAT conns get the error translated back (outer source and inner
- *      destination become the VIP) and ip_vs_out_stats(); other conns
- *      are left alone (NF_ACCEPT, no stats).
+ *      destination become the VIP) and ip_vs_out_stats().  Since 5.10 a
+ *      DR/TUN conn is found too when the inner packet is client:cport ->
+ *      VIP:vport (an error the director itself or a DR real server sends
+ *      about a request): counted, passed on unchanged.
  *
  *  IPIP (in, IPv4, inner protocol 4): an error about a packet the director
  *      tunnelled to a real server (director -> RS, carrying the client's
@@ -99,7 +101,7 @@ enum ipvs_icmp_why {
 	IPVS_IW_NAT,		/* NAT: rewritten and sent to the dest */
 	IPVS_IW_DIRECT,		/* DR/TUN/local: sent to the dest as is */
 	IPVS_IW_OUT_NAT,	/* reply side, NAT: translated to the VIP */
-	IPVS_IW_OUT_NOT_NAT,	/* reply side, not NAT: left alone */
+	IPVS_IW_OUT_NOT_NAT,	/* reply side, DR/TUN: counted, unchanged */
 	IPVS_IW_SCHED_NONE,	/* schedule_icmp: no service or no dest */
 	IPVS_IW_SCHED_DROP,	/* schedule_icmp: dropped (no ports,
 				 * drop_packet, no dest) */
@@ -253,6 +255,7 @@ static inline struct ipvs_verdict ipvs_icmp_in_ipip(struct ipvs_engine *e,
 	struct ipvs_ckey k = { ic->tsaddr, ic->tdaddr, ic->tsport, ic->tdport,
 			       p->af, ic->tproto, 0, 0 };
 	struct ipvs_conn *c;
+	uint32_t req;
 	int32_t d;
 
 	if (ic->flags & IPVS_ICMP_F_INNER_FRAG) {
@@ -293,7 +296,14 @@ static inline struct ipvs_verdict ipvs_icmp_in_ipip(struct ipvs_engine *e,
 	}
 	/* pulled to the request: outer IP + ICMP + tunnel IP headers gone
 	 * ("ICMP can be shorter but anyways, account it") */
-	ipvs_icmp_stats(e, c, 1, p->len > 48 ? p->len - 48 : 0);
+	req = p->len > 48 ? p->len - 48 : 0;
+	ipvs_icmp_stats(e, c, 1, req);
+	/* the error icmp_send() makes -- IP and ICMP headers and the request,
+	 * quoted up to 576 bytes in all -- leaves through LOCAL_OUT, where
+	 * ip_vs_out_icmp() finds a DR/TUN conn again (from VIP:vport) and
+	 * counts it (after_nat); the VM test saw both counts */
+	if ((c->flags & IPVS_CF_FWD_MASK) != IPVS_CF_MASQ)
+		ipvs_icmp_stats(e, c, 1, 28 + (req < 548 ? req : 548));
 	v.action = IPVS_V_FORWARD;
 	*why = IPVS_IW_TUN_RELAY;
 	return v;
@@ -409,6 +419,9 @@ static inline struct ipvs_verdict ipvs_icmp_out(struct ipvs_engine *e,
 	v.conn = ipvs_conn_id(e, c);
 	v.dest = c->dest;
 	if ((c->flags & IPVS_CF_FWD_MASK) != IPVS_CF_MASQ) {
+		/* after_nat: counted, passed on as it is */
+		ipvs_icmp_stats(e, c, 1, p->len);
+		v.action = IPVS_V_FORWARD;
 		*why = IPVS_IW_OUT_NOT_NAT;
 		return v;
 	}
