@@ -56,7 +56,10 @@ ICMP_DTYPE = np.dtype([("type", "u1"), ("code", "u1"), ("proto", "u1"),
                        ("flags", "u1"), ("sport", "<u2"), ("dport", "<u2"),
                        ("saddr", "u1", 16), ("daddr", "u1", 16),
                        # IPIP: the client's request inside the tunnel packet
-                       ("tproto", "u1"), ("tsport", "<u2"), ("tdport", "<u2"),
+                       ("tsport", "<u2"), ("tdport", "<u2"), ("tproto", "u1"),
+                       # even size: the u2 fields of every record stay
+                       # 2-byte aligned (UBSan checks the C reads)
+                       ("pad", "u1"),
                        ("tsaddr", "u1", 16), ("tdaddr", "u1", 16)])
 ICMP_PROTOS = {"icmp": 1, "icmpv6": 58}
 _PROTO_TEXT = {**PROTO_NAMES, **{v: k for k, v in ICMP_PROTOS.items()}}

@@ -380,6 +380,15 @@ def test_replay_equals_packet_row_by_row():
     assert stats(a) == stats(b) and conns(a) == conns(b)
 
 
+def test_icmp_records_keep_their_u2_fields_aligned():
+    """conntab_icmp.pxi reads the port fields as uint16: every record of
+    a column (and of a slice) must keep them 2-byte aligned (UBSan)."""
+    from ipvs_py.packets import ICMP_DTYPE
+    assert ICMP_DTYPE.itemsize % 2 == 0
+    for name in ("sport", "dport", "tsport", "tdport"):
+        assert ICMP_DTYPE.fields[name][1] % 2 == 0, name
+
+
 def test_batch_columns_and_slicing_keep_the_icmp_column():
     rows = [("udp", "1.1.1.1", 5, "10.0.0.1", 53, "", 0.0),
             ("icmpv6", "2001:db8::1", 0, "2001:db8:1::1", 0, "", 1.0, 0, 0,
