@@ -14,6 +14,8 @@ import pytest
 
 import ipvs_py
 from ipvs_py import IcmpError
+from tests.kernel.icmp_lab import (RECEIVER4, assert_conns_untouched,
+                                   received4, script_head)
 
 pytestmark = pytest.mark.kernel_vm
 GUEST_TIMEOUT = 900
@@ -79,45 +81,10 @@ for ident, typ, code, isrc, isport, idst, idport, tail, dst in errors:
     time.sleep(0.3)
 """
 
-RECEIVER = r"""
-import socket, sys, time
-import dpkt
-out = open(sys.argv[1], "w", buffering=1)
-s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-s.settimeout(1.0)
-end = time.time() + float(sys.argv[2])
-print("ready", file=out)
-while time.time() < end:
-    try:
-        data = s.recv(2048)
-    except socket.timeout:
-        continue
-    ip = dpkt.ip.IP(data)
-    icmp = ip.data
-    if icmp.type not in (3, 4, 11, 12):
-        continue
-    inner = data[(data[0] & 15) * 4 + 8:]       # after outer IP + ICMP
-    iip = inner[:20]
-    ports = inner[20:24]
-    print(int.from_bytes(iip[4:6], "big"), icmp.type, icmp.code,
-          socket.inet_ntoa(ip.src), socket.inet_ntoa(ip.dst),
-          socket.inet_ntoa(iip[12:16]), socket.inet_ntoa(iip[16:20]),
-          int.from_bytes(ports[0:2], "big") if len(ports) == 4 else -1,
-          int.from_bytes(ports[2:4], "big") if len(ports) == 4 else -1,
-          len(data), file=out)
-"""
-
-GUEST_SCRIPT = r"""
-set -u
-cd "$OUT"
-modprobe ip_vs; modprobe ip_vs_rr
-cat > rules.txt <<'RULES'
-""" + RULES + r"""RULES
-ipvsadm -R < rules.txt; echo $? > rules.rc
-cat > sender.py <<'PYEOF'
-""" + SENDER + r"""PYEOF
-cat > receiver.py <<'PYEOF'
-""" + RECEIVER + r"""PYEOF
+GUEST_SCRIPT = script_head(RULES, {
+    "sender.py": SENDER, "receiver.py": RECEIVER4,
+    "spec_in.json": json.dumps(_in_spec()),
+    "spec_out.json": json.dumps(_out_spec())}) + r"""
 . "$REPO/tests/kernel/guest/nat_lab.sh"     # cl -- LB -- rs
 ip netns exec rs socat -u UDP-RECV:53 /dev/null > rs_udp.log 2>&1 &
 ip netns exec rs socat -u UDP-RECV:5353 /dev/null > rs_udp2.log 2>&1 &
@@ -137,12 +104,6 @@ for p in """ + " ".join(map(str, DR_PORTS)) + r"""; do
 done
 cat /proc/net/ip_vs_conn > conn_before.txt
 ipvsadm -Ln --stats > stats_before.txt
-cat > spec_in.json <<'JSON'
-""" + json.dumps(_in_spec()) + r"""
-JSON
-cat > spec_out.json <<'JSON'
-""" + json.dumps(_out_spec()) + r"""
-JSON
 ip netns exec cl "$PY" sender.py spec_in.json > sender.log 2>&1
 echo $? > sender.rc
 ip netns exec rs "$PY" sender.py spec_out.json > sender_out.log 2>&1
@@ -175,17 +136,6 @@ def model():
     return net, verdicts
 
 
-def _arrivals(guest, name="rs_icmp.txt"):
-    """{id: (type, outer src, outer dst, inner src, inner dst, inner
-    sport, inner dport)} of the errors a receiver saw."""
-    out = {}
-    for line in guest.lines(name)[1:]:
-        ident, typ, code, src, dst, isrc, idst, isp, idp, n = line.split()
-        out[int(ident)] = (int(typ), src, dst, isrc, idst, int(isp),
-                           int(idp))
-    return out
-
-
 def test_setup(guest):
     assert guest.text("rules.rc").strip() == "0"
     assert guest.text("sender.rc").strip() == "0", guest.text("sender.log")
@@ -196,12 +146,12 @@ def test_setup(guest):
 
 def test_forwarded_errors_match_the_model(guest):
     _, verdicts = model()
-    got = _arrivals(guest)
+    got = received4(guest, "rs_icmp.txt")
     for ident, typ, code, vport, cport, tail in ERRORS:
         v = verdicts[ident]
         if v.action == "forward":
             assert ident in got, (ident, v)
-            typ_seen, src, dst, isrc, idst, isport, idport = got[ident]
+            _, _, src, dst, isrc, idst, isport, idport = got[ident]
             rs = v.dest[0]
             if vport == 53:     # NAT: outer dst and inner source rewritten
                 assert (dst, isrc, isport) == (rs, rs, 53), got[ident]
@@ -218,11 +168,11 @@ def test_reply_side_errors_match_the_model(guest):
     """ip_vs_out_icmp(): the NAT conn's error reaches the client from the
     VIP about VIP:53; the others pass the director unchanged."""
     _, verdicts = model()
-    got = _arrivals(guest, "cl_icmp.txt")
+    got = received4(guest, "cl_icmp.txt")
     assert sorted(got) == [9, 10, 11]       # every one reaches the client
     for ident, typ, code, cport, rs, rport in ERRORS_OUT:
         v = verdicts[ident]
-        _, src, dst, isrc, idst, isport, idport = got[ident]
+        _, _, src, dst, isrc, idst, isport, idport = got[ident]
         assert (dst, isrc, isport) == (CLIENT, CLIENT, cport)
         if v.action == "forward":           # translated
             assert (src, idst, idport) == (VIP, VIP, 53), got[ident]
@@ -239,8 +189,4 @@ def test_counters_match_the_model(guest):
 
 
 def test_conns_untouched(guest):
-    before = sorted(ln.split()[:8] for ln in
-                    guest.text("conn_before.txt").splitlines()[1:])
-    after = sorted(ln.split()[:8] for ln in
-                   guest.text("conn_after.txt").splitlines()[1:])
-    assert before == after
+    assert_conns_untouched(guest)

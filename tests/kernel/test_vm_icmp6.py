@@ -14,6 +14,7 @@ import pytest
 
 import ipvs_py
 from ipvs_py import IcmpError
+from tests.kernel.icmp_lab import assert_conns_untouched, script_head
 
 pytestmark = pytest.mark.kernel_vm
 GUEST_TIMEOUT = 900
@@ -75,21 +76,10 @@ while time.time() < end:
           len(data), file=out)
 """
 
-GUEST_SCRIPT = r"""
-set -u
-cd "$OUT"
-modprobe ip_vs; modprobe ip_vs_rr
-cat > rules.txt <<'RULES'
-""" + RULES + r"""RULES
-ipvsadm -R < rules.txt; echo $? > rules.rc
-cat > sender.py <<'PYEOF'
-""" + SENDER + r"""PYEOF
-cat > receiver.py <<'PYEOF'
-""" + RECEIVER + r"""PYEOF
-cat > spec.json <<'JSON'
-""" + json.dumps([(i, t, c, VIP, vp, CLIENT, cp, VIP)
-                  for i, t, c, vp, cp in ERRORS]) + r"""
-JSON
+GUEST_SCRIPT = script_head(RULES, {
+    "sender.py": SENDER, "receiver.py": RECEIVER,
+    "spec.json": json.dumps([(i, t, c, VIP, vp, CLIENT, cp, VIP)
+                             for i, t, c, vp, cp in ERRORS])}) + r"""
 {
 set -x
 sysctl -qw net.ipv6.conf.all.forwarding=1
@@ -188,8 +178,4 @@ def test_counters_match_the_model(guest):
 
 
 def test_conns_untouched(guest):
-    before = sorted(ln.split()[:8] for ln in
-                    guest.text("conn_before.txt").splitlines()[1:])
-    after = sorted(ln.split()[:8] for ln in
-                   guest.text("conn_after.txt").splitlines()[1:])
-    assert before == after
+    assert_conns_untouched(guest)

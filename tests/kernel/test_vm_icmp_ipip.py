@@ -14,6 +14,8 @@ import pytest
 
 import ipvs_py
 from ipvs_py import IcmpError
+from tests.kernel.icmp_lab import (RECEIVER4, assert_conns_untouched,
+                                   received4, script_head)
 
 pytestmark = pytest.mark.kernel_vm
 GUEST_TIMEOUT = 900
@@ -55,43 +57,11 @@ for ident, typ, code, rs, client, cport, vip, vport, df, lb in errors:
     time.sleep(0.3)
 """
 
-RECEIVER = r"""
-import socket, sys, time
-out = open(sys.argv[1], "w", buffering=1)
-s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-s.settimeout(1.0)
-end = time.time() + float(sys.argv[2])
-print("ready", file=out)
-while time.time() < end:
-    try:
-        data = s.recv(2048)
-    except socket.timeout:
-        continue
-    ihl = (data[0] & 15) * 4
-    typ, code = data[ihl], data[ihl + 1]
-    if typ not in (3, 4, 11, 12):
-        continue
-    q = data[ihl + 8:]
-    print(int.from_bytes(q[4:6], "big"), typ, code,
-          socket.inet_ntoa(data[12:16]), socket.inet_ntoa(q[12:16]),
-          socket.inet_ntoa(q[16:20]), len(data), file=out)
-"""
-
-GUEST_SCRIPT = r"""
-set -u
-cd "$OUT"
-modprobe ip_vs; modprobe ip_vs_rr; modprobe ipip
-cat > rules.txt <<'RULES'
-""" + RULES + r"""RULES
-ipvsadm -R < rules.txt; echo $? > rules.rc
-cat > sender.py <<'PYEOF'
-""" + SENDER + r"""PYEOF
-cat > receiver.py <<'PYEOF'
-""" + RECEIVER + r"""PYEOF
-cat > spec.json <<'JSON'
-""" + json.dumps([(i, t, c, rs, CLIENT, cp, VIP, vp, df, LB)
-                  for i, t, c, rs, cp, vp, df in ERRORS]) + r"""
-JSON
+GUEST_SCRIPT = script_head(RULES, {
+    "sender.py": SENDER, "receiver.py": RECEIVER4,
+    "spec.json": json.dumps([(i, t, c, rs, CLIENT, cp, VIP, vp, df, LB)
+                             for i, t, c, rs, cp, vp, df in ERRORS])},
+    modules=("ip_vs", "ip_vs_rr", "ipip")) + r"""
 . "$REPO/tests/kernel/guest/nat_lab.sh"     # cl -- LB -- rs
 # the real server takes the tunnel packets (no protocol-unreachables) and
 # listens (no port-unreachables): the only ICMP is what the sender makes
@@ -136,14 +106,6 @@ def model():
     return net, verdicts
 
 
-def _arrivals(guest):
-    out = {}
-    for line in guest.lines("cl_icmp.txt")[1:]:
-        ident, typ, code, src, qsrc, qdst, n = line.split()
-        out[int(ident)] = (int(typ), int(code), qsrc, qdst)
-    return out
-
-
 def test_setup(guest):
     assert guest.text("rules.rc").strip() == "0"
     assert guest.text("sender.rc").strip() == "0", guest.text("sender.log")
@@ -152,13 +114,14 @@ def test_setup(guest):
 
 def test_relayed_errors_match_the_model(guest):
     _, verdicts = model()
-    got = _arrivals(guest)
+    got = received4(guest, "cl_icmp.txt")
     for ident, typ, code, rs, cport, vport, df in ERRORS:
         v = verdicts[ident]
         if v.action == "forward":
             assert ident in got, (ident, v)
             # the client sees its own request quoted, type and code kept
-            assert got[ident] == (typ, code, CLIENT, VIP), got[ident]
+            t, c, _, _, qsrc, qdst, _, _ = got[ident]
+            assert (t, c, qsrc, qdst) == (typ, code, CLIENT, VIP), got[ident]
         else:
             assert ident not in got, (ident, v, got.get(ident))
     assert [verdicts[i].action for i in range(1, 6)] == \
@@ -171,8 +134,4 @@ def test_counters_match_the_model(guest):
 
 
 def test_conns_untouched(guest):
-    before = sorted(ln.split()[:8] for ln in
-                    guest.text("conn_before.txt").splitlines()[1:])
-    after = sorted(ln.split()[:8] for ln in
-                   guest.text("conn_after.txt").splitlines()[1:])
-    assert before == after
+    assert_conns_untouched(guest)
