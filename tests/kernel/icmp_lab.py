@@ -33,6 +33,15 @@ while time.time() < end:
 """
 
 
+#: The end of a guest script: let the errors arrive, then the counters
+#: and conns after them.
+SCRIPT_TAIL = """sleep 3
+ipvsadm -Ln --stats > stats.txt
+cat /proc/net/ip_vs_conn > conn_after.txt
+echo "== done" >&2
+"""
+
+
 def script_head(rules, files, modules=("ip_vs", "ip_vs_rr")):
     """The start of a guest script: load ``modules``, restore ``rules``
     (status in rules.rc), write ``files`` ({name: text}) into $OUT."""

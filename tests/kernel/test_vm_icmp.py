@@ -14,8 +14,9 @@ import pytest
 
 import ipvs_py
 from ipvs_py import IcmpError
-from tests.kernel.icmp_lab import (RECEIVER4, assert_conns_untouched,
-                                   received4, script_head)
+from tests.kernel.icmp_lab import (RECEIVER4, SCRIPT_TAIL,
+                                   assert_conns_untouched, received4,
+                                   script_head)
 
 pytestmark = pytest.mark.kernel_vm
 GUEST_TIMEOUT = 900
@@ -108,11 +109,7 @@ ip netns exec cl "$PY" sender.py spec_in.json > sender.log 2>&1
 echo $? > sender.rc
 ip netns exec rs "$PY" sender.py spec_out.json > sender_out.log 2>&1
 echo $? > sender_out.rc
-sleep 3
-ipvsadm -Ln --stats > stats.txt
-cat /proc/net/ip_vs_conn > conn_after.txt
-echo "== done" >&2
-"""
+""" + SCRIPT_TAIL
 
 
 def model():

@@ -14,7 +14,8 @@ import pytest
 
 import ipvs_py
 from ipvs_py import IcmpError
-from tests.kernel.icmp_lab import assert_conns_untouched, script_head
+from tests.kernel.icmp_lab import (SCRIPT_TAIL, assert_conns_untouched,
+                                   script_head)
 
 pytestmark = pytest.mark.kernel_vm
 GUEST_TIMEOUT = 900
@@ -115,11 +116,7 @@ done
 cat /proc/net/ip_vs_conn > conn_before.txt
 ip netns exec cl "$PY" sender.py spec.json > sender.log 2>&1
 echo $? > sender.rc
-sleep 3
-ipvsadm -Ln --stats > stats.txt
-cat /proc/net/ip_vs_conn > conn_after.txt
-echo "== done" >&2
-"""
+""" + SCRIPT_TAIL
 
 
 def model():
