@@ -532,7 +532,8 @@ static inline struct ipvs_conn *ipvs_conn_in_get(struct ipvs_engine *e,
 	return c;
 }
 
-/* ip_vs_conn_out_get(): the reply-direction key (hn1). */
+/* ip_vs_conn_out_get(): the reply-direction key; ipvs_ckey_cmp() takes
+ * a NAT conn's hn1 (daddr:dport) or a DR/TUN conn's hn0 (vaddr:vport). */
 static inline struct ipvs_conn *ipvs_conn_out_get(struct ipvs_engine *e,
 						  const struct ipvs_ckey *key)
 {
