@@ -9,6 +9,7 @@ hashing = _load("hashing")
 table = _load("table")
 
 from .packets import PacketBatch  # noqa: E402  (after the core check)
+from .icmp import IcmpError  # noqa: E402
 from .errors import IPVSError, NoSuchFile, RuleError  # noqa: E402
 from .service import Service  # noqa: E402
 from .dest import Dest  # noqa: E402
@@ -16,5 +17,5 @@ from .netns import Netns  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["hashing", "table", "PacketBatch", "Netns", "Service", "Dest",
+__all__ = ["hashing", "table", "PacketBatch", "IcmpError", "Netns", "Service", "Dest",
            "IPVSError", "RuleError", "NoSuchFile", "__version__"]

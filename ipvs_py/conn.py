@@ -20,8 +20,10 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from ._core import conntab
 from ._core.conntab import ConnEngine, SCTP_STATES, TCP_STATES
 from ._core.sched import BatchScheduler, KINDS
+from .icmp import icmp_packet
 from .packets import PacketBatch, parse_proto, parse_tcp_flags
 from .schedulers.base import PacketInfo, is_available
 from .schedulers.sched import lookup_scheduler
@@ -38,10 +40,13 @@ _DIRS = {"in": 0, "out": 1, 0: 0, 1: 1}
 class Verdict:
     """What the model did with one packet: ``action`` is "forward",
     "drop" or "pass"; ``dest`` the real server (addr, port) or None;
-    ``conn`` the conn id in the engine (or None)."""
+    ``conn`` the conn id in the engine (or None).  ICMP packets also get
+    ``reason``: what the kernel did and why, naming the conn and dest
+    (ipvs_py.icmp)."""
     action: str
     dest: Optional[Tuple[str, int]]
     conn: Optional[int]
+    reason: Optional[str] = None
 
 
 class ReplayResult:
@@ -106,7 +111,13 @@ class ConnPath:
             lo, hi = 8, net.conn_tab_bits
             lf = net.sysctl["conn_lfactor"]
         self.e = ConnEngine(net.hz, lo, hi, lf)
-        self.e.seed(net._rng.getrandbits(64))
+        seed = net._rng.getrandbits(64)
+        self.e.seed(seed)
+        #: 6.1: the model's (size_t)ipvs >> 8 in the conn hash; else None
+        self.salt61 = None
+        if net.kernel == "6.1":
+            self.salt61 = salt61(net.svc_salt, seed)
+            conntab.use_61_hashing(self.e, self.salt61)
         self._lfactor = lf
         self._gen = None
         self._dest_ids = {}         # Dest -> engine id
@@ -144,6 +155,7 @@ class ConnPath:
             expire_quiescent_template=sc["expire_quiescent_template"],
             sloppy_tcp=sc["sloppy_tcp"], sloppy_sctp=sc["sloppy_sctp"],
             drop_rate=net.drop_rate)
+        conntab.set_schedule_icmp(self.e, sc["schedule_icmp"])
         if net.kernel != "6.1" and sc["conn_lfactor"] != self._lfactor:
             self._lfactor = sc["conn_lfactor"]
             self.e.set_lfactor(self._lfactor)
@@ -166,6 +178,8 @@ class ConnPath:
                 self.e.set_dest(self._dest_id(d), d.addr_bytes.ljust(16, b"\0"),
                                 d.port, d.af, d.fwd_method, d.weight,
                                 d.u_thresh, d.l_thresh, is_available(d), si)
+                conntab.set_dest_tunnel(self.e, self._dest_id(d), d.tun_type,
+                                        d.tun_port)
             bs = None
             rows = ()
             if svc.sched_name in KINDS:
@@ -221,6 +235,19 @@ class ConnPath:
             self.after_engine()
 
     # -- packets -------------------------------------------------------------
+    def conn_info(self, cid):
+        """Conn ``cid`` as (af, proto, caddr, cport, vaddr, vport, daddr,
+        dport, flags, state, expires, in_pkts) with address strings, or
+        None when it is not a live conn."""
+        info = conntab.conn_info(self.e, cid)
+        if info is None:
+            return None
+        af, proto, ca, cp, va, vp, da, dp, *rest = info
+        n = 16 if af == 10 else 4
+        return (af, proto, str(ipaddress.ip_address(ca[:n])), cp,
+                str(ipaddress.ip_address(va[:n])), vp,
+                str(ipaddress.ip_address(da[:n])), dp, *rest)
+
     def _dest_tuple(self, did):
         if did < 0:
             return None
@@ -228,8 +255,14 @@ class ConnPath:
         return (str(d.addr), d.port)
 
     def packet(self, proto, saddr, sport, daddr, dport, tcp_flags="S",
-               fwmark=0, direction="in", length=0):
+               fwmark=0, direction="in", length=0, icmp=None):
         """One packet now; see Netns.packet."""
+        if icmp is not None or (isinstance(proto, str) and
+                                proto.lower().startswith("icmp")):
+            act, did, cid, why = icmp_packet(self, proto, saddr, daddr, icmp,
+                                             fwmark, direction, length)
+            return Verdict(act, self._dest_tuple(did),
+                           None if cid < 0 else cid, why)
         p = parse_proto(proto)
         if not (0 < int(sport) < 65536 and 0 < int(dport) < 65536):
             raise ValueError(f"ports must be 1..65535, got {sport}, {dport}")
@@ -255,6 +288,9 @@ class ConnPath:
         (ipvs_py.multicore; 1 runs that machinery on one thread)."""
         if not isinstance(batch, PacketBatch):
             batch = PacketBatch.from_rows(batch)
+        if workers is not None and batch.icmp is not None:
+            raise ValueError("ICMP rows replay on the single-threaded path "
+                             "only (workers=None)")
         n = len(batch)
         hz = self.net.hz
         times = np.maximum(np.round(np.asarray(batch.time) * hz),
@@ -324,6 +360,14 @@ class ConnPath:
             out.append("%-3s %s %04X %s %04X %s %04X %-11s %7u\n"
                        % (pname, c, cp, v, vp, d, dp, sname, secs))
         return out
+
+
+def salt61(svc_salt, seed):
+    """The model's (size_t)ipvs >> 8 for the 6.1 conn hash: the low 8
+    bits are the netns's ``svc_salt`` (the same pointer's bits 8..15,
+    which the 6.1 service hash mixes in); the higher bits, which masks of
+    up to 2^27 buckets also see, come from the engine seed."""
+    return ((seed >> 32) & 0xFFFFFF00 | svc_salt) & 0xFFFFFFFF
 
 
 def _state_name(proto, state):

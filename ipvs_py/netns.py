@@ -555,13 +555,15 @@ class Netns:
         return self.secure_tcp_on
 
     def packet(self, proto, saddr, sport, daddr, dport, tcp_flags="S",
-               fwmark=0, *, direction="in", length=0):
+               fwmark=0, *, direction="in", length=0, icmp=None):
         """One packet through ip_vs_in (``direction="in"``, client ->
         VIP) or ip_vs_out (``"out"``, real server -> client) at the current
         virtual time.  Returns a Verdict (.action, .dest, .conn).  Raises
-        ValueError for an unknown protocol or a port outside 1..65535."""
+        ValueError for an unknown protocol or a port outside 1..65535.
+        ICMP: proto "icmp"/"icmpv6" with ``icmp=ipvs_py.icmp.IcmpError``
+        (ports ignored); the Verdict's .reason says what happened."""
         return self._path().packet(proto, saddr, sport, daddr, dport,
-                                   tcp_flags, fwmark, direction, length)
+                                   tcp_flags, fwmark, direction, length, icmp)
 
     def replay(self, batch, workers=None):
         """A PacketBatch (or rows) in order without the GIL; the clock

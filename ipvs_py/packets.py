@@ -23,6 +23,9 @@ name           dtype       meaning
 ``fwmark``     uint32      netfilter mark (fwmark services)
 ``length``     uint32      IP packet length in bytes (for byte counters)
 ``direction``  uint8       0 client->VIP ("in"), 1 real server->client ("out")
+``icmp``       ICMP_DTYPE  optional: the ICMP part of ICMP/ICMPv6 rows (proto
+                           1 or 58): type, code, inner header, flags
+                           (ipvs_py.icmp; docs/conn.md "ICMP errors")
 =============  ==========  ====================================================
 """
 import dataclasses
@@ -47,6 +50,19 @@ _SCALARS = {
 _ADDRS = ("saddr", "daddr")
 COLUMNS = ("proto", "af", "saddr", "sport", "daddr", "dport", "tcp_flags",
            "time", "fwmark", "length", "direction")
+#: The optional ``icmp`` column, one record per row (zeros on other rows);
+#: ports in host order as in sport/dport.  Layout read by conntab_icmp.pxi.
+ICMP_DTYPE = np.dtype([("type", "u1"), ("code", "u1"), ("proto", "u1"),
+                       ("flags", "u1"), ("sport", "<u2"), ("dport", "<u2"),
+                       ("saddr", "u1", 16), ("daddr", "u1", 16),
+                       # IPIP: the client's request inside the tunnel packet
+                       ("tsport", "<u2"), ("tdport", "<u2"), ("tproto", "u1"),
+                       # even size: the u2 fields of every record stay
+                       # 2-byte aligned (UBSan checks the C reads)
+                       ("pad", "u1"),
+                       ("tsaddr", "u1", 16), ("tdaddr", "u1", 16)])
+ICMP_PROTOS = {"icmp": 1, "icmpv6": 58}
+_PROTO_TEXT = {**PROTO_NAMES, **{v: k for k, v in ICMP_PROTOS.items()}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +79,7 @@ class Packet:
     fwmark: int = 0
     length: int = 0
     direction: str = "in"
+    icmp: object = None     # the ICMP_DTYPE record of an ICMP row
 
 
 def parse_proto(value):
@@ -115,6 +132,16 @@ def parse_addr(value):
     return AF_INET6, ip.packed
 
 
+def parse_addr_pair(saddr, daddr):
+    """Source and destination -> (af, raw saddr, raw daddr); ValueError
+    when their families differ."""
+    saf, sraw = parse_addr(saddr)
+    daf, draw = parse_addr(daddr)
+    if saf != daf:
+        raise ValueError(f"address families differ: {saddr} -> {daddr}")
+    return saf, sraw, draw
+
+
 def addr_text(af, raw):
     """16 raw bytes -> the address string of family ``af``."""
     raw = bytes(raw)
@@ -162,7 +189,14 @@ class PacketBatch:
                 raise ValueError(f"column {name} has {len(arr)} rows, "
                                  f"expected {n}")
             cols[name] = np.ascontiguousarray(arr)
-        extra = set(columns) - set(COLUMNS)
+        if columns.get("icmp") is not None:
+            arr = np.asarray(columns["icmp"])
+            if arr.dtype != ICMP_DTYPE or arr.shape != (n,):
+                raise ValueError(f"icmp must be an array of {n} "
+                                 f"packets.ICMP_DTYPE records, got "
+                                 f"{arr.dtype} {arr.shape}")
+            cols["icmp"] = np.ascontiguousarray(arr)
+        extra = set(columns) - set(COLUMNS) - {"icmp"}
         if extra:
             raise ValueError(f"unknown columns: {', '.join(sorted(extra))}")
         self._cols = cols
@@ -185,22 +219,36 @@ class PacketBatch:
 
         ``proto`` is "tcp"/"udp"/"sctp" (or 6/17/132); addresses are strings;
         ``tcp_flags`` is like "S", "SA", "A", "FA" or an int (for SCTP, a
-        chunk name such as "INIT"); ``direction`` is "in" or "out".  A bad
+        chunk name such as "INIT"); ``direction`` is "in" or "out".  An
+        ICMP row has proto "icmp"/"icmpv6" and an 11th field, an
+        ipvs_py.icmp.IcmpError (its tcp_flags field is ignored).  A bad
         row raises ValueError naming its index and what was wrong.
         """
+        from .icmp import IcmpError, icmp_proto
         rows = list(rows)
         b = cls.empty(len(rows))
         c = b._cols
+        icmp = None
         for i, row in enumerate(rows):
             try:
-                if not 7 <= len(row) <= 10:
-                    raise ValueError(f"expected 7 to 10 fields, got {len(row)}")
+                if not 7 <= len(row) <= 11:
+                    raise ValueError(f"expected 7 to 11 fields, got {len(row)}")
                 proto, saddr, sport, daddr, dport, flags, t, *rest = row
-                c["proto"][i] = parse_proto(proto)
-                saf, sraw = parse_addr(saddr)
-                daf, draw = parse_addr(daddr)
-                if saf != daf:
-                    raise ValueError(f"address families differ: {saddr} -> {daddr}")
+                saf, sraw, draw = parse_addr_pair(saddr, daddr)
+                ip = icmp_proto(proto, saf)
+                if ip is None:
+                    c["proto"][i] = parse_proto(proto)
+                    if len(rest) > 3:
+                        raise ValueError("only ICMP rows have an 11th field")
+                else:
+                    c["proto"][i] = ip
+                    if len(rest) < 4 or not isinstance(rest[3], IcmpError):
+                        raise ValueError("an ICMP row needs an IcmpError "
+                                         "as its 11th field")
+                    if icmp is None:
+                        icmp = np.zeros(len(rows), ICMP_DTYPE)
+                    icmp[i] = rest[3].record(saf)
+                    flags = 0
                 c["af"][i] = saf
                 c["saddr"][i] = np.frombuffer(sraw, np.uint8)
                 c["daddr"][i] = np.frombuffer(draw, np.uint8)
@@ -219,15 +267,20 @@ class PacketBatch:
                     c["direction"][i] = rest[2] == "out"
             except (ValueError, TypeError) as exc:
                 raise type(exc)(f"row {i}: {exc}") from None
+        if icmp is not None:
+            c["icmp"] = icmp
         b._check_time()
         return b
 
     @classmethod
     def from_columns(cls, *, proto, saddr, sport, daddr, dport, time,
-                     tcp_flags=0, af=None, fwmark=0, length=0, direction=0):
+                     tcp_flags=0, af=None, fwmark=0, length=0, direction=0,
+                     icmp=None):
         """Build from arrays.  Addresses are (n, 16) uint8 raw bytes, or
         (n, 4) uint8, or uint32 IPv4 addresses as host-order integers
-        (``int(IPv4Address(...))``).  Scalars broadcast to every row."""
+        (``int(IPv4Address(...))``).  Scalars broadcast to every row.
+        ``icmp``: an ICMP_DTYPE array for batches with ICMP rows (proto 1
+        or 58)."""
         proto_arr = np.asarray(proto)
         n = len(proto_arr)
 
@@ -267,8 +320,10 @@ class PacketBatch:
             "dport": full(dport, np.uint16),
             "tcp_flags": full(tcp_flags, np.uint8), "time": full(time, np.float64),
             "fwmark": full(fwmark, np.uint32), "length": full(length, np.uint32),
-            "direction": full(direction, np.uint8)})
-        bad = ~np.isin(batch._cols["proto"], list(PROTO_NAMES))
+            "direction": full(direction, np.uint8), "icmp": icmp})
+        known = list(PROTO_NAMES) + (list(ICMP_PROTOS.values())
+                                     if icmp is not None else [])
+        bad = ~np.isin(batch._cols["proto"], known)
         if bad.any():
             i = int(np.argmax(bad))
             raise ValueError(f"row {i}: unknown protocol {batch._cols['proto'][i]}")
@@ -293,6 +348,8 @@ class PacketBatch:
         try:
             return self._cols[name]
         except KeyError:
+            if name == "icmp":      # optional column, absent
+                return None
             raise AttributeError(name) from None
 
     def columns(self):
@@ -307,12 +364,13 @@ class PacketBatch:
         af = int(c["af"][i])
         proto = int(c["proto"][i])
         flags = int(c["tcp_flags"][i])
+        icmp = c["icmp"][i] if proto in (1, 58) and "icmp" in c else None
         return Packet(
-            PROTO_NAMES[proto], addr_text(af, c["saddr"][i]), int(c["sport"][i]),
-            addr_text(af, c["daddr"][i]), int(c["dport"][i]),
-            flags_text(flags) if proto == 6 else str(flags),
+            _PROTO_TEXT.get(proto, str(proto)), addr_text(af, c["saddr"][i]),
+            int(c["sport"][i]), addr_text(af, c["daddr"][i]),
+            int(c["dport"][i]), flags_text(flags) if proto == 6 else str(flags),
             float(c["time"][i]), int(c["fwmark"][i]), int(c["length"][i]),
-            "out" if c["direction"][i] else "in")
+            "out" if c["direction"][i] else "in", icmp)
 
     def __iter__(self):
         for i in range(len(self)):
@@ -334,6 +392,10 @@ class PacketBatch:
         if not batches:
             return PacketBatch.empty(0)
         cols = {k: np.concatenate([b._cols[k] for b in batches]) for k in COLUMNS}
+        if any(b.icmp is not None for b in batches):
+            cols["icmp"] = np.concatenate([
+                b.icmp if b.icmp is not None else np.zeros(len(b), ICMP_DTYPE)
+                for b in batches])
         if sort:
             order = np.argsort(cols["time"], kind="stable")
             cols = {k: v[order] for k, v in cols.items()}

@@ -62,7 +62,7 @@ cdef extern from "ipvs_conn.h" nogil:
         uint32_t control
         int32_t n_control
         uint16_t cport, vport, dport
-        uint8_t af, protocol, state, in_use, daf
+        uint8_t af, protocol, state, in_use, daf, in_pkts
         uint32_t id
     cdef struct ipvs_cdest:
         int32_t activeconns, inactconns, persistconns, refcnt
@@ -71,6 +71,8 @@ cdef extern from "ipvs_conn.h" nogil:
         uint32_t addr[4]
         uint16_t port
         uint8_t af, fwd
+        uint16_t tun_port
+        uint8_t tun_type
         int32_t svc
         uint64_t conns, inpkts, outpkts, inbytes, outbytes
     cdef struct ipvs_csvc:
@@ -108,6 +110,7 @@ cdef extern from "ipvs_conn.h" nogil:
         uint32_t sctp_timeouts[15]
         int secure_tcp, conn_reuse_mode, expire_nodest_conn
         int expire_quiescent_template, sloppy_tcp, sloppy_sctp
+        int schedule_icmp
         int drop_rate, drop_counter
         uint64_t dropentry
         uint64_t rng
@@ -138,6 +141,9 @@ cdef extern from "ipvs_conn.h" nogil:
     uint32_t ipvs_node_hash(const iht_node *n, const ipvs_siphash_key_t *hk, void *ctx)
     uint32_t ipvs_engine_sizeof_conn()
     uint64_t ipvs_random_dropentry(ipvs_engine *e)
+
+include "conntab_icmp.pxi"
+include "conntab_61.pxi"
 
 CONN_BYTES = ipvs_engine_sizeof_conn()
 DEF PF_DIST = 16       # rows ahead for the bucket prefetch
@@ -472,6 +478,11 @@ cdef class ConnEngine:
         cdef iht_bl_head *ring[PF_RING]
         cdef Py_ssize_t j
         cdef uint16_t a, b
+        # ICMP rows (ipvs_icmp.h): the batch's optional icmp column
+        cdef IcmpColumns icmp = (None if batch.icmp is None
+                                 else IcmpColumns(batch.icmp))
+        cdef ipvs_icmp ic
+        cdef const ipvs_icmp *icp = NULL
         memset(&p, 0, sizeof(p))
         memset(ring, 0, sizeof(ring))
         self._cb_exc = None
@@ -503,7 +514,9 @@ cdef class ConnEngine:
                 p.dir = dr[i]
                 p.fwmark = fw[i]
                 p.len = ln[i]
-                v = ipvs_packet(&self.e, &p, tm[i])
+                if icmp is not None:
+                    icp = icmp.row(i, &ic)
+                v = ipvs_packet_icmp(&self.e, &p, icp, tm[i], NULL)
                 if self.e.cb_error:
                     break
                 dest_out[i] = v.dest

@@ -139,6 +139,8 @@ struct ipvs_cdest {
 	uint32_t addr[4];
 	uint16_t port;			/* network order */
 	uint8_t af, fwd;
+	uint16_t tun_port;		/* tunnel dests: network order */
+	uint8_t tun_type;		/* IP_VS_CONN_F_TUNNEL_TYPE_* */
 	int32_t svc;			/* engine service index (stats) */
 	uint64_t conns, inpkts, outpkts, inbytes, outbytes;
 };
@@ -219,6 +221,9 @@ struct ipvs_engine {
 	int secure_tcp;			/* tcp_states_dos table */
 	int conn_reuse_mode, expire_nodest_conn;
 	int expire_quiescent_template, sloppy_tcp, sloppy_sctp;
+	int schedule_icmp;		/* ICMP errors may make conns */
+	int hash61;			/* Linux 6.1 hashing: ipvs_conn61.h */
+	uint32_t salt61;		/* its (size_t)ipvs >> 8 */
 	int drop_rate, drop_counter;	/* ip_vs_todrop() */
 	uint64_t dropentry;		/* conns dropped by drop-entry */
 	uint64_t rng;			/* xorshift64 state (drop-entry scan) */
@@ -444,17 +449,30 @@ static int ipvs_ckey_cmp(const struct iht_node *n, const void *key,
 	const struct ipvs_ckey *k = key;
 	const struct ipvs_conn *c = ipvs_conn_of_node(n);
 	(void)ctx;
-	if (ipvs_node_dir(n) != k->dir || c->protocol != k->protocol || c->af != k->af ||
+	if (c->protocol != k->protocol || c->af != k->af ||
 	    c->cport != k->rport ||
 	    !!(c->flags & IPVS_CF_TEMPLATE) != k->tmpl)
 		return 0;
 	if (!ipvs_addr_eq(k->af, c->caddr, k->raddr))
 		return 0;
 	if (k->dir == 0)
-		return c->vport == k->lport &&
+		return ipvs_node_dir(n) == 0 && c->vport == k->lport &&
 		       ipvs_addr_eq(k->af, c->vaddr, k->laddr);
-	return c->dport == k->lport && ipvs_addr_eq(k->af, c->daddr, k->laddr);
+	/* ip_vs_conn_out_get() (since 5.10, "inspect reply packets from
+	 * DR/TUN real servers"): NAT replies come from daddr:dport (hn1),
+	 * DR/TUN replies from vaddr:vport (hn0, the same hash) */
+	if (ipvs_node_dir(n) == 1)
+		return c->dport == k->lport &&
+		       ipvs_addr_eq(k->af, c->daddr, k->laddr);
+	return (c->flags & IPVS_CF_FWD_MASK) != IPVS_CF_MASQ &&
+	       c->vport == k->lport && ipvs_addr_eq(k->af, c->vaddr, k->laddr);
 }
+
+#include "ipvs_conn61.h"
+
+/* The key hash for inserts and rehashes: iht_*(..., IPVS_CKEY_HASH(e)) */
+#define IPVS_CKEY_HASH(e) \
+	((e)->hash61 ? ipvs_ckey_hash61 : ipvs_ckey_hash), (void *)(e)
 
 /* The flow cache's copy of a lookup key. */
 static inline void ipvs_fc_key_of(const struct ipvs_ckey *k,
@@ -494,19 +512,54 @@ static inline struct ipvs_conn *ipvs_conn_lookup(struct ipvs_engine *e,
 		}
 		cached = 1;
 	}
-	n = iht_lookup(t, k, ipvs_ckey_hash, ipvs_ckey_cmp, NULL);
+	n = e->hash61 ? iht_lookup(t, k, ipvs_ckey_hash61, ipvs_ckey_cmp61, e)
+		      : iht_lookup(t, k, ipvs_ckey_hash, ipvs_ckey_cmp, NULL);
 	iht_read_unlock(t, slot);
-	c = n ? ipvs_conn_of_node(n) : NULL;
+	c = !n ? NULL : e->hash61 ? ipvs_conn_of_node61(n) : ipvs_conn_of_node(n);
 	if (c && cached)	/* gap since its last packet (expires-timeout) */
 		ipvs_fc_put(e->fc, &fk, c, &c->gen,
 			    e->now - (c->expires - c->timeout));
 	return c;
 }
 
+/* ip_vs_conn_in_get(): the client-direction (hn0) key, then, while
+ * NO_CPORT conns exist, the same key with cport 0 (ipvs_in and the
+ * ICMP path, ipvs_icmp.h). */
+static inline struct ipvs_conn *ipvs_conn_in_get(struct ipvs_engine *e,
+						 const struct ipvs_ckey *key)
+{
+	struct ipvs_conn *c = ipvs_conn_lookup(e, key);
+
+	if (!c && e->no_cport) {
+		struct ipvs_ckey k = *key;
+
+		k.rport = 0;
+		c = ipvs_conn_lookup(e, &k);
+		if (c && !(c->flags & IPVS_CF_NO_CPORT))
+			c = NULL;
+	}
+	return c;
+}
+
+/* ip_vs_conn_out_get(): the reply-direction key; ipvs_ckey_cmp() takes
+ * a NAT conn's hn1 (daddr:dport) or a DR/TUN conn's hn0 (vaddr:vport). */
+static inline struct ipvs_conn *ipvs_conn_out_get(struct ipvs_engine *e,
+						  const struct ipvs_ckey *key)
+{
+	return ipvs_conn_lookup(e, key);
+}
+
 static inline int ipvs_conn_double_hashed(const struct ipvs_conn *c)
 {
 	return !(c->flags & IPVS_CF_TEMPLATE) &&
 	       (c->flags & IPVS_CF_FWD_MASK) == IPVS_CF_MASQ;
+}
+
+/* hn1 is in the table: MASQ conns, except in 6.1 (one node each). */
+static inline int ipvs_conn_two_nodes(const struct ipvs_engine *e,
+				      const struct ipvs_conn *c)
+{
+	return !e->hash61 && ipvs_conn_double_hashed(c);
 }
 
 /* ip_vs_conn_hash(): hn0 always, hn1 for MASQ conns, both under the
@@ -516,20 +569,20 @@ static inline void ipvs_conn_hash(struct ipvs_engine *e, struct ipvs_conn *c)
 	struct ipvs_ckey k0 = { c->caddr, c->vaddr, c->cport, c->vport,
 				c->af, c->protocol, 0, 0 };
 
-	if (ipvs_conn_double_hashed(c)) {
+	if (ipvs_conn_two_nodes(e, c)) {
 		struct ipvs_ckey k1 = { c->caddr, c->daddr, c->cport, c->dport,
 					c->af, c->protocol, 1, 0 };
 		iht_insert2(ipvs_tab(e), &c->hn[0], &k0, &c->hn[1], &k1,
-			    ipvs_ckey_hash, NULL, 1);
+			    IPVS_CKEY_HASH(e), 1);
 	} else {
-		iht_insert(ipvs_tab(e), &c->hn[0], &k0, ipvs_ckey_hash, NULL, 1);
+		iht_insert(ipvs_tab(e), &c->hn[0], &k0, IPVS_CKEY_HASH(e), 1);
 	}
 }
 
 static inline void ipvs_conn_unhash(struct ipvs_engine *e,
 				    struct ipvs_conn *c)
 {
-	if (ipvs_conn_double_hashed(c))
+	if (ipvs_conn_two_nodes(e, c))
 		iht_unlink2(ipvs_tab(e), &c->hn[0], &c->hn[1], 1);
 	else
 		iht_unlink(ipvs_tab(e), &c->hn[0], 1);
@@ -1202,7 +1255,7 @@ static inline int ipvs_check_template(struct ipvs_engine *e, uint32_t tid)
 						t->vport, t->af, t->protocol,
 						0, 0 };
 			iht_rehash(ipvs_tab(e), &t->hn[0], &k0,
-				   ipvs_ckey_hash, NULL);
+				   IPVS_CKEY_HASH(e));
 		}
 		return 0;
 	}
@@ -1298,9 +1351,9 @@ static inline void ipvs_conn_fill_cport(struct ipvs_engine *e,
 	e->no_cport--;
 	c->cport = cport;
 	c->gen++;			/* re-keyed: cached keys are stale */
-	iht_rehash(ipvs_tab(e), &c->hn[0], &k0, ipvs_ckey_hash, NULL);
-	if (ipvs_conn_double_hashed(c))
-		iht_rehash(ipvs_tab(e), &c->hn[1], &k1, ipvs_ckey_hash, NULL);
+	iht_rehash(ipvs_tab(e), &c->hn[0], &k0, IPVS_CKEY_HASH(e));
+	if (ipvs_conn_two_nodes(e, c))
+		iht_rehash(ipvs_tab(e), &c->hn[1], &k1, IPVS_CKEY_HASH(e));
 	ipvs_ev_conn_up(e, c);
 }
 
@@ -1447,16 +1500,9 @@ static inline struct ipvs_verdict ipvs_in(struct ipvs_engine *e,
 	struct ipvs_verdict v = { IPVS_V_PASS, -1, IPVS_CONN_NONE };
 	struct ipvs_ckey k = { p->saddr, p->daddr, p->sport, p->dport, p->af,
 			       p->protocol, 0, 0 };
-	struct ipvs_conn *c = ipvs_conn_lookup(e, &k);
+	struct ipvs_conn *c = ipvs_conn_in_get(e, &k);
 	uint32_t cid;
 
-	if (!c && e->no_cport) {
-		/* ip_vs_conn_in_get(): retry with cport 0 for NO_CPORT conns */
-		k.rport = 0;
-		c = ipvs_conn_lookup(e, &k);
-		if (c && !(c->flags & IPVS_CF_NO_CPORT))
-			c = NULL;
-	}
 	cid = c ? ipvs_conn_id(e, c) : IPVS_CONN_NONE;
 	if (c)
 		IPVS_TRACE(e, IPVS_TR_CONN_HIT, (int32_t)cid, c->dest, c->state,
@@ -1555,16 +1601,19 @@ static inline struct ipvs_verdict ipvs_in(struct ipvs_engine *e,
 	return v;
 }
 
-/* ip_vs_out(): a reply from a real server finds its MASQ conn by hn1. */
+/* ip_vs_out(): a reply finds its conn: MASQ by hn1 (from the real
+ * server), DR/TUN by hn0 (from the VIP, when it passes the director). */
 static inline struct ipvs_verdict ipvs_out(struct ipvs_engine *e,
 					   const struct ipvs_pkt *p)
 {
 	struct ipvs_verdict v = { IPVS_V_PASS, -1, IPVS_CONN_NONE };
 	struct ipvs_ckey k = { p->daddr, p->saddr, p->dport, p->sport, p->af,
 			       p->protocol, 1, 0 };
-	struct ipvs_conn *c = ipvs_conn_lookup(e, &k);
+	struct ipvs_conn *c = ipvs_conn_out_get(e, &k);
 	uint32_t cid;
 
+	/* a DR/TUN conn's reply is counted and changes the state too
+	 * (handle_response(): after_nat), it is not rewritten */
 	if (!c)
 		return v;
 	cid = ipvs_conn_id(e, c);
@@ -1597,7 +1646,7 @@ static inline struct ipvs_verdict ipvs_packet(struct ipvs_engine *e,
 {
 	ipvs_run_timers(e, now);
 	/* ip_vs_proto_get() == NULL: not ours, NF_ACCEPT (ICMP errors and
-	 * fragments are not modelled); a bad family likewise */
+	 * fragments: ipvs_icmp.h, ipvs_packet_icmp()); a bad family likewise */
 	if ((p->protocol != IPVS_PROTO_TCP && p->protocol != IPVS_PROTO_UDP &&
 	     p->protocol != IPVS_PROTO_SCTP) || (p->af != 2 && p->af != 10)) {
 		struct ipvs_verdict v = { IPVS_V_PASS, -1, IPVS_CONN_NONE };
@@ -1759,7 +1808,12 @@ static inline struct iht_bl_head *ipvs_prefetch_bucket(struct ipvs_engine *e,
 
 	if (!tb)
 		return NULL;
-	if (dir == IPVS_DIR_OUTPUT)
+	if (e->hash61)		/* the client side, either direction */
+		hk = ipvs_conn_hashkey61(af, proto, dir == IPVS_DIR_OUTPUT ?
+					 d : s, dir == IPVS_DIR_OUTPUT ? dp : sp,
+					 (uint32_t)tb->hash_key.key[0],
+					 e->salt61);
+	else if (dir == IPVS_DIR_OUTPUT)
 		hk = ipvs_conn_hashfn(af, proto, d, dp, s, sp, &tb->hash_key);
 	else
 		hk = ipvs_conn_hashfn(af, proto, s, sp, d, dp, &tb->hash_key);
