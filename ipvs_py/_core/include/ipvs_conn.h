@@ -1133,6 +1133,20 @@ static inline void ipvs_mask_addr(const struct ipvs_csvc *s,
 		out[i] = a[i] & s->netmask[i];
 }
 
+/* iht_commit_fn of a template's invalidation: the unfindable key. */
+static inline int ipvs_tmpl_invalidate_commit(struct iht_node *n,
+					      void *cctx)
+{
+	struct ipvs_conn *t = cctx;
+
+	(void)n;
+	t->dport = 0xffff;
+	t->vport = 0xffff;
+	t->cport = 0;
+	t->gen++;
+	return 1;
+}
+
 /* ip_vs_check_template(): invalidate a template whose dest went away
  * (or was quiesced, with expire_quiescent_template). */
 static inline int ipvs_check_template(struct ipvs_engine *e, uint32_t tid)
@@ -1147,17 +1161,14 @@ static inline int ipvs_check_template(struct ipvs_engine *e, uint32_t tid)
 			   !d || !(d->flags & IPVS_DF_AVAILABLE) ? 1 : 2,
 			   0, 0, 0, 0);
 		if (t->vport != 0xffff) {
-			/* unhash, make it unfindable, rehash (hn0 only; one
-			 * writer step, see iht_rehash) */
-			t->dport = 0xffff;
-			t->vport = 0xffff;
-			t->gen++;
-			t->cport = 0;
-			struct ipvs_ckey k0 = { t->caddr, t->vaddr, t->cport,
-						t->vport, t->af, t->protocol,
-						0, 0 };
-			iht_rehash(ipvs_tab(e), &t->hn[0], &k0,
-				   ipvs_ckey_hash, NULL);
+			/* unhash, make it unfindable, rehash (hn0 only): the
+			 * new key is written in the rehash's writer step */
+			struct ipvs_ckey k0 = { t->caddr, t->vaddr, 0, 0xffff,
+						t->af, t->protocol, 0, 0 };
+
+			iht_rehash_commit(ipvs_tab(e), &t->hn[0], &k0,
+					  ipvs_ckey_hash, NULL,
+					  ipvs_tmpl_invalidate_commit, t);
 		}
 		return 0;
 	}
@@ -1237,8 +1248,38 @@ static inline uint32_t ipvs_sched_persist(struct ipvs_engine *e, int si,
 	return cid;
 }
 
-/* ip_vs_conn_fill_cport(): unhash, set the port, rehash (both nodes of a
- * NAT conn; iht_rehash keeps the entry count). */
+/* What ipvs_conn_fill_cport() writes under the locks of its rehash. */
+struct ipvs_fill_cport {
+	struct ipvs_conn *c;
+	uint16_t cport;
+};
+
+/* iht_commit_fn of the hn0 rehash: fill the port once (two packets may
+ * race to do it), in the same writer step that moves hn0, so a lookup
+ * never finds the conn by neither key (the port written before the locks
+ * made it unfindable until the move). */
+static inline int ipvs_fill_cport_commit(struct iht_node *n, void *cctx)
+{
+	struct ipvs_fill_cport *f = cctx;
+	struct ipvs_conn *c = f->c;
+
+	(void)n;
+	if (!(c->flags & IPVS_CF_NO_CPORT))
+		return 0;
+	c->cport = f->cport;
+	c->flags &= ~IPVS_CF_NO_CPORT;
+	c->gen++;			/* re-keyed: cached keys are stale */
+	return 1;
+}
+
+/* ip_vs_conn_fill_cport() (2026 series): per node, lock the old and the
+ * new bucket in order under the old bucket's seqcount, re-check
+ * IP_VS_CONN_F_NO_CPORT, set the port and move the node
+ * (iht_rehash_commit).  hn0 first: it carries the flag and the port, so
+ * client->VIP lookups (the cport-0 retry of ipvs_in) see the change
+ * atomically; hn1 (NAT replies) follows by the now fixed key, as the
+ * kernel moves its second node in a second step (replies of the conn
+ * come from its own worker).  The entry count does not change. */
 static inline void ipvs_conn_fill_cport(struct ipvs_engine *e,
 					struct ipvs_conn *c, uint16_t cport)
 {
@@ -1246,14 +1287,14 @@ static inline void ipvs_conn_fill_cport(struct ipvs_engine *e,
 				c->protocol, 0, 0 };
 	struct ipvs_ckey k1 = { c->caddr, c->daddr, cport, c->dport, c->af,
 				c->protocol, 1, 0 };
+	struct ipvs_fill_cport f = { c, cport };
 
 	if (!(c->flags & IPVS_CF_NO_CPORT))
 		return;
-	c->flags &= ~IPVS_CF_NO_CPORT;
+	if (iht_rehash_commit(ipvs_tab(e), &c->hn[0], &k0, ipvs_ckey_hash,
+			      NULL, ipvs_fill_cport_commit, &f))
+		return;			/* filled meanwhile (or unhashed) */
 	e->no_cport--;
-	c->cport = cport;
-	c->gen++;			/* re-keyed: cached keys are stale */
-	iht_rehash(ipvs_tab(e), &c->hn[0], &k0, ipvs_ckey_hash, NULL);
 	if (ipvs_conn_double_hashed(c))
 		iht_rehash(ipvs_tab(e), &c->hn[1], &k1, ipvs_ckey_hash, NULL);
 	ipvs_ev_conn_up(e, c);

@@ -996,68 +996,121 @@ static inline struct iht_node *iht_remove_key(struct iht_table *t,
 	return found;
 }
 
-/* Move node @n to the bucket of @key (ip_vs_conn_rehash() for a conn
- * whose client port became known, IP_VS_CONN_F_NO_CPORT): unlink by the
- * saved hash_key, then link under the new key into the newest array, as
- * one writer step: under the old bucket's seqcount writer section (its
- * stripe spinlock, as a resize move), so that a lookup that was walking
- * the old bucket -- possibly standing on @n when it left for its new chain
- * -- walks it again instead of missing an entry, and with writer stripes
- * under the old and the new position's stripes (increasing index order).
- * The entry count does not change.  Context as iht_unlink.  Returns 0 or
- * -ENOENT. */
-static inline int iht_rehash(struct iht_table *t, struct iht_node *n,
-			     const void *key, iht_key_hash_fn khash, void *ctx)
+/* Called by iht_rehash_commit() with every lock of the move held and @n
+ * found where it was: make the entry's key change here (so that no reader
+ * sees the new key at the old position) and return nonzero to move @n, or
+ * return 0 to leave @n and the entry as they are (someone else already
+ * changed it: ip_vs_conn_fill_cport() re-checks IP_VS_CONN_F_NO_CPORT
+ * under its locks).  Must not block or take a table lock. */
+typedef int (*iht_commit_fn)(struct iht_node *n, void *cctx);
+
+/* Move node @n to the bucket of @key, the new key of its entry, as one
+ * writer step (ip_vs_conn_fill_cport() of the 2026 series): compute the
+ * new hash outside the locks (once per array: the key must not change
+ * but for what @commit writes), then take the old bucket's seqcount
+ * writer section (its table spinlock), with writer stripes the old and
+ * the new position's stripes (increasing index order), and the old and
+ * the new bucket locks -- in increasing address order when both are in
+ * one array, else OLD BEFORE NEW as a resize move takes them; re-read
+ * @n's hash_key under them and start over if a resize moved @n
+ * meanwhile; call @commit (NULL: always move), then relink @n and store
+ * its new hash_key.  A lookup walking the old bucket while the key
+ * changes walks it again (seqcount) and then finds @n at its new place,
+ * so a concurrent lookup by the old key that misses is always followed
+ * by a hit by the new key.  The entry count does not change.
+ * Context: outside a read-side section, no lock held.  Returns 0 when
+ * @n moved, 1 when @commit declined, -ENOENT when @n was not linked. */
+static inline int iht_rehash_commit(struct iht_table *t, struct iht_node *n,
+				    const void *key, iht_key_hash_fn khash,
+				    void *ctx, iht_commit_fn commit,
+				    void *cctx)
 {
 	unsigned int slot = iht_read_lock(t);
+	struct iht_tbl *hashed_for = NULL;
+	uint32_t hk = 0;
 	int ret;
 
 	for (;;) {
 		uint32_t old = atomic_load_explicit(&n->hash_key,
 						    memory_order_acquire);
 		struct iht_tbl *otb = iht_first_tbl(t), *tb;
+		struct iht_bl_head *ho, *hn, *lo, *hi;
 		struct iht_spinlock *sl;
 		iht_seqcount *sc;
-		uint32_t hk;
-		struct iht_bl_head *head;
 
 		if (!iht_same_table(otb, old) && iht_next_tbl(otb))
 			otb = iht_next_tbl(otb);
 		sl = otb->nlocks ? &otb->lock[old & otb->lock_mask] : NULL;
 		sc = iht_seqc(otb, old);
-		tb = iht_newest_tbl(t);
-		hk = iht_build_hash_key(tb, khash(key, &tb->hash_key, ctx));
-		head = iht_bucket(tb, hk);
+		tb = iht_newest_tbl(t);		/* a resize: add to the new */
+		if (tb != hashed_for) {
+			hk = iht_build_hash_key(tb, khash(key, &tb->hash_key,
+							  ctx));
+			hashed_for = tb;
+		}
+		ho = iht_bucket(otb, old);
+		hn = iht_bucket(tb, hk);
+		lo = ho;
+		hi = hn;
+		if (otb == tb && hn < ho) {
+			lo = hn;
+			hi = ho;
+		}
 		if (sl) {
 			iht_spin_lock(sl);
 			iht_write_seqcount_begin(sc);
 		}
 		iht_ws_lock2(t, old, hk);
-		if (atomic_load(&n->hash_key) != old) {	/* a move won */
-			iht_ws_unlock2(t, old, hk);
-			if (sl) {
-				iht_write_seqcount_end(sc);
-				iht_spin_unlock(sl);
+		iht_bl_lock(lo);
+		if (hi != lo)
+			iht_bl_lock(hi);
+		if (atomic_load_explicit(&n->hash_key,
+					 memory_order_relaxed) == old) {
+			struct iht_node *p = iht_bl_first_locked(ho);
+
+			while (p && p != n)
+				p = atomic_load_explicit(&p->next,
+							 memory_order_relaxed);
+			if (!p)
+				ret = -ENOENT;	/* not linked: caller bug */
+			else if (commit && !commit(n, cctx))
+				ret = 1;
+			else {
+				if (ho != hn) {	/* else: new key only */
+					iht_bl_del_locked(ho, n);
+					iht_bl_add_head_locked(hn, n);
+				}
+				ret = 0;
 			}
-			continue;
+			if (!ret)
+				atomic_store_explicit(&n->hash_key, hk,
+						      memory_order_release);
+		} else {
+			ret = -EAGAIN;	/* a resize move won: again */
 		}
-		ret = __iht_unlink_bl(t, n);
-		if (!ret) {
-			atomic_store_explicit(&n->hash_key, hk,
-					      memory_order_relaxed);
-			iht_bl_lock(head);
-			iht_bl_add_head_locked(head, n);
-			iht_bl_unlock(head);
-		}
+		if (hi != lo)
+			iht_bl_unlock(hi);
+		iht_bl_unlock(lo);
 		iht_ws_unlock2(t, old, hk);
 		if (sl) {
 			iht_write_seqcount_end(sc);
 			iht_spin_unlock(sl);
 		}
-		break;
+		if (ret != -EAGAIN)
+			break;
 	}
 	iht_read_unlock(t, slot);
 	return ret;
+}
+
+/* Move node @n to the bucket of @key whose fields the caller already
+ * changed (iht_rehash_commit() without a commit step; the caller's own
+ * thread is the only one that looks the entry up meanwhile).  Context
+ * as iht_rehash_commit.  Returns 0 or -ENOENT. */
+static inline int iht_rehash(struct iht_table *t, struct iht_node *n,
+			     const void *key, iht_key_hash_fn khash, void *ctx)
+{
+	return iht_rehash_commit(t, n, key, khash, ctx, NULL, NULL);
 }
 
 /* ------------------------------------------------------------ resize */
