@@ -49,7 +49,7 @@ cdef extern from "ipvs_mt.h" nogil:
         int32_t *dest_out
         uint8_t *action_out
     struct ipvs_mt_stats:
-        uint64_t grace_periods, pool_grabs
+        uint64_t grace_periods, pool_grabs, bg_resizes
         uint64_t fc_hits, fc_misses, fc_admitted, fc_rejected, fc_bypassed
         uint64_t fc_stale
     uint32_t ipvs_mt_shard_of(const uint32_t *caddr, const uint32_t *mask,
@@ -211,6 +211,7 @@ def replay_mt(ConnEngine eng, batch, times, int nworkers, bytes mask,
     if rc != 0:
         raise MemoryError("multi-core replay")
     return {"grace_periods": st.grace_periods, "pool_grabs": st.pool_grabs,
+            "bg_resizes": st.bg_resizes,
             "fc_hits": st.fc_hits, "fc_misses": st.fc_misses,
             "fc_admitted": st.fc_admitted, "fc_rejected": st.fc_rejected,
             "fc_bypassed": st.fc_bypassed, "fc_stale": st.fc_stale}

@@ -243,6 +243,21 @@ def test_property_no_cport_traces_equal_single_thread(seed, workers, zero):
     assert snapshot(one) == snapshot(many)
 
 
+def test_resizes_run_on_the_resize_thread():
+    # the workers only kick the resize thread (ipvs_resizer.h); the table
+    # grows during the run and the result equals one thread's
+    batch = trace(seed=5, n=3000)
+    one, r1 = run(batch, None, sched="mh")
+    many = make_net(sched="mh")
+    e = many._path().e
+    size0, resizes0 = e.table_info()[0], e.table_stats()["resizes"]
+    many.replay(batch, workers=2)
+    assert many._path().mt_stats["bg_resizes"] > 0
+    assert e.table_stats()["resizes"] > resizes0
+    assert e.table_info()[0] > size0
+    assert snapshot(one) == snapshot(many)
+
+
 def test_second_replay_continues_from_first():
     # conns, templates and timers made by a multi-threaded run are handed
     # to the next run's workers (and to a single-threaded run) correctly

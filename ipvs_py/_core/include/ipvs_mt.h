@@ -59,6 +59,7 @@
 #include <string.h>
 
 #include "ipvs_conn.h"
+#include "ipvs_resizer.h"
 
 #define IPVS_MT_MAX_WORKERS	64
 #define IPVS_MT_GRAB		64	/* slab ids taken from the pool at once */
@@ -97,6 +98,8 @@ struct ipvs_mt_shared {
 	uint32_t chunk_cap;		/* e->chunks has room for this many */
 	const struct ipvs_mt_batch *b;
 	const struct ipvs_fc *fc_conf;	/* NULL: no flow cache */
+	struct ipvs_resizer rz;		/* the resize work (not running: the
+					 * workers resize inline) */
 };
 
 /* Cache-line aligned, as are its stats arrays: workers write their own
@@ -359,8 +362,12 @@ static void *ipvs_mt_worker_run(void *arg)
 		v = ipvs_packet(&w->e, &p, b->times[i]);
 		b->dest_out[i] = v.dest;
 		b->action_out[i] = v.action;
-		if (iht_resize_pending(t))
-			iht_try_maybe_resize(t);	/* busy: later */
+		if (iht_resize_pending(t)) {
+			if (w->sh->rz.running)
+				ipvs_resizer_kick(&w->sh->rz);
+			else
+				iht_try_maybe_resize(t);  /* busy: later */
+		}
 	}
 	return NULL;
 }
@@ -452,6 +459,7 @@ static inline void ipvs_mt_worker_free(struct ipvs_worker *w)
 /* Statistics of one run (for benchmarks and tests). */
 struct ipvs_mt_stats {
 	uint64_t grace_periods, pool_grabs;
+	uint64_t bg_resizes;		/* rebuild checks by the resize thread */
 	uint64_t fc_hits, fc_misses, fc_admitted, fc_rejected, fc_bypassed,
 		 fc_stale;
 };
@@ -521,6 +529,8 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 			ipvs_mt_worker_free(&ws[k]);
 		goto out;
 	}
+	/* no thread for the resize work: the workers resize inline */
+	(void)ipvs_resizer_start(&sh.rz, &m->tab);
 	for (k = 1; k < nworkers; k++) {
 		if (pthread_create(&ws[k].th, NULL, ipvs_mt_worker_run, &ws[k]))
 			break;
@@ -531,7 +541,9 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 		pthread_join(ws[k].th, NULL);
 	for (k = started + 1; k < nworkers; k++)	/* no thread: run here */
 		ipvs_mt_worker_run(&ws[k]);
+	ipvs_resizer_stop(&sh.rz);
 	memset(st, 0, sizeof(*st));
+	st->bg_resizes = sh.rz.runs;
 	for (k = 0; k < nworkers; k++) {
 		if (ipvs_mt_worker_merge(m, &ws[k]))
 			ret = -ENOMEM;

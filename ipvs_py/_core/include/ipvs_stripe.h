@@ -108,4 +108,20 @@ static inline void iht_stripe_unlock2(struct iht_stripes *s, uint32_t a,
 	iht_stripe_unlock(s, a < b ? a : b);
 }
 
+/* Take every stripe, in increasing index order: a resize moving a batch
+ * of entries from one old bucket to new positions on any stripe (one
+ * acquisition per batch instead of a double lock per entry).  Context: no
+ * stripe or bucket lock held. */
+static inline void iht_stripe_lock_all(struct iht_stripes *s)
+{
+	for (uint32_t i = 0; i < s->n; i++)
+		iht_stripe_lock(s, i);
+}
+
+static inline void iht_stripe_unlock_all(struct iht_stripes *s)
+{
+	for (uint32_t i = s->n; i-- > 0;)
+		iht_stripe_unlock(s, i);
+}
+
 #endif /* IPVS_PY_IPVS_STRIPE_H */

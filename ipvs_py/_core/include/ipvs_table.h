@@ -1130,55 +1130,15 @@ static inline void iht_move_node_locked(struct iht_bl_head *head,
 	iht_bl_unlock(h2);
 }
 
-/* One move of the first entry of old bucket @head to @nt with writer
- * stripes: peek the entry and its new hash under the old bucket lock,
- * drop it, take the old and the new position's stripes (increasing index
- * order: a stripe is never taken while a bucket lock is held), re-lock
- * and check nothing changed meanwhile (the owner may have unlinked or
- * re-keyed the entry), then move it under old-then-new bucket locks.
- * Context: as iht_move_all, inside the bucket's seqcount writer section.
- * Returns 1 when an entry moved, 0 when the bucket is empty. */
-static inline int iht_move_one_striped(struct iht_table *t,
-				       struct iht_bl_head *head,
-				       struct iht_tbl *nt)
-{
-	for (;;) {
-		struct iht_node *n;
-		uint32_t hk_old, hk;
-
-		iht_bl_lock(head);
-		n = iht_bl_first_locked(head);
-		if (!n) {
-			iht_bl_unlock(head);
-			return 0;
-		}
-		hk_old = atomic_load_explicit(&n->hash_key,
-					      memory_order_relaxed);
-		hk = iht_build_hash_key(nt, t->node_hash(n, &nt->hash_key,
-							 t->ctx));
-		iht_bl_unlock(head);
-		iht_ws_lock2(t, hk_old, hk);
-		iht_bl_lock(head);
-		if (iht_bl_first_locked(head) == n &&
-		    atomic_load_explicit(&n->hash_key,
-					 memory_order_relaxed) == hk_old &&
-		    iht_build_hash_key(nt, t->node_hash(n, &nt->hash_key,
-							t->ctx)) == hk) {
-			iht_move_node_locked(head, n, nt, hk);
-			iht_bl_unlock(head);
-			iht_ws_unlock2(t, hk_old, hk);
-			return 1;
-		}
-		iht_bl_unlock(head);
-		iht_ws_unlock2(t, hk_old, hk);	/* changed meanwhile: again */
-	}
-}
-
 /* Move every entry of @old into @nt (the body of conn_resize_work_handler).
- * Per bucket: stripe lock, seqcount writer section, old bucket lock, then
- * for each of at most IHT_MOVE_LIMIT entries the new bucket's lock (OLD
- * BEFORE NEW); repeat the bucket until it is empty.  With writer stripes
- * each entry moves on its own (iht_move_one_striped).
+ * Per bucket: the seqcount's table spinlock, the seqcount writer section,
+ * with writer stripes all of them (increasing index order: the batch
+ * goes to new positions on any stripe), the old bucket lock, then for
+ * each of at most IHT_MOVE_LIMIT entries the new bucket's lock (OLD
+ * BEFORE NEW); repeat the bucket until it is empty.  Taking every stripe
+ * once per batch replaced a peek, a double stripe lock and two hashes per
+ * entry (iht_move_one_striped), which made resizes a quarter of the
+ * multi-core replay's new-conn time (perf, bench_multicore.py).
  * Context: resize_lock held, outside a read-side section, and a grace
  * period has passed since @nt was linked (no insert still targets @old). */
 static inline void iht_move_all(struct iht_table *t, struct iht_tbl *old,
@@ -1193,24 +1153,12 @@ static inline void iht_move_all(struct iht_table *t, struct iht_tbl *old,
 			&old->lock[b & old->lock_mask] : NULL;
 		int limit;
 
-		/* with stripes, one entry per writer section: a section that
-		 * takes stripes and hashes twice per entry kept lookups of its
-		 * seqcount stripe spinning (a third of a worker's lookup time
-		 * while the table grew under new conns, perf) */
-		while (t->ws && !iht_bl_empty(head)) {
+		while (!iht_bl_empty(head)) {
 			if (sl)
 				iht_spin_lock(sl);
 			iht_write_seqcount_begin(sc);
-			limit = iht_move_one_striped(t, head, nt);
-			moved += (uint64_t)limit;
-			iht_write_seqcount_end(sc);
-			if (sl)
-				iht_spin_unlock(sl);
-		}
-		while (!t->ws && !iht_bl_empty(head)) {
-			if (sl)
-				iht_spin_lock(sl);
-			iht_write_seqcount_begin(sc);
+			if (t->ws)
+				iht_stripe_lock_all(t->ws);
 			iht_bl_lock(head);
 			for (limit = 0; limit < IHT_MOVE_LIMIT; limit++) {
 				struct iht_node *n = iht_bl_first_locked(head);
@@ -1223,6 +1171,8 @@ static inline void iht_move_all(struct iht_table *t, struct iht_tbl *old,
 			}
 			moved += (uint64_t)limit;
 			iht_bl_unlock(head);
+			if (t->ws)
+				iht_stripe_unlock_all(t->ws);
 			iht_write_seqcount_end(sc);
 			if (sl)
 				iht_spin_unlock(sl);
