@@ -251,10 +251,14 @@ def test_resizes_run_on_the_resize_thread():
     many = make_net(sched="mh")
     e = many._path().e
     size0, resizes0 = e.table_info()[0], e.table_stats()["resizes"]
+    head = e.table_stats()["bucket_bytes"] // size0     # bytes per bucket
     many.replay(batch, workers=2)
     assert many._path().mt_stats["bg_resizes"] > 0
     assert e.table_stats()["resizes"] > resizes0
     assert e.table_info()[0] > size0
+    # the arrays the resizes replaced, kept while the workers ran (their
+    # prefetch hints), are freed: only the current one is left
+    assert e.table_stats()["bucket_bytes"] == e.table_info()[0] * head
     assert snapshot(one) == snapshot(many)
 
 

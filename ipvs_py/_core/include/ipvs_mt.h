@@ -138,15 +138,22 @@ static inline int ipvs_mt_push_id(uint32_t **arr, size_t *n, size_t *cap,
 
 /* Take up to IPVS_MT_GRAB ids from the shared engine: its free list (ids
  * freed before the run: no reader can hold them), else fresh slots,
- * mapping a new chunk when the last one is used up.  Context: worker,
- * no lock held. */
+ * mapping a new chunk when the last one is used up.  Fresh slots are
+ * taken to the end of their chunk (one 2 MiB huge page): the first write
+ * to a chunk page-faults and the kernel zeroes the whole page, and with
+ * 64-id grabs both workers wrote into the same page, so one waited
+ * through the other's fault -- a quarter of the new-conn time was
+ * clear_page under ipvs_conn_new (perf, bench_multicore.py).
+ * Context: worker, no lock held. */
 static inline void ipvs_mt_grab(struct ipvs_worker *w)
 {
 	struct ipvs_mt_shared *sh = w->sh;
 	struct ipvs_engine *e = sh->e;
+	int fresh = 0;
 
 	pthread_mutex_lock(&sh->pool_lock);
-	while (w->nfree < IPVS_MT_GRAB) {
+	while (w->nfree < IPVS_MT_GRAB ||
+	       (fresh && (e->bump & (IPVS_CONN_CHUNK - 1)))) {
 		uint32_t id;
 
 		if (e->free_head != IPVS_CONN_NONE) {
@@ -168,6 +175,7 @@ static inline void ipvs_mt_grab(struct ipvs_worker *w)
 				e->nslots += IPVS_CONN_CHUNK;
 			}
 			id = e->bump++;
+			fresh = 1;
 		}
 		if (ipvs_mt_push_id(&w->free_ids, &w->nfree, &w->cap_free,
 				    id)) {
@@ -295,13 +303,15 @@ static inline int ipvs_mt_worker_init(struct ipvs_worker *w,
 
 /* One worker: its rows in order, as ConnEngine.replay runs all rows
  * (timers first, then the decision), with the same three-stage bucket
- * prefetch a few rows ahead.  Another worker may resize the table and free
- * the bucket array the hints point into, so the hints are made and
- * followed only inside a read-side section, and dropped whenever the
- * current array or the resize count changed (the pair rules out an array
- * freed and another allocated at its address).  Measured: without the
- * prefetch one worker replayed established flows 3.4x slower than
- * replay() (bench/bench_multicore.py). */
+ * prefetch a few rows ahead.  The resize thread may replace the bucket
+ * array the hints point into; the replay keeps replaced arrays until it
+ * ends (iht_defer_frees), so a hint always points into valid memory and
+ * needs no read-side section (one per packet, two atomic RMWs, was a
+ * sixth of a worker's time with established flows, perf); the hints are
+ * dropped whenever the current array or the resize count changed, as
+ * they point into an old array then.  Measured: without the prefetch one
+ * worker replayed established flows 3.4x slower than replay()
+ * (bench/bench_multicore.py). */
 static void *ipvs_mt_worker_run(void *arg)
 {
 	struct ipvs_worker *w = arg;
@@ -317,7 +327,6 @@ static void *ipvs_mt_worker_run(void *arg)
 	for (size_t r = 0; r < w->nrows; r++) {
 		size_t i = (size_t)w->rows[r];
 		struct ipvs_verdict v;
-		unsigned int tok = iht_read_lock(t);
 		struct iht_tbl *tb = iht_first_tbl(t);
 		uint64_t rz = iht_resizes(t);
 
@@ -348,7 +357,6 @@ static void *ipvs_mt_worker_run(void *arg)
 				ipvs_prefetch_next(ring[(r + IPVS_MT_PF_DIST / 4) &
 						      (IPVS_MT_PF_RING - 1)]);
 		}
-		iht_read_unlock(t, tok);
 		memcpy(p.saddr, &b->saddr[i * 16], 16);
 		memcpy(p.daddr, &b->daddr[i * 16], 16);
 		p.sport = __builtin_bswap16(b->sport[i]);
@@ -498,7 +506,7 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 	 * that e->chunks never moves while workers read it */
 	{
 		uint64_t need = (uint64_t)m->bump + (uint64_t)starts[nworkers] +
-			(uint64_t)nworkers * IPVS_MT_GRAB;
+			(uint64_t)nworkers * (IPVS_MT_GRAB + IPVS_CONN_CHUNK);
 		uint32_t cap = (uint32_t)((need >> IPVS_CONN_CHUNK_SHIFT) + 2);
 		struct ipvs_conn **nc;
 
@@ -529,6 +537,7 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 			ipvs_mt_worker_free(&ws[k]);
 		goto out;
 	}
+	iht_defer_frees(&m->tab, 1);	/* before any worker runs */
 	/* no thread for the resize work: the workers resize inline */
 	(void)ipvs_resizer_start(&sh.rz, &m->tab);
 	for (k = 1; k < nworkers; k++) {
@@ -542,6 +551,7 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 	for (k = started + 1; k < nworkers; k++)	/* no thread: run here */
 		ipvs_mt_worker_run(&ws[k]);
 	ipvs_resizer_stop(&sh.rz);
+	iht_defer_frees(&m->tab, 0);	/* no worker left to hold a hint */
 	memset(st, 0, sizeof(*st));
 	st->bg_resizes = sh.rz.runs;
 	for (k = 0; k < nworkers; k++) {

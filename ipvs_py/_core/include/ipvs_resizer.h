@@ -44,10 +44,12 @@ static void *ipvs_resizer_main(void *arg)
 	struct ipvs_resizer *r = arg;
 
 	pthread_mutex_lock(&r->lock);
-	while (!r->stop) {
+	for (;;) {
 		/* clear before looking: a kick after this look signals */
 		atomic_store(&r->kicked, 0);
 		if (!iht_resize_pending(r->t)) {
+			if (r->stop)
+				break;
 			pthread_cond_wait(&r->cv, &r->lock);
 			continue;
 		}
@@ -97,8 +99,9 @@ static inline void ipvs_resizer_kick(struct ipvs_resizer *r)
 	pthread_mutex_unlock(&r->lock);
 }
 
-/* Let a running resize finish, end the thread; a request still pending
- * is left to the caller.  Context: after the workers ended. */
+/* End the thread once no request is pending (a request the workers made
+ * is served by the thread even when they ended first, as the kernel's
+ * queued work runs).  Context: after the workers ended. */
 static inline void ipvs_resizer_stop(struct ipvs_resizer *r)
 {
 	if (!r->running)

@@ -103,6 +103,7 @@ struct iht_tbl {
 	int nseqc;
 	int nlocks;
 	ipvs_siphash_key_t hash_key;
+	struct iht_tbl *deferred_next;		/* iht_defer_frees() list */
 };
 
 /* Hash of an entry, from its node, under @key (used by the resizer). */
@@ -152,6 +153,9 @@ struct iht_table {
 	struct iht_pause_stats pause;		/* rebuild wall times */
 	struct iht_stripes *ws;			/* writer stripes, NULL: bucket
 						 * bit locks only (iht_set_stripes) */
+	int defer_frees;			/* keep replaced arrays (under
+						 * resize_lock) */
+	struct iht_tbl *deferred;		/* ... until iht_defer_frees(0) */
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -317,6 +321,8 @@ static inline int iht_init(struct iht_table *t, int min_bits, int max_bits,
 	t->shrink_on_remove = shrink_on_remove;
 	t->node_hash = node_hash;
 	t->ctx = ctx;
+	t->defer_frees = 0;
+	t->deferred = NULL;
 	atomic_init(&t->count, 0);
 	atomic_init(&t->resize_requested, 0);
 	atomic_init(&t->lfactor, lfactor);
@@ -378,6 +384,26 @@ static inline void iht_free_retired_locked(struct iht_table *t,
 			     list[i].size);
 }
 
+/* @on: keep every bucket array a resize replaces, instead of freeing it
+ * after the grace period, so that a pointer into it stays valid memory
+ * without a read-side section -- the multi-core replay's prefetch hints
+ * (ipvs_mt.h), which took a section per packet for that (two atomic RMWs,
+ * a sixth of a worker's time with established flows, perf).  Kept arrays
+ * are never reachable from the table; they only cost memory, at most the
+ * size of the current array when it grew to there by doublings.
+ * @on == 0: free them now and free from now on.
+ * Context: no resize running (setup or teardown). */
+static inline void iht_defer_frees(struct iht_table *t, int on)
+{
+	t->defer_frees = on;
+	while (!on && t->deferred) {
+		struct iht_tbl *tb = t->deferred;
+
+		t->deferred = tb->deferred_next;
+		iht_tbl_free(t, tb);
+	}
+}
+
 /* Tear down @t.  @free_node is called once per linked node (callers with
  * two nodes per entry free the entry on one of them) and may be NULL.
  * Context: no other thread uses @t any more. */
@@ -405,6 +431,7 @@ static inline void iht_destroy(struct iht_table *t,
 		tb = next;
 	}
 	atomic_store(&t->tbl, NULL);
+	iht_defer_frees(t, 0);
 	iht_free_retired_locked(t, t->retired, t->nretired);
 	t->nretired = 0;
 	iht_mem_free(&t->mem, IHT_MEM_META, t->retired,
@@ -1204,7 +1231,12 @@ static inline int iht_resize_locked(struct iht_table *t, int64_t size,
 	/* Readers must never see three arrays: wait before freeing @old
 	 * (and before a next resize can link a third). */
 	iht_synchronize(t);
-	iht_tbl_free(t, old);
+	if (t->defer_frees) {
+		old->deferred_next = t->deferred;
+		t->deferred = old;
+	} else {
+		iht_tbl_free(t, old);
+	}
 	atomic_fetch_add_explicit(&t->resizes, 1, memory_order_relaxed);
 	iht_pause_note(&t->pause, iht_now_ns() - t0);
 	return 0;
