@@ -9,8 +9,8 @@ cdef extern from "ipvs_stripe.h" nogil:
         IPVS_STRIPES_MAX
     struct iht_stripes:
         uint32_t n
-        uint64_t doubles
-        uint64_t same
+    uint64_t iht_stripes_doubles(const iht_stripes *s)
+    uint64_t iht_stripes_same(const iht_stripes *s)
     int iht_stripes_init(iht_stripes *s, uint32_t n)
     void iht_stripes_destroy(iht_stripes *s)
 
@@ -80,7 +80,8 @@ def set_stripes(ConnEngine eng, int n):
 
 def stripe_info(ConnEngine eng):
     """(stripes, double acquisitions, of which on one stripe)."""
-    return (eng.stripes.n, eng.stripes.doubles, eng.stripes.same)
+    return (eng.stripes.n, iht_stripes_doubles(&eng.stripes),
+            iht_stripes_same(&eng.stripes))
 
 
 def set_flow_cache(ConnEngine eng, int entries, double min_load=4.0,
