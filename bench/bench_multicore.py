@@ -186,6 +186,16 @@ def run_scaling(a):
     print(f"{'established ACKs, replay()':28} {'-':>7} {len(est) / t / 1e6:>13.2f}"
           f"   (single-threaded path, bucket prefetch on)")
 
+    def syn_run():
+        fresh = make_net(0)
+        t0 = time.perf_counter()
+        fresh.replay(opening)
+        return (time.perf_counter() - t0,)
+    t = best(syn_run, a.reps)[0]
+    print(f"{'new conns (SYN), replay()':28} {'-':>7} "
+          f"{len(opening) / t / 1e6:>13.2f}   (single-threaded path, "
+          f"resizes inline)")
+
 
 def main():
     ap = argparse.ArgumentParser()

@@ -4,8 +4,8 @@
  * Linux 3.18): instead of one global lock for every insert and delete, an
  * array of N locks, lock i covering the buckets whose index is i modulo N.
  * An operation that touches two buckets (a NAT conn's hn0 and hn1, the
- * no-cport rehash from the old to the new position, a resize move from the
- * old to the new array) takes both locks IN INCREASING INDEX ORDER, and
+ * no-cport rehash from the old to the new position) takes both locks IN
+ * INCREASING INDEX ORDER, and
  * only once when the indexes are equal (nf_conntrack_double_lock()), so
  * two writers can never hold one lock each while waiting for the other.
  *
@@ -141,22 +141,6 @@ static inline void iht_stripe_unlock2(struct iht_stripes *s, uint32_t a,
 	if (a != b)
 		iht_stripe_unlock(s, a < b ? b : a);
 	iht_stripe_unlock(s, a < b ? a : b);
-}
-
-/* Take every stripe, in increasing index order: a resize moving a batch
- * of entries from one old bucket to new positions on any stripe (one
- * acquisition per batch instead of a double lock per entry).  Context: no
- * stripe or bucket lock held. */
-static inline void iht_stripe_lock_all(struct iht_stripes *s)
-{
-	for (uint32_t i = 0; i < s->n; i++)
-		iht_stripe_lock(s, i);
-}
-
-static inline void iht_stripe_unlock_all(struct iht_stripes *s)
-{
-	for (uint32_t i = s->n; i-- > 0;)
-		iht_stripe_unlock(s, i);
 }
 
 #endif /* IPVS_PY_IPVS_STRIPE_H */

@@ -1161,13 +1161,16 @@ static inline void iht_move_node_locked(struct iht_bl_head *head,
 
 /* Move every entry of @old into @nt (the body of conn_resize_work_handler).
  * Per bucket: the seqcount's table spinlock, the seqcount writer section,
- * with writer stripes all of them (increasing index order: the batch
- * goes to new positions on any stripe), the old bucket lock, then for
- * each of at most IHT_MOVE_LIMIT entries the new bucket's lock (OLD
- * BEFORE NEW); repeat the bucket until it is empty.  Taking every stripe
- * once per batch replaced a peek, a double stripe lock and two hashes per
- * entry (iht_move_one_striped), which made resizes a quarter of the
- * multi-core replay's new-conn time (perf, bench_multicore.py).
+ * the old bucket lock, then for each of at most IHT_MOVE_LIMIT entries
+ * the new bucket's lock (OLD BEFORE NEW); repeat the bucket until it is
+ * empty.  No writer stripes, as the kernel's resizer takes none of the
+ * conn_tab_lock()s: every writer re-checks a node's hash_key under its
+ * bucket lock and follows a move (__iht_unlink_bl, iht_rehash_commit), so
+ * the stripes only make a writer's own two nodes one step.  Taking them
+ * cost: a double stripe lock and two hashes per entry (the old
+ * iht_move_one_striped) made resizes a quarter of the multi-core replay's
+ * new-conn time, and holding all of them per batch made the workers'
+ * inserts spin on them (perf, bench_multicore.py).
  * Context: resize_lock held, outside a read-side section, and a grace
  * period has passed since @nt was linked (no insert still targets @old). */
 static inline void iht_move_all(struct iht_table *t, struct iht_tbl *old,
@@ -1223,8 +1226,6 @@ static inline void iht_move_all(struct iht_table *t, struct iht_tbl *old,
 			if (sl)
 				iht_spin_lock(sl);
 			iht_write_seqcount_begin(sc);
-			if (t->ws)
-				iht_stripe_lock_all(t->ws);
 			iht_bl_lock(head);
 			for (limit = 0; limit < IHT_MOVE_LIMIT; limit++) {
 				struct iht_node *n = iht_bl_first_locked(head);
@@ -1237,8 +1238,6 @@ static inline void iht_move_all(struct iht_table *t, struct iht_tbl *old,
 			}
 			moved += (uint64_t)limit;
 			iht_bl_unlock(head);
-			if (t->ws)
-				iht_stripe_unlock_all(t->ws);
 			iht_write_seqcount_end(sc);
 			if (sl)
 				iht_spin_unlock(sl);
