@@ -412,12 +412,17 @@ static uint32_t ipvs_node_hash(const struct iht_node *n,
 			       const ipvs_siphash_key_t *hk, void *ctx)
 {
 	const struct ipvs_conn *c = ipvs_conn_of_node(n);
+	/* a no-cport rehash of the conn's other node may be writing cport:
+	 * either value is fine, that rehash re-checks and moves this node
+	 * again (relaxed atomics, as in ipvs_ckey_cmp) */
+	uint16_t cport = __atomic_load_n(&c->cport, __ATOMIC_RELAXED);
 	(void)ctx;
 	if (n->aux == 0)
-		return ipvs_conn_hashfn(c->af, c->protocol, c->caddr, c->cport,
-					c->vaddr, c->vport, hk);
-	return ipvs_conn_hashfn(c->af, c->protocol, c->caddr, c->cport,
-				c->daddr, c->dport, hk);
+		return ipvs_conn_hashfn(c->af, c->protocol, c->caddr, cport,
+			c->vaddr, __atomic_load_n(&c->vport, __ATOMIC_RELAXED),
+			hk);
+	return ipvs_conn_hashfn(c->af, c->protocol, c->caddr, cport, c->daddr,
+		__atomic_load_n(&c->dport, __ATOMIC_RELAXED), hk);
 }
 
 static inline int ipvs_addr_eq(uint8_t af, const uint32_t *a,
@@ -435,16 +440,21 @@ static int ipvs_ckey_cmp(const struct iht_node *n, const void *key,
 	const struct ipvs_ckey *k = key;
 	const struct ipvs_conn *c = ipvs_conn_of_node(n);
 	(void)ctx;
+	/* the ports and flags a rehash changes under this reader's seqcount
+	 * section (iht_rehash_commit) are read as relaxed atomics: a torn or
+	 * stale value only makes the section retry */
 	if (n->aux != k->dir || c->protocol != k->protocol || c->af != k->af ||
-	    c->cport != k->rport ||
-	    !!(c->flags & IPVS_CF_TEMPLATE) != k->tmpl)
+	    __atomic_load_n(&c->cport, __ATOMIC_RELAXED) != k->rport ||
+	    !!(__atomic_load_n(&c->flags, __ATOMIC_RELAXED) &
+	       IPVS_CF_TEMPLATE) != k->tmpl)
 		return 0;
 	if (!ipvs_addr_eq(k->af, c->caddr, k->raddr))
 		return 0;
 	if (k->dir == 0)
-		return c->vport == k->lport &&
-		       ipvs_addr_eq(k->af, c->vaddr, k->laddr);
-	return c->dport == k->lport && ipvs_addr_eq(k->af, c->daddr, k->laddr);
+		return __atomic_load_n(&c->vport, __ATOMIC_RELAXED) ==
+		       k->lport && ipvs_addr_eq(k->af, c->vaddr, k->laddr);
+	return __atomic_load_n(&c->dport, __ATOMIC_RELAXED) == k->lport &&
+	       ipvs_addr_eq(k->af, c->daddr, k->laddr);
 }
 
 /* The flow cache's copy of a lookup key. */
@@ -1140,9 +1150,9 @@ static inline int ipvs_tmpl_invalidate_commit(struct iht_node *n,
 	struct ipvs_conn *t = cctx;
 
 	(void)n;
-	t->dport = 0xffff;
-	t->vport = 0xffff;
-	t->cport = 0;
+	__atomic_store_n(&t->dport, 0xffff, __ATOMIC_RELAXED);
+	__atomic_store_n(&t->vport, 0xffff, __ATOMIC_RELAXED);
+	__atomic_store_n(&t->cport, 0, __ATOMIC_RELAXED);
 	t->gen++;
 	return 1;
 }
@@ -1266,8 +1276,10 @@ static inline int ipvs_fill_cport_commit(struct iht_node *n, void *cctx)
 	(void)n;
 	if (!(c->flags & IPVS_CF_NO_CPORT))
 		return 0;
-	c->cport = f->cport;
-	c->flags &= ~IPVS_CF_NO_CPORT;
+	/* relaxed atomics: lookups read them inside seqcount sections */
+	__atomic_store_n(&c->cport, f->cport, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->flags, c->flags & ~IPVS_CF_NO_CPORT,
+			 __ATOMIC_RELAXED);
 	c->gen++;			/* re-keyed: cached keys are stale */
 	return 1;
 }
