@@ -13,26 +13,22 @@ import ctypes
 
 import pytest
 
-from .charness import build
+from .charness import stress_entry
 
 
 @pytest.fixture(scope="module")
-def lib():
-    so = build("fill_cport_stress")
-    so.fill_cport_stress.restype = ctypes.c_int
-    so.fill_cport_stress.argtypes = [ctypes.c_int] * 4 + [
-        ctypes.c_uint64, ctypes.POINTER(ctypes.c_uint64)]
-    return so
+def fill_cport_stress():
+    return stress_entry("fill_cport_stress", "fill_cport_stress")
 
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("readers, stripes, resize, seed", [
     (1, 8, 0, 1), (2, 8, 1, 2), (3, 0, 1, 3), (2, 1, 0, 4)])
-def test_fill_cport_never_loses_the_conn(lib, readers, stripes, resize,
-                                         seed):
+def test_fill_cport_never_loses_the_conn(fill_cport_stress, readers,
+                                         stripes, resize, seed):
     out = (ctypes.c_uint64 * 6)()
-    assert lib.fill_cport_stress(8000, readers, stripes, resize, seed,
-                                 out) == 0
+    assert fill_cport_stress(8000, readers, stripes, resize, seed,
+                             out) == 0
     lost, back, wrong, bad, old_hits, resizes = out
     assert (lost, back, wrong, bad) == (0, 0, 0, 0)
     assert old_hits > 0          # readers met conns before their fill
