@@ -548,7 +548,8 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 	if (m->tab.prof.ncpus < IPVS_MT_MAX_WORKERS)
 		m->tab.prof.ncpus = IPVS_MT_MAX_WORKERS;
 	iht_defer_frees(&m->tab, 1);	/* before any worker runs */
-	/* no thread for the resize work: the workers resize inline */
+	/* the resize work's thread; if it cannot start, the workers resize
+	 * inline (ipvs_mt_worker_run) */
 	(void)ipvs_resizer_start(&sh.rz, &m->tab);
 	for (k = 1; k < nworkers; k++) {
 		if (pthread_create(&ws[k].th, NULL, ipvs_mt_worker_run, &ws[k]))
