@@ -135,7 +135,15 @@ struct iht_table {
 	pthread_mutex_t retire_lock;
 	struct iht_retired *retired;		/* IHT_RETIRE_BATCH slots */
 	int nretired;
+	/* count 64 bytes away from its neighbours, so on a line of its own
+	 * (padding, not _Alignas: the table lives in Python objects that
+	 * are not 64-byte aligned): every insert and delete writes it, and
+	 * the fields around are read on every packet by every worker of a
+	 * multi-core replay (resize_requested); sharing a line made each new
+	 * conn cost the other worker a cache miss */
+	char count_pad0[64];
 	_Atomic int64_t count;			/* entries (not nodes) */
+	char count_pad1[64 - sizeof(int64_t)];
 	_Atomic int resize_requested;		/* IP_VS_WORK_*_RESIZE bit */
 	_Atomic int lfactor;			/* the lfactor sysctl */
 	int min_bits;
