@@ -492,6 +492,7 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 	struct ipvs_worker *ws;
 	uint32_t k, started = 0;
 	int ret = 0, ncpus;
+	uint32_t lo, hi;		/* earliest, latest worker clock */
 
 	if (nworkers < 1 || nworkers > IPVS_MT_MAX_WORKERS || m->mt)
 		return -EINVAL;
@@ -566,6 +567,10 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 	m->tab.prof.ncpus = ncpus;
 	memset(st, 0, sizeof(*st));
 	st->bg_resizes = sh.rz.runs;
+	lo = ws[0].e.now;
+	for (k = 1; k < nworkers; k++)
+		if (ipvs_time_before(ws[k].e.now, lo))
+			lo = ws[k].e.now;
 	for (k = 0; k < nworkers; k++) {
 		if (ipvs_mt_worker_merge(m, &ws[k]))
 			ret = -ENOMEM;
@@ -582,9 +587,18 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 		ipvs_mt_worker_free(&ws[k]);
 	}
 	/* the workers ran their timers up to their own last packet: bring
-	 * every conn to the trace's end, as one thread would have; and do a
-	 * resize a worker left for later (iht_try_maybe_resize) */
+	 * every conn to the trace's end, as one thread would have -- from
+	 * the earliest worker clock, so that each timer left fires at its
+	 * own time, as on one thread (from the latest clock, a template
+	 * expiring with conns still controlled re-armed from that later
+	 * time: found by the property test, trace(1, n=1471), sh, 2
+	 * workers); and do a resize a worker left for later
+	 * (iht_try_maybe_resize) */
+	hi = m->now;
+	m->now = lo;
 	ipvs_run_timers(m, until);
+	if (ipvs_time_before(m->now, hi))
+		m->now = hi;
 	if (iht_resize_pending(&m->tab))
 		iht_maybe_resize(&m->tab);
 out:
