@@ -1106,8 +1106,7 @@ static inline int iht_rehash_commit(struct iht_table *t, struct iht_node *n,
 			struct iht_node *p = iht_bl_first_locked(ho);
 
 			while (p && p != n)
-				p = atomic_load_explicit(&p->next,
-							 memory_order_relaxed);
+				p = iht_node_next_rcu(p);
 			if (!p)
 				ret = -ENOENT;	/* not linked: caller bug */
 			else if (commit && !commit(n, cctx))
