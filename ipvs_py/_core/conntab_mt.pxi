@@ -9,8 +9,8 @@ cdef extern from "ipvs_stripe.h" nogil:
         IPVS_STRIPES_MAX
     struct iht_stripes:
         uint32_t n
-        uint64_t doubles
-        uint64_t same
+    uint64_t iht_stripes_doubles(const iht_stripes *s)
+    uint64_t iht_stripes_same(const iht_stripes *s)
     int iht_stripes_init(iht_stripes *s, uint32_t n)
     void iht_stripes_destroy(iht_stripes *s)
 
@@ -49,7 +49,7 @@ cdef extern from "ipvs_mt.h" nogil:
         int32_t *dest_out
         uint8_t *action_out
     struct ipvs_mt_stats:
-        uint64_t grace_periods, pool_grabs
+        uint64_t grace_periods, pool_grabs, bg_resizes
         uint64_t fc_hits, fc_misses, fc_admitted, fc_rejected, fc_bypassed
         uint64_t fc_stale
     uint32_t ipvs_mt_shard_of(const uint32_t *caddr, const uint32_t *mask,
@@ -80,7 +80,8 @@ def set_stripes(ConnEngine eng, int n):
 
 def stripe_info(ConnEngine eng):
     """(stripes, double acquisitions, of which on one stripe)."""
-    return (eng.stripes.n, eng.stripes.doubles, eng.stripes.same)
+    return (eng.stripes.n, iht_stripes_doubles(&eng.stripes),
+            iht_stripes_same(&eng.stripes))
 
 
 def set_flow_cache(ConnEngine eng, int entries, double min_load=4.0,
@@ -214,6 +215,7 @@ def replay_mt(ConnEngine eng, batch, times, int nworkers, bytes mask,
     if rc != 0:
         raise MemoryError("multi-core replay")
     return {"grace_periods": st.grace_periods, "pool_grabs": st.pool_grabs,
+            "bg_resizes": st.bg_resizes,
             "fc_hits": st.fc_hits, "fc_misses": st.fc_misses,
             "fc_admitted": st.fc_admitted, "fc_rejected": st.fc_rejected,
             "fc_bypassed": st.fc_bypassed, "fc_stale": st.fc_stale}

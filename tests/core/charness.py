@@ -28,3 +28,14 @@ def build(name):
                     f"-I{_cbuild.INCLUDE}", str(C_DIR / f"{name}.c"),
                     "-o", str(out)], check=True)
     return ctypes.CDLL(str(out))
+
+
+def stress_entry(name, fn):
+    """Build ``c/<name>.c`` and return its entry point ``fn`` of the shape
+    the stress harnesses share: ``int fn(int, int, int, int, uint64_t seed,
+    uint64_t *out)`` (0 or a negative error; results in ``out``)."""
+    f = getattr(build(name), fn)
+    f.restype = ctypes.c_int
+    f.argtypes = [ctypes.c_int] * 4 + [ctypes.c_uint64,
+                                       ctypes.POINTER(ctypes.c_uint64)]
+    return f

@@ -8,24 +8,20 @@ import ctypes
 
 import pytest
 
-from .charness import build
+from .charness import stress_entry
 
 
 @pytest.fixture(scope="module")
-def lib():
-    so = build("mt_replay_stress")
-    so.mt_stress.restype = ctypes.c_int
-    so.mt_stress.argtypes = [ctypes.c_int] * 4 + [
-        ctypes.c_uint64, ctypes.POINTER(ctypes.c_uint64)]
-    return so
+def mt_stress():
+    return stress_entry("mt_replay_stress", "mt_stress")
 
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("workers, stripes, seed", [
     (2, 8, 1), (3, 1, 2), (4, 256, 3), (8, 8, 4)])
-def test_c_threads_equal_one_thread(lib, workers, stripes, seed):
+def test_c_threads_equal_one_thread(mt_stress, workers, stripes, seed):
     out = (ctypes.c_uint64 * 5)()
-    assert lib.mt_stress(workers, stripes, 3000, 40000, seed, out) == 0
+    assert mt_stress(workers, stripes, 3000, 40000, seed, out) == 0
     rows, conns, counters, made, _ = out
     assert made > 1000
     assert (rows, conns, counters) == (0, 0, 0)

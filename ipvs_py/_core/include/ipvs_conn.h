@@ -426,12 +426,17 @@ static uint32_t ipvs_node_hash(const struct iht_node *n,
 			       const ipvs_siphash_key_t *hk, void *ctx)
 {
 	const struct ipvs_conn *c = ipvs_conn_of_node(n);
+	/* a no-cport rehash of the conn's other node may be writing cport:
+	 * either value is fine, that rehash re-checks and moves this node
+	 * again (relaxed atomics, as in ipvs_ckey_cmp) */
+	uint16_t cport = __atomic_load_n(&c->cport, __ATOMIC_RELAXED);
 	(void)ctx;
 	if (ipvs_node_dir(n) == 0)
-		return ipvs_conn_hashfn(c->af, c->protocol, c->caddr, c->cport,
-					c->vaddr, c->vport, hk);
-	return ipvs_conn_hashfn(c->af, c->protocol, c->caddr, c->cport,
-				c->daddr, c->dport, hk);
+		return ipvs_conn_hashfn(c->af, c->protocol, c->caddr, cport,
+			c->vaddr, __atomic_load_n(&c->vport, __ATOMIC_RELAXED),
+			hk);
+	return ipvs_conn_hashfn(c->af, c->protocol, c->caddr, cport, c->daddr,
+		__atomic_load_n(&c->dport, __ATOMIC_RELAXED), hk);
 }
 
 static inline int ipvs_addr_eq(uint8_t af, const uint32_t *a,
@@ -449,23 +454,29 @@ static int ipvs_ckey_cmp(const struct iht_node *n, const void *key,
 	const struct ipvs_ckey *k = key;
 	const struct ipvs_conn *c = ipvs_conn_of_node(n);
 	(void)ctx;
+	/* the ports and flags a rehash changes under this reader's seqcount
+	 * section (iht_rehash_commit) are read as relaxed atomics: a torn or
+	 * stale value only makes the section retry */
 	if (c->protocol != k->protocol || c->af != k->af ||
-	    c->cport != k->rport ||
-	    !!(c->flags & IPVS_CF_TEMPLATE) != k->tmpl)
+	    __atomic_load_n(&c->cport, __ATOMIC_RELAXED) != k->rport ||
+	    !!(__atomic_load_n(&c->flags, __ATOMIC_RELAXED) &
+	       IPVS_CF_TEMPLATE) != k->tmpl)
 		return 0;
 	if (!ipvs_addr_eq(k->af, c->caddr, k->raddr))
 		return 0;
 	if (k->dir == 0)
-		return ipvs_node_dir(n) == 0 && c->vport == k->lport &&
-		       ipvs_addr_eq(k->af, c->vaddr, k->laddr);
+		return ipvs_node_dir(n) == 0 &&
+		       __atomic_load_n(&c->vport, __ATOMIC_RELAXED) ==
+		       k->lport && ipvs_addr_eq(k->af, c->vaddr, k->laddr);
 	/* ip_vs_conn_out_get() (since 5.10, "inspect reply packets from
 	 * DR/TUN real servers"): NAT replies come from daddr:dport (hn1),
 	 * DR/TUN replies from vaddr:vport (hn0, the same hash) */
 	if (ipvs_node_dir(n) == 1)
-		return c->dport == k->lport &&
-		       ipvs_addr_eq(k->af, c->daddr, k->laddr);
+		return __atomic_load_n(&c->dport, __ATOMIC_RELAXED) ==
+		       k->lport && ipvs_addr_eq(k->af, c->daddr, k->laddr);
 	return (c->flags & IPVS_CF_FWD_MASK) != IPVS_CF_MASQ &&
-	       c->vport == k->lport && ipvs_addr_eq(k->af, c->vaddr, k->laddr);
+	       __atomic_load_n(&c->vport, __ATOMIC_RELAXED) == k->lport &&
+	       ipvs_addr_eq(k->af, c->vaddr, k->laddr);
 }
 
 #include "ipvs_conn61.h"
@@ -1231,6 +1242,20 @@ static inline void ipvs_mask_addr(const struct ipvs_csvc *s,
 		out[i] = a[i] & s->netmask[i];
 }
 
+/* iht_commit_fn of a template's invalidation: the unfindable key. */
+static inline int ipvs_tmpl_invalidate_commit(struct iht_node *n,
+					      void *cctx)
+{
+	struct ipvs_conn *t = cctx;
+
+	(void)n;
+	__atomic_store_n(&t->dport, 0xffff, __ATOMIC_RELAXED);
+	__atomic_store_n(&t->vport, 0xffff, __ATOMIC_RELAXED);
+	__atomic_store_n(&t->cport, 0, __ATOMIC_RELAXED);
+	t->gen++;
+	return 1;
+}
+
 /* ip_vs_check_template(): invalidate a template whose dest went away
  * (or was quiesced, with expire_quiescent_template). */
 static inline int ipvs_check_template(struct ipvs_engine *e, uint32_t tid)
@@ -1245,17 +1270,14 @@ static inline int ipvs_check_template(struct ipvs_engine *e, uint32_t tid)
 			   !d || !(d->flags & IPVS_DF_AVAILABLE) ? 1 : 2,
 			   0, 0, 0, 0);
 		if (t->vport != 0xffff) {
-			/* unhash, make it unfindable, rehash (hn0 only; one
-			 * writer step, see iht_rehash) */
-			t->dport = 0xffff;
-			t->vport = 0xffff;
-			t->gen++;
-			t->cport = 0;
-			struct ipvs_ckey k0 = { t->caddr, t->vaddr, t->cport,
-						t->vport, t->af, t->protocol,
-						0, 0 };
-			iht_rehash(ipvs_tab(e), &t->hn[0], &k0,
-				   IPVS_CKEY_HASH(e));
+			/* unhash, make it unfindable, rehash (hn0 only): the
+			 * new key is written in the rehash's writer step */
+			struct ipvs_ckey k0 = { t->caddr, t->vaddr, 0, 0xffff,
+						t->af, t->protocol, 0, 0 };
+
+			iht_rehash_commit(ipvs_tab(e), &t->hn[0], &k0,
+					  IPVS_CKEY_HASH(e),
+					  ipvs_tmpl_invalidate_commit, t);
 		}
 		return 0;
 	}
@@ -1335,8 +1357,40 @@ static inline uint32_t ipvs_sched_persist(struct ipvs_engine *e, int si,
 	return cid;
 }
 
-/* ip_vs_conn_fill_cport(): unhash, set the port, rehash (both nodes of a
- * NAT conn; iht_rehash keeps the entry count). */
+/* What ipvs_conn_fill_cport() writes under the locks of its rehash. */
+struct ipvs_fill_cport {
+	struct ipvs_conn *c;
+	uint16_t cport;
+};
+
+/* iht_commit_fn of the hn0 rehash: fill the port once (two packets may
+ * race to do it), in the same writer step that moves hn0, so a lookup
+ * never finds the conn by neither key (the port written before the locks
+ * made it unfindable until the move). */
+static inline int ipvs_fill_cport_commit(struct iht_node *n, void *cctx)
+{
+	struct ipvs_fill_cport *f = cctx;
+	struct ipvs_conn *c = f->c;
+
+	(void)n;
+	if (!(c->flags & IPVS_CF_NO_CPORT))
+		return 0;
+	/* relaxed atomics: lookups read them inside seqcount sections */
+	__atomic_store_n(&c->cport, f->cport, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->flags, c->flags & ~IPVS_CF_NO_CPORT,
+			 __ATOMIC_RELAXED);
+	c->gen++;			/* re-keyed: cached keys are stale */
+	return 1;
+}
+
+/* ip_vs_conn_fill_cport() (2026 series): per node, lock the old and the
+ * new bucket in order under the old bucket's seqcount, re-check
+ * IP_VS_CONN_F_NO_CPORT, set the port and move the node
+ * (iht_rehash_commit).  hn0 first: it carries the flag and the port, so
+ * client->VIP lookups (the cport-0 retry of ipvs_in) see the change
+ * atomically; hn1 (NAT replies) follows by the now fixed key, as the
+ * kernel moves its second node in a second step (replies of the conn
+ * come from its own worker).  The entry count does not change. */
 static inline void ipvs_conn_fill_cport(struct ipvs_engine *e,
 					struct ipvs_conn *c, uint16_t cport)
 {
@@ -1344,14 +1398,14 @@ static inline void ipvs_conn_fill_cport(struct ipvs_engine *e,
 				c->protocol, 0, 0 };
 	struct ipvs_ckey k1 = { c->caddr, c->daddr, cport, c->dport, c->af,
 				c->protocol, 1, 0 };
+	struct ipvs_fill_cport f = { c, cport };
 
 	if (!(c->flags & IPVS_CF_NO_CPORT))
 		return;
-	c->flags &= ~IPVS_CF_NO_CPORT;
+	if (iht_rehash_commit(ipvs_tab(e), &c->hn[0], &k0, IPVS_CKEY_HASH(e),
+			      ipvs_fill_cport_commit, &f))
+		return;			/* filled meanwhile (or unhashed) */
 	e->no_cport--;
-	c->cport = cport;
-	c->gen++;			/* re-keyed: cached keys are stale */
-	iht_rehash(ipvs_tab(e), &c->hn[0], &k0, IPVS_CKEY_HASH(e));
 	if (ipvs_conn_two_nodes(e, c))
 		iht_rehash(ipvs_tab(e), &c->hn[1], &k1, IPVS_CKEY_HASH(e));
 	ipvs_ev_conn_up(e, c);

@@ -59,6 +59,7 @@
 #include <string.h>
 
 #include "ipvs_conn.h"
+#include "ipvs_resizer.h"
 
 #define IPVS_MT_MAX_WORKERS	64
 #define IPVS_MT_GRAB		64	/* slab ids taken from the pool at once */
@@ -97,6 +98,8 @@ struct ipvs_mt_shared {
 	uint32_t chunk_cap;		/* e->chunks has room for this many */
 	const struct ipvs_mt_batch *b;
 	const struct ipvs_fc *fc_conf;	/* NULL: no flow cache */
+	struct ipvs_resizer rz;		/* the resize work (not running: the
+					 * workers resize inline) */
 };
 
 /* Cache-line aligned, as are its stats arrays: workers write their own
@@ -135,15 +138,22 @@ static inline int ipvs_mt_push_id(uint32_t **arr, size_t *n, size_t *cap,
 
 /* Take up to IPVS_MT_GRAB ids from the shared engine: its free list (ids
  * freed before the run: no reader can hold them), else fresh slots,
- * mapping a new chunk when the last one is used up.  Context: worker,
- * no lock held. */
+ * mapping a new chunk when the last one is used up.  Fresh slots are
+ * taken to the end of their chunk (one 2 MiB huge page): the first write
+ * to a chunk page-faults and the kernel zeroes the whole page, and with
+ * 64-id grabs both workers wrote into the same page, so one waited
+ * through the other's fault -- a quarter of the new-conn time was
+ * clear_page under ipvs_conn_new (perf, bench_multicore.py).
+ * Context: worker, no lock held. */
 static inline void ipvs_mt_grab(struct ipvs_worker *w)
 {
 	struct ipvs_mt_shared *sh = w->sh;
 	struct ipvs_engine *e = sh->e;
+	int fresh = 0;
 
 	pthread_mutex_lock(&sh->pool_lock);
-	while (w->nfree < IPVS_MT_GRAB) {
+	while (w->nfree < IPVS_MT_GRAB ||
+	       (fresh && e->bump % IPVS_CONN_CHUNK)) {
 		uint32_t id;
 
 		if (e->free_head != IPVS_CONN_NONE) {
@@ -165,6 +175,7 @@ static inline void ipvs_mt_grab(struct ipvs_worker *w)
 				e->nslots += IPVS_CONN_CHUNK;
 			}
 			id = e->bump++;
+			fresh = 1;
 		}
 		if (ipvs_mt_push_id(&w->free_ids, &w->nfree, &w->cap_free,
 				    id)) {
@@ -293,13 +304,15 @@ static inline int ipvs_mt_worker_init(struct ipvs_worker *w,
 
 /* One worker: its rows in order, as ConnEngine.replay runs all rows
  * (timers first, then the decision), with the same three-stage bucket
- * prefetch a few rows ahead.  Another worker may resize the table and free
- * the bucket array the hints point into, so the hints are made and
- * followed only inside a read-side section, and dropped whenever the
- * current array or the resize count changed (the pair rules out an array
- * freed and another allocated at its address).  Measured: without the
- * prefetch one worker replayed established flows 3.4x slower than
- * replay() (bench/bench_multicore.py). */
+ * prefetch a few rows ahead.  The resize thread may replace the bucket
+ * array the hints point into; the replay keeps replaced arrays until it
+ * ends (iht_defer_frees), so a hint always points into valid memory and
+ * needs no read-side section (one per packet, two atomic RMWs, was a
+ * sixth of a worker's time with established flows, perf); the hints are
+ * dropped whenever the current array or the resize count changed, as
+ * they point into an old array then.  Measured: without the prefetch one
+ * worker replayed established flows 3.4x slower than replay()
+ * (bench/bench_multicore.py). */
 static void *ipvs_mt_worker_run(void *arg)
 {
 	struct ipvs_worker *w = arg;
@@ -315,7 +328,6 @@ static void *ipvs_mt_worker_run(void *arg)
 	for (size_t r = 0; r < w->nrows; r++) {
 		size_t i = (size_t)w->rows[r];
 		struct ipvs_verdict v;
-		unsigned int tok = iht_read_lock(t);
 		struct iht_tbl *tb = iht_first_tbl(t);
 		uint64_t rz = iht_resizes(t);
 
@@ -346,7 +358,6 @@ static void *ipvs_mt_worker_run(void *arg)
 				ipvs_prefetch_next(ring[(r + IPVS_MT_PF_DIST / 4) &
 						      (IPVS_MT_PF_RING - 1)]);
 		}
-		iht_read_unlock(t, tok);
 		memcpy(p.saddr, &b->saddr[i * 16], 16);
 		memcpy(p.daddr, &b->daddr[i * 16], 16);
 		p.sport = __builtin_bswap16(b->sport[i]);
@@ -360,8 +371,12 @@ static void *ipvs_mt_worker_run(void *arg)
 		v = ipvs_packet(&w->e, &p, b->times[i]);
 		b->dest_out[i] = v.dest;
 		b->action_out[i] = v.action;
-		if (iht_resize_pending(t))
-			iht_try_maybe_resize(t);	/* busy: later */
+		if (iht_resize_pending(t)) {
+			if (w->sh->rz.running)
+				ipvs_resizer_kick(&w->sh->rz);
+			else
+				iht_try_maybe_resize(t);  /* busy: later */
+		}
 	}
 	return NULL;
 }
@@ -453,6 +468,7 @@ static inline void ipvs_mt_worker_free(struct ipvs_worker *w)
 /* Statistics of one run (for benchmarks and tests). */
 struct ipvs_mt_stats {
 	uint64_t grace_periods, pool_grabs;
+	uint64_t bg_resizes;		/* rebuild checks by the resize thread */
 	uint64_t fc_hits, fc_misses, fc_admitted, fc_rejected, fc_bypassed,
 		 fc_stale;
 };
@@ -476,7 +492,8 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 	struct ipvs_mt_shared sh;
 	struct ipvs_worker *ws;
 	uint32_t k, started = 0;
-	int ret = 0;
+	int ret = 0, ncpus;
+	uint32_t lo, hi;		/* earliest, latest worker clock */
 
 	if (nworkers < 1 || nworkers > IPVS_MT_MAX_WORKERS || m->mt)
 		return -EINVAL;
@@ -491,7 +508,7 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 	 * that e->chunks never moves while workers read it */
 	{
 		uint64_t need = (uint64_t)m->bump + (uint64_t)starts[nworkers] +
-			(uint64_t)nworkers * IPVS_MT_GRAB;
+			(uint64_t)nworkers * (IPVS_MT_GRAB + IPVS_CONN_CHUNK);
 		uint32_t cap = (uint32_t)(need / IPVS_CONN_CHUNK + 2);
 		struct ipvs_conn **nc;
 
@@ -522,6 +539,20 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 			ipvs_mt_worker_free(&ws[k]);
 		goto out;
 	}
+	/* The arrays a resize makes during the run get the seqcounts of a
+	 * machine with a CPU per possible worker (the kernel caps them at
+	 * roundup_pow_of_two(nr_cpu_ids); ConnEngine models one CPU): with
+	 * one seqcount, every bucket the resize thread moved made every
+	 * concurrent lookup miss retry, and the workers spent most of their
+	 * new-conn time re-walking (ipvs_conn_lookup 3.6x the samples of one
+	 * worker, perf).  The layout is internal; nothing shows it. */
+	ncpus = m->tab.prof.ncpus;
+	if (m->tab.prof.ncpus < IPVS_MT_MAX_WORKERS)
+		m->tab.prof.ncpus = IPVS_MT_MAX_WORKERS;
+	iht_defer_frees(&m->tab, 1);	/* before any worker runs */
+	/* the resize work's thread; if it cannot start, the workers resize
+	 * inline (ipvs_mt_worker_run) */
+	(void)ipvs_resizer_start(&sh.rz, &m->tab);
 	for (k = 1; k < nworkers; k++) {
 		if (pthread_create(&ws[k].th, NULL, ipvs_mt_worker_run, &ws[k]))
 			break;
@@ -532,7 +563,15 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 		pthread_join(ws[k].th, NULL);
 	for (k = started + 1; k < nworkers; k++)	/* no thread: run here */
 		ipvs_mt_worker_run(&ws[k]);
+	ipvs_resizer_stop(&sh.rz);
+	iht_defer_frees(&m->tab, 0);	/* no worker left to hold a hint */
+	m->tab.prof.ncpus = ncpus;
 	memset(st, 0, sizeof(*st));
+	st->bg_resizes = sh.rz.runs;
+	lo = ws[0].e.now;
+	for (k = 1; k < nworkers; k++)
+		if (ipvs_time_before(ws[k].e.now, lo))
+			lo = ws[k].e.now;
 	for (k = 0; k < nworkers; k++) {
 		if (ipvs_mt_worker_merge(m, &ws[k]))
 			ret = -ENOMEM;
@@ -549,9 +588,18 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 		ipvs_mt_worker_free(&ws[k]);
 	}
 	/* the workers ran their timers up to their own last packet: bring
-	 * every conn to the trace's end, as one thread would have; and do a
-	 * resize a worker left for later (iht_try_maybe_resize) */
+	 * every conn to the trace's end, as one thread would have -- from
+	 * the earliest worker clock, so that each timer left fires at its
+	 * own time, as on one thread (from the latest clock, a template
+	 * expiring with conns still controlled re-armed from that later
+	 * time: found by the property test, trace(1, n=1471), sh, 2
+	 * workers); and do a resize a worker left for later
+	 * (iht_try_maybe_resize) */
+	hi = m->now;
+	m->now = lo;
 	ipvs_run_timers(m, until);
+	if (ipvs_time_before(m->now, hi))
+		m->now = hi;
 	if (iht_resize_pending(&m->tab))
 		iht_maybe_resize(&m->tab);
 out:

@@ -4,8 +4,8 @@
  * Linux 3.18): instead of one global lock for every insert and delete, an
  * array of N locks, lock i covering the buckets whose index is i modulo N.
  * An operation that touches two buckets (a NAT conn's hn0 and hn1, the
- * no-cport rehash from the old to the new position, a resize move from the
- * old to the new array) takes both locks IN INCREASING INDEX ORDER, and
+ * no-cport rehash from the old to the new position) takes both locks IN
+ * INCREASING INDEX ORDER, and
  * only once when the indexes are equal (nf_conntrack_double_lock()), so
  * two writers can never hold one lock each while waiting for the other.
  *
@@ -36,11 +36,24 @@
 #define IPVS_STRIPES_DEFAULT	8	/* the kernel's conn table */
 #define IPVS_STRIPES_MAX	256	/* = 1 << IHT_BITS_MIN (smallest array) */
 
+/* One stripe: its lock word (iht_bit_lock) and its statistics on one
+ * cache line.  The counters are written by the holder of the lock, on the
+ * line it already owns: two shared atomic counters, bumped by every
+ * two-stripe acquisition, made that one line bounce between workers on
+ * every new conn. */
+struct iht_stripe {
+	_Atomic uintptr_t w;
+	uint64_t doubles;		/* two-stripe acquisitions, this one
+					 * the lower (statistics) */
+	uint64_t same;			/* ... of which both on this stripe */
+	char pad[64 - sizeof(uintptr_t) - 2 * sizeof(uint64_t)];
+};
+
+_Static_assert(sizeof(struct iht_stripe) == 64, "one stripe, one line");
+
 struct iht_stripes {
-	struct iht_spinlock *l;		/* cache-line padded */
+	struct iht_stripe *l;		/* cache-line aligned */
 	uint32_t n, mask;
-	_Atomic uint64_t doubles;	/* two-stripe acquisitions (statistics) */
-	_Atomic uint64_t same;		/* ... of which both on one stripe */
 };
 
 /* Allocate @n stripes (a power of two, 1..IPVS_STRIPES_MAX).
@@ -52,13 +65,34 @@ static inline int iht_stripes_init(struct iht_stripes *s, uint32_t n)
 	s->l = aligned_alloc(64, (size_t)n * sizeof(*s->l));
 	if (!s->l)
 		return -ENOMEM;
-	for (uint32_t i = 0; i < n; i++)
+	for (uint32_t i = 0; i < n; i++) {
 		atomic_init(&s->l[i].w, 0);
+		s->l[i].doubles = 0;
+		s->l[i].same = 0;
+	}
 	s->n = n;
 	s->mask = n - 1;
-	atomic_init(&s->doubles, 0);
-	atomic_init(&s->same, 0);
 	return 0;
+}
+
+/* Two-stripe acquisitions so far, and those with both on one stripe.
+ * Context: no writer running (the counters are plain). */
+static inline uint64_t iht_stripes_doubles(const struct iht_stripes *s)
+{
+	uint64_t sum = 0;
+
+	for (uint32_t i = 0; i < s->n; i++)
+		sum += s->l[i].doubles;
+	return sum;
+}
+
+static inline uint64_t iht_stripes_same(const struct iht_stripes *s)
+{
+	uint64_t sum = 0;
+
+	for (uint32_t i = 0; i < s->n; i++)
+		sum += s->l[i].same;
+	return sum;
 }
 
 static inline void iht_stripes_destroy(struct iht_stripes *s)
@@ -76,12 +110,12 @@ static inline uint32_t iht_stripe_of(const struct iht_stripes *s, uint32_t hk)
 
 static inline void iht_stripe_lock(struct iht_stripes *s, uint32_t i)
 {
-	iht_spin_lock(&s->l[i]);
+	iht_bit_lock(&s->l[i].w);
 }
 
 static inline void iht_stripe_unlock(struct iht_stripes *s, uint32_t i)
 {
-	iht_spin_unlock(&s->l[i]);
+	iht_bit_unlock(&s->l[i].w);
 }
 
 /* Take stripes @a and @b: lower index first, once when equal
@@ -89,13 +123,14 @@ static inline void iht_stripe_unlock(struct iht_stripes *s, uint32_t i)
 static inline void iht_stripe_lock2(struct iht_stripes *s, uint32_t a,
 				    uint32_t b)
 {
-	atomic_fetch_add_explicit(&s->doubles, 1, memory_order_relaxed);
+	uint32_t lo = a < b ? a : b;
+
+	iht_stripe_lock(s, lo);
+	s->l[lo].doubles++;
 	if (a == b) {
-		atomic_fetch_add_explicit(&s->same, 1, memory_order_relaxed);
-		iht_stripe_lock(s, a);
+		s->l[lo].same++;
 		return;
 	}
-	iht_stripe_lock(s, a < b ? a : b);
 	iht_stripe_lock(s, a < b ? b : a);
 }
 

@@ -81,6 +81,8 @@
 
 #define IHT_TABLE_ID_MASK	0x80000000u
 #define IHT_MOVE_LIMIT		64	/* entries moved per bucket lock hold */
+#define IHT_MOVE_PREFETCH	8	/* buckets a resize looks ahead */
+#define IHT_MOVE_SECTION	64	/* buckets per read-side section */
 #define IHT_RETIRE_BATCH	1024	/* unlinked entries per grace period */
 #define IHT_BATCH_SECTION	4096	/* batch keys per read-side section */
 #define IHT_BATCH_WAYS		32	/* batch lookups in flight (AMAC) */
@@ -103,6 +105,7 @@ struct iht_tbl {
 	int nseqc;
 	int nlocks;
 	ipvs_siphash_key_t hash_key;
+	struct iht_tbl *deferred_next;		/* iht_defer_frees() list */
 };
 
 /* Hash of an entry, from its node, under @key (used by the resizer). */
@@ -132,7 +135,15 @@ struct iht_table {
 	pthread_mutex_t retire_lock;
 	struct iht_retired *retired;		/* IHT_RETIRE_BATCH slots */
 	int nretired;
+	/* count 64 bytes away from its neighbours, so on a line of its own
+	 * (padding, not _Alignas: the table lives in Python objects that
+	 * are not 64-byte aligned): every insert and delete writes it, and
+	 * the fields around are read on every packet by every worker of a
+	 * multi-core replay (resize_requested); sharing a line made each new
+	 * conn cost the other worker a cache miss */
+	char count_pad0[64];
 	_Atomic int64_t count;			/* entries (not nodes) */
+	char count_pad1[64 - sizeof(int64_t)];
 	_Atomic int resize_requested;		/* IP_VS_WORK_*_RESIZE bit */
 	_Atomic int lfactor;			/* the lfactor sysctl */
 	int min_bits;
@@ -152,6 +163,9 @@ struct iht_table {
 	struct iht_pause_stats pause;		/* rebuild wall times */
 	struct iht_stripes *ws;			/* writer stripes, NULL: bucket
 						 * bit locks only (iht_set_stripes) */
+	int defer_frees;			/* keep replaced arrays (under
+						 * resize_lock) */
+	struct iht_tbl *deferred;		/* ... until iht_defer_frees(0) */
 };
 
 /* ------------------------------------------------------------ helpers */
@@ -317,6 +331,8 @@ static inline int iht_init(struct iht_table *t, int min_bits, int max_bits,
 	t->shrink_on_remove = shrink_on_remove;
 	t->node_hash = node_hash;
 	t->ctx = ctx;
+	t->defer_frees = 0;
+	t->deferred = NULL;
 	atomic_init(&t->count, 0);
 	atomic_init(&t->resize_requested, 0);
 	atomic_init(&t->lfactor, lfactor);
@@ -378,6 +394,26 @@ static inline void iht_free_retired_locked(struct iht_table *t,
 			     list[i].size);
 }
 
+/* @on: keep every bucket array a resize replaces, instead of freeing it
+ * after the grace period, so that a pointer into it stays valid memory
+ * without a read-side section -- the multi-core replay's prefetch hints
+ * (ipvs_mt.h), which took a section per packet for that (two atomic RMWs,
+ * a sixth of a worker's time with established flows, perf).  Kept arrays
+ * are never reachable from the table; they only cost memory, at most the
+ * size of the current array when it grew to there by doublings.
+ * @on == 0: free them now and free from now on.
+ * Context: no resize running (setup or teardown). */
+static inline void iht_defer_frees(struct iht_table *t, int on)
+{
+	t->defer_frees = on;
+	while (!on && t->deferred) {
+		struct iht_tbl *tb = t->deferred;
+
+		t->deferred = tb->deferred_next;
+		iht_tbl_free(t, tb);
+	}
+}
+
 /* Tear down @t.  @free_node is called once per linked node (callers with
  * two nodes per entry free the entry on one of them) and may be NULL.
  * Context: no other thread uses @t any more. */
@@ -404,6 +440,7 @@ static inline void iht_destroy(struct iht_table *t,
 		tb = next;
 	}
 	atomic_store(&t->tbl, NULL);
+	iht_defer_frees(t, 0);
 	iht_free_retired_locked(t, t->retired, t->nretired);
 	t->nretired = 0;
 	iht_mem_free(&t->mem, IHT_MEM_META, t->retired,
@@ -999,68 +1036,120 @@ static inline struct iht_node *iht_remove_key(struct iht_table *t,
 	return found;
 }
 
-/* Move node @n to the bucket of @key (ip_vs_conn_rehash() for a conn
- * whose client port became known, IP_VS_CONN_F_NO_CPORT): unlink by the
- * saved hash_key, then link under the new key into the newest array, as
- * one writer step: under the old bucket's seqcount writer section (its
- * stripe spinlock, as a resize move), so that a lookup that was walking
- * the old bucket -- possibly standing on @n when it left for its new chain
- * -- walks it again instead of missing an entry, and with writer stripes
- * under the old and the new position's stripes (increasing index order).
- * The entry count does not change.  Context as iht_unlink.  Returns 0 or
- * -ENOENT. */
-static inline int iht_rehash(struct iht_table *t, struct iht_node *n,
-			     const void *key, iht_key_hash_fn khash, void *ctx)
+/* Called by iht_rehash_commit() with every lock of the move held and @n
+ * found where it was: make the entry's key change here (so that no reader
+ * sees the new key at the old position) and return nonzero to move @n, or
+ * return 0 to leave @n and the entry as they are (someone else already
+ * changed it: ip_vs_conn_fill_cport() re-checks IP_VS_CONN_F_NO_CPORT
+ * under its locks).  Must not block or take a table lock. */
+typedef int (*iht_commit_fn)(struct iht_node *n, void *cctx);
+
+/* Move node @n to the bucket of @key, the new key of its entry, as one
+ * writer step (ip_vs_conn_fill_cport() of the 2026 series): compute the
+ * new hash outside the locks (once per array: the key must not change
+ * but for what @commit writes), then take the old bucket's seqcount
+ * writer section (its table spinlock), with writer stripes the old and
+ * the new position's stripes (increasing index order), and the old and
+ * the new bucket locks -- in increasing address order when both are in
+ * one array, else OLD BEFORE NEW as a resize move takes them; re-read
+ * @n's hash_key under them and start over if a resize moved @n
+ * meanwhile; call @commit (NULL: always move), then relink @n and store
+ * its new hash_key.  A lookup walking the old bucket while the key
+ * changes walks it again (seqcount) and then finds @n at its new place,
+ * so a concurrent lookup by the old key that misses is always followed
+ * by a hit by the new key.  The entry count does not change.
+ * Context: outside a read-side section, no lock held.  Returns 0 when
+ * @n moved, 1 when @commit declined, -ENOENT when @n was not linked. */
+static inline int iht_rehash_commit(struct iht_table *t, struct iht_node *n,
+				    const void *key, iht_key_hash_fn khash,
+				    void *ctx, iht_commit_fn commit,
+				    void *cctx)
 {
 	unsigned int slot = iht_read_lock(t);
+	struct iht_tbl *hashed_for = NULL;
+	uint32_t hk = 0;
 	int ret;
 
 	for (;;) {
 		uint32_t old = atomic_load_explicit(&n->hash_key,
 						    memory_order_acquire);
 		struct iht_tbl *otb = iht_first_tbl(t), *tb;
+		struct iht_bl_head *ho, *hn, *lo, *hi;
 		struct iht_spinlock *sl;
 		iht_seqcount *sc;
-		uint32_t hk;
-		struct iht_bl_head *head;
 
 		if (!iht_same_table(otb, old) && iht_next_tbl(otb))
 			otb = iht_next_tbl(otb);
 		sl = otb->nlocks ? &otb->lock[old & otb->lock_mask] : NULL;
 		sc = iht_seqc(otb, old);
-		tb = iht_newest_tbl(t);
-		hk = iht_build_hash_key(tb, khash(key, &tb->hash_key, ctx));
-		head = iht_bucket(tb, hk);
+		tb = iht_newest_tbl(t);		/* a resize: add to the new */
+		if (tb != hashed_for) {
+			hk = iht_build_hash_key(tb, khash(key, &tb->hash_key,
+							  ctx));
+			hashed_for = tb;
+		}
+		ho = iht_bucket(otb, old);
+		hn = iht_bucket(tb, hk);
+		lo = ho;
+		hi = hn;
+		if (otb == tb && hn < ho) {
+			lo = hn;
+			hi = ho;
+		}
 		if (sl) {
 			iht_spin_lock(sl);
 			iht_write_seqcount_begin(sc);
 		}
 		iht_ws_lock2(t, old, hk);
-		if (atomic_load(&n->hash_key) != old) {	/* a move won */
-			iht_ws_unlock2(t, old, hk);
-			if (sl) {
-				iht_write_seqcount_end(sc);
-				iht_spin_unlock(sl);
+		iht_bl_lock(lo);
+		if (hi != lo)
+			iht_bl_lock(hi);
+		if (atomic_load_explicit(&n->hash_key,
+					 memory_order_relaxed) == old) {
+			struct iht_node *p = iht_bl_first_locked(ho);
+
+			while (p && p != n)
+				p = iht_node_next_rcu(p);
+			if (!p)
+				ret = -ENOENT;	/* not linked: caller bug */
+			else if (commit && !commit(n, cctx))
+				ret = 1;
+			else {
+				if (ho != hn) {	/* else: new key only */
+					iht_bl_del_locked(ho, n);
+					iht_bl_add_head_locked(hn, n);
+				}
+				ret = 0;
 			}
-			continue;
+			if (!ret)
+				atomic_store_explicit(&n->hash_key, hk,
+						      memory_order_release);
+		} else {
+			ret = -EAGAIN;	/* a resize move won: again */
 		}
-		ret = __iht_unlink_bl(t, n);
-		if (!ret) {
-			atomic_store_explicit(&n->hash_key, hk,
-					      memory_order_relaxed);
-			iht_bl_lock(head);
-			iht_bl_add_head_locked(head, n);
-			iht_bl_unlock(head);
-		}
+		if (hi != lo)
+			iht_bl_unlock(hi);
+		iht_bl_unlock(lo);
 		iht_ws_unlock2(t, old, hk);
 		if (sl) {
 			iht_write_seqcount_end(sc);
 			iht_spin_unlock(sl);
 		}
-		break;
+		if (ret != -EAGAIN)
+			break;
 	}
 	iht_read_unlock(t, slot);
 	return ret;
+}
+
+/* Move node @n to the bucket of @key whose fields the caller already
+ * changed (iht_rehash_commit() without a commit step; the caller's own
+ * thread is the only one that looks the entry up meanwhile).  Context
+ * as iht_rehash_commit.  Returns 0 or -ENOENT. */
+static inline int iht_rehash(struct iht_table *t, struct iht_node *n,
+			     const void *key, iht_key_hash_fn khash, void *ctx)
+{
+	return iht_rehash_commit(t, n, key, khash, ctx, NULL, NULL);
 }
 
 /* ------------------------------------------------------------ resize */
@@ -1080,61 +1169,25 @@ static inline void iht_move_node_locked(struct iht_bl_head *head,
 	iht_bl_unlock(h2);
 }
 
-/* One move of the first entry of old bucket @head to @nt with writer
- * stripes: peek the entry and its new hash under the old bucket lock,
- * drop it, take the old and the new position's stripes (increasing index
- * order: a stripe is never taken while a bucket lock is held), re-lock
- * and check nothing changed meanwhile (the owner may have unlinked or
- * re-keyed the entry), then move it under old-then-new bucket locks.
- * Context: as iht_move_all, inside the bucket's seqcount writer section.
- * Returns 1 when an entry moved, 0 when the bucket is empty. */
-static inline int iht_move_one_striped(struct iht_table *t,
-				       struct iht_bl_head *head,
-				       struct iht_tbl *nt)
-{
-	for (;;) {
-		struct iht_node *n;
-		uint32_t hk_old, hk;
-
-		iht_bl_lock(head);
-		n = iht_bl_first_locked(head);
-		if (!n) {
-			iht_bl_unlock(head);
-			return 0;
-		}
-		hk_old = atomic_load_explicit(&n->hash_key,
-					      memory_order_relaxed);
-		hk = iht_build_hash_key(nt, t->node_hash(n, &nt->hash_key,
-							 t->ctx));
-		iht_bl_unlock(head);
-		iht_ws_lock2(t, hk_old, hk);
-		iht_bl_lock(head);
-		if (iht_bl_first_locked(head) == n &&
-		    atomic_load_explicit(&n->hash_key,
-					 memory_order_relaxed) == hk_old &&
-		    iht_build_hash_key(nt, t->node_hash(n, &nt->hash_key,
-							t->ctx)) == hk) {
-			iht_move_node_locked(head, n, nt, hk);
-			iht_bl_unlock(head);
-			iht_ws_unlock2(t, hk_old, hk);
-			return 1;
-		}
-		iht_bl_unlock(head);
-		iht_ws_unlock2(t, hk_old, hk);	/* changed meanwhile: again */
-	}
-}
-
 /* Move every entry of @old into @nt (the body of conn_resize_work_handler).
- * Per bucket: stripe lock, seqcount writer section, old bucket lock, then
- * for each of at most IHT_MOVE_LIMIT entries the new bucket's lock (OLD
- * BEFORE NEW); repeat the bucket until it is empty.  With writer stripes
- * each entry moves on its own (iht_move_one_striped).
+ * Per bucket: the seqcount's table spinlock, the seqcount writer section,
+ * the old bucket lock, then for each of at most IHT_MOVE_LIMIT entries
+ * the new bucket's lock (OLD BEFORE NEW); repeat the bucket until it is
+ * empty.  No writer stripes, as the kernel's resizer takes none of the
+ * conn_tab_lock()s: every writer re-checks a node's hash_key under its
+ * bucket lock and follows a move (__iht_unlink_bl, iht_rehash_commit), so
+ * the stripes only make a writer's own two nodes one step.  Taking them
+ * cost: a double stripe lock and two hashes per entry (the old
+ * iht_move_one_striped) made resizes a quarter of the multi-core replay's
+ * new-conn time, and holding all of them per batch made the workers'
+ * inserts spin on them (perf, bench_multicore.py).
  * Context: resize_lock held, outside a read-side section, and a grace
  * period has passed since @nt was linked (no insert still targets @old). */
 static inline void iht_move_all(struct iht_table *t, struct iht_tbl *old,
 				struct iht_tbl *nt)
 {
 	uint64_t moved = 0;
+	unsigned int slot = 0;
 
 	for (int64_t b = 0; b < old->size; b++) {
 		struct iht_bl_head *head = &old->buckets[b];
@@ -1143,21 +1196,43 @@ static inline void iht_move_all(struct iht_table *t, struct iht_tbl *old,
 			&old->lock[b & old->lock_mask] : NULL;
 		int limit;
 
-		/* with stripes, one entry per writer section: a section that
-		 * takes stripes and hashes twice per entry kept lookups of its
-		 * seqcount stripe spinning (a third of a worker's lookup time
-		 * while the table grew under new conns, perf) */
-		while (t->ws && !iht_bl_empty(head)) {
-			if (sl)
-				iht_spin_lock(sl);
-			iht_write_seqcount_begin(sc);
-			limit = iht_move_one_striped(t, head, nt);
-			moved += (uint64_t)limit;
-			iht_write_seqcount_end(sc);
-			if (sl)
-				iht_spin_unlock(sl);
+		/* the entries a few buckets ahead: a move re-hashes each entry
+		 * from its own memory, and those cache misses were most of a
+		 * rebuild (ipvs_node_hash in the profile of new conns;
+		 * measured 76 -> 41 ms per rebuild of 200k NAT conns).  The
+		 * look-ahead reads a node's next pointer, so it runs in a
+		 * read-side section (renewed every IHT_MOVE_SECTION buckets,
+		 * which bounds how long a grace period waits for it): a
+		 * stale node is then still memory, and only costs a useless
+		 * prefetch */
+		if (!(b & (IHT_MOVE_SECTION - 1))) {
+			if (b)
+				iht_read_unlock(t, slot);
+			slot = iht_read_lock(t);
 		}
-		while (!t->ws && !iht_bl_empty(head)) {
+		if (b + IHT_MOVE_PREFETCH < old->size) {
+			struct iht_node *ahead = iht_bl_first_rcu(
+				&old->buckets[b + IHT_MOVE_PREFETCH]);
+
+			if (ahead) {
+				__builtin_prefetch(ahead);
+				__builtin_prefetch((const char *)ahead + 64);
+			}
+		}
+		/* and the second entry of a nearer bucket, whose first one
+		 * the step above brought in (chains of 1-2 at lfactor 0) */
+		if (b + IHT_MOVE_PREFETCH / 2 < old->size) {
+			struct iht_node *ahead = iht_bl_first_rcu(
+				&old->buckets[b + IHT_MOVE_PREFETCH / 2]);
+
+			if (ahead)
+				ahead = iht_node_next_rcu(ahead);
+			if (ahead) {
+				__builtin_prefetch(ahead);
+				__builtin_prefetch((const char *)ahead + 64);
+			}
+		}
+		while (!iht_bl_empty(head)) {
 			if (sl)
 				iht_spin_lock(sl);
 			iht_write_seqcount_begin(sc);
@@ -1178,6 +1253,8 @@ static inline void iht_move_all(struct iht_table *t, struct iht_tbl *old,
 				iht_spin_unlock(sl);
 		}
 	}
+	if (old->size)
+		iht_read_unlock(t, slot);
 	atomic_fetch_add_explicit(&t->moved, moved, memory_order_relaxed);
 }
 
@@ -1204,7 +1281,12 @@ static inline int iht_resize_locked(struct iht_table *t, int64_t size,
 	/* Readers must never see three arrays: wait before freeing @old
 	 * (and before a next resize can link a third). */
 	iht_synchronize(t);
-	iht_tbl_free(t, old);
+	if (t->defer_frees) {
+		old->deferred_next = t->deferred;
+		t->deferred = old;
+	} else {
+		iht_tbl_free(t, old);
+	}
 	atomic_fetch_add_explicit(&t->resizes, 1, memory_order_relaxed);
 	iht_pause_note(&t->pause, iht_now_ns() - t0);
 	return 0;

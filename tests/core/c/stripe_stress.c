@@ -267,7 +267,7 @@ int stripe_stress(int nstripes, int writers, int readers, int ms,
 	out[4] = atomic_load(&s->resizes);
 	out[5] = (uint64_t)(iht_count(&s->t) != (int64_t)live);
 	out[6] = node_err;
-	out[7] = nstripes ? atomic_load(&s->ws.doubles) : 0;
+	out[7] = nstripes ? iht_stripes_doubles(&s->ws) : 0;
 	free(seen);
 	iht_destroy(&s->t, NULL, NULL);
 	iht_stripes_destroy(&s->ws);
