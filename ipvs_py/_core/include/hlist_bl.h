@@ -82,8 +82,8 @@ static inline int iht_bl_empty(struct iht_bl_head *h)
 	return iht_bl_first_rcu(h) == NULL;
 }
 
-static inline void iht_bl_lock(struct iht_bl_head *h) { iht_bit_lock32(&h->first); }
-static inline void iht_bl_unlock(struct iht_bl_head *h) { iht_bit_unlock32(&h->first); }
+static inline void iht_bl_lock(struct iht_bl_head *h) { iht_bit_lock(&h->first); }
+static inline void iht_bl_unlock(struct iht_bl_head *h) { iht_bit_unlock(&h->first); }
 
 /* Publish @n as the first node of locked bucket @h.  The node's fields are
  * stored before the release store of the head, so a reader that sees @n
@@ -94,7 +94,7 @@ static inline void iht_bl_add_head_locked(struct iht_bl_head *h,
 	uint32_t w = atomic_load_explicit(&h->first, memory_order_relaxed);
 
 	atomic_store_explicit(&n->next, w >> 1, memory_order_relaxed);
-	atomic_store_explicit(&h->first, iht_bl_word(n) | IHT_BITLOCK32_BIT,
+	atomic_store_explicit(&h->first, iht_bl_word(n) | IHT_BITLOCK_BIT,
 			      memory_order_release);
 }
 
@@ -108,7 +108,7 @@ static inline int iht_bl_del_locked(struct iht_bl_head *h, struct iht_node *n)
 
 	if (p == n) {
 		atomic_store_explicit(&h->first,
-				      (next << 1) | IHT_BITLOCK32_BIT,
+				      (next << 1) | IHT_BITLOCK_BIT,
 				      memory_order_release);
 		return 0;
 	}

@@ -42,12 +42,13 @@
  * two-stripe acquisition, made that one line bounce between workers on
  * every new conn. */
 struct iht_stripe {
-	_Atomic uintptr_t w;
+	_Atomic uint32_t w;
 	uint64_t doubles;		/* two-stripe acquisitions, this one
 					 * the lower (statistics) */
 	uint64_t same;			/* ... of which both on this stripe */
-	char pad[64 - sizeof(uintptr_t) - 2 * sizeof(uint64_t)];
+	char pad[64 - 8 - 2 * sizeof(uint64_t)];	/* w and its padding: 8 */
 };
+_Static_assert(sizeof(struct iht_stripe) == 64, "one stripe, one line");
 
 _Static_assert(sizeof(struct iht_stripe) == 64, "one stripe, one line");
 
