@@ -176,6 +176,28 @@ cdef inline ipvs_conn *_walk_next_conn(iht_walker *w) noexcept nogil:
     return NULL if n == NULL else ipvs_conn_of_node(n)
 
 
+cdef list _changed_rows(const char *rows, uint32_t n, size_t size,
+                        char **shadow, uint32_t *nshadow):
+    """Indexes of the ``n`` rows of ``size`` bytes that differ from their
+    copy in ``*shadow`` (grown to ``n`` rows as needed: new rows count as
+    changed), refreshing the copies.  A memcmp per row, ~1 ns each."""
+    cdef char *sh
+    cdef uint32_t i
+    cdef list out = []
+    if n > nshadow[0]:
+        sh = <char *>realloc(shadow[0], n * size)
+        if sh == NULL:
+            raise MemoryError()
+        # all-ones never equals a real row, so new rows are reported
+        memset(sh + nshadow[0] * size, 0xFF, (n - nshadow[0]) * size)
+        shadow[0], nshadow[0] = sh, n
+    for i in range(n):
+        if memcmp(rows + i * size, shadow[0] + i * size, size) != 0:
+            memcpy(shadow[0] + i * size, rows + i * size, size)
+            out.append(i)
+    return out
+
+
 @cython.final
 cdef class ConnEngine:
     """One namespace's conn table and packet path.
@@ -326,46 +348,17 @@ cdef class ConnEngine:
         changed since the previous call, as a list; every dest the first
         time.  Lets the Python side copy back only what moved: a replay
         against 100,000 services copied 1M attributes per call before
-        (bench/bench_ctl.py, packet path).  A C compare against a shadow
-        copy, O(dests) at ~1 ns each."""
-        cdef uint32_t n = self.e.ndests, i
-        cdef ipvs_cdest *sh
-        cdef list out = []
-        if n > self._ndshadow:
-            sh = <ipvs_cdest *>realloc(self._dshadow, n * sizeof(ipvs_cdest))
-            if sh == NULL:
-                raise MemoryError()
-            # all-ones never equals a real dest: new ids are reported
-            memset(&sh[self._ndshadow], 0xFF,
-                   (n - self._ndshadow) * sizeof(ipvs_cdest))
-            self._dshadow, self._ndshadow = sh, n
-        for i in range(n):
-            if memcmp(&self.e.dests[i], &self._dshadow[i],
-                      sizeof(ipvs_cdest)) != 0:
-                memcpy(&self._dshadow[i], &self.e.dests[i],
-                       sizeof(ipvs_cdest))
-                out.append(i)
-        return out
+        (bench/bench_ctl.py, packet path)."""
+        return _changed_rows(<const char *>self.e.dests, self.e.ndests,
+                             sizeof(ipvs_cdest), <char **>&self._dshadow,
+                             &self._ndshadow)
 
     def changed_svcs(self):
         """Engine service indexes whose struct changed since the previous
         call (see :meth:`changed_dests`)."""
-        cdef uint32_t n = self.e.nsvcs, i
-        cdef ipvs_csvc *sh
-        cdef list out = []
-        if n > self._nsshadow:
-            sh = <ipvs_csvc *>realloc(self._sshadow, n * sizeof(ipvs_csvc))
-            if sh == NULL:
-                raise MemoryError()
-            memset(&sh[self._nsshadow], 0xFF,
-                   (n - self._nsshadow) * sizeof(ipvs_csvc))
-            self._sshadow, self._nsshadow = sh, n
-        for i in range(n):
-            if memcmp(&self.e.svcs[i], &self._sshadow[i],
-                      sizeof(ipvs_csvc)) != 0:
-                memcpy(&self._sshadow[i], &self.e.svcs[i], sizeof(ipvs_csvc))
-                out.append(i)
-        return out
+        return _changed_rows(<const char *>self.e.svcs, self.e.nsvcs,
+                             sizeof(ipvs_csvc), <char **>&self._sshadow,
+                             &self._nsshadow)
 
     def dest_svc(self, int idx):
         """Engine service index dest ``idx`` belongs to (-1: none)."""
