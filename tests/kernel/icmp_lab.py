@@ -75,3 +75,18 @@ def assert_conns_untouched(guest):
     """The errors left every conn as it was (conn_before/conn_after)."""
     assert conn_rows(guest, "conn_before.txt") == \
         conn_rows(guest, "conn_after.txt")
+
+
+def primed_model(rules, client, vip, flows, ip_header=20):
+    """The model the ICMP VM tests compare with: a 6.1 Netns fed ``rules``
+    and the 5-byte UDP pings that open the conns the errors then refer to.
+    ``flows``: (client port, VIP port) pairs, in the order the guest sends
+    them; ``ip_header``: 20 (IPv4) or 40 (IPv6) bytes."""
+    import ipvs_py
+    net = ipvs_py.Netns(kernel="6.1", seed=1)
+    net.restore(rules)
+    for cport, vport in flows:
+        net.packet("udp", client, cport, vip, vport, 0,
+                   length=ip_header + 8 + 5)
+    return net
+

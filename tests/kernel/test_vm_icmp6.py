@@ -12,10 +12,9 @@ import json
 
 import pytest
 
-import ipvs_py
 from ipvs_py import IcmpError
 from tests.kernel.icmp_lab import (SCRIPT_TAIL, assert_conns_untouched,
-                                   script_head)
+                                   script_head, primed_model)
 
 pytestmark = pytest.mark.kernel_vm
 GUEST_TIMEOUT = 900
@@ -121,12 +120,8 @@ echo $? > sender.rc
 
 def model():
     """The model fed the same packets: (net, {id: Verdict})."""
-    net = ipvs_py.Netns(kernel="6.1", seed=1)
-    net.restore(RULES)
-    for cport in NAT_PORTS:
-        net.packet("udp", CLIENT, cport, VIP, 53, 0, length=40 + 8 + 5)
-    for cport in DR_PORTS:
-        net.packet("udp", CLIENT, cport, VIP, 5353, 0, length=40 + 8 + 5)
+    net = primed_model(RULES, CLIENT, VIP,
+                       [(p, 53) for p in NAT_PORTS] + [(p, 5353) for p in DR_PORTS], ip_header=40)
     verdicts = {}
     for ident, typ, code, vport, cport in ERRORS:
         err = IcmpError(typ, code, ("udp", VIP, vport, CLIENT, cport))

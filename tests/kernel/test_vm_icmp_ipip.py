@@ -12,11 +12,10 @@ import json
 
 import pytest
 
-import ipvs_py
 from ipvs_py import IcmpError
 from tests.kernel.icmp_lab import (RECEIVER4, SCRIPT_TAIL,
                                    assert_conns_untouched, received4,
-                                   script_head)
+                                   script_head, primed_model)
 
 pytestmark = pytest.mark.kernel_vm
 GUEST_TIMEOUT = 900
@@ -89,11 +88,8 @@ echo $? > sender.rc
 
 def model():
     """The model fed the same packets: (net, {id: Verdict})."""
-    net = ipvs_py.Netns(kernel="6.1", seed=1)
-    net.restore(RULES)
-    for cport in PORTS:
-        net.packet("udp", CLIENT, cport, VIP, 53, 0, length=20 + 8 + 5)
-    net.packet("udp", CLIENT, 48001, VIP, 54, 0, length=20 + 8 + 5)
+    net = primed_model(RULES, CLIENT, VIP,
+                       [(p, 53) for p in PORTS] + [(48001, 54)])
     verdicts = {}
     for ident, typ, code, rs, cport, vport, df in ERRORS:
         err = IcmpError(typ, code, (4, LB, 0, rs, 0), df=df,
