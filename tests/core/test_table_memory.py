@@ -143,3 +143,21 @@ def test_largest_keys_fit_the_cage():
         t.insert(key, i)
     assert [t.lookup(key) for key in keys] == list(range(50))
     assert sorted(t) == sorted(keys)
+
+
+
+@pytest.mark.timeout(120)
+def test_fork_while_another_thread_allocates():
+    """A child forked while another thread holds the cage's allocator
+    lock can still allocate (pthread_atfork holds the lock across fork,
+    as malloc does).  Without the handlers a share of the 200 children
+    inherit the lock held and hang until their alarm."""
+    import ctypes
+    from .charness import build
+    f = build("cage_fork").cage_fork
+    f.restype = ctypes.c_int
+    f.argtypes = [ctypes.c_int, ctypes.c_int,
+                  ctypes.POINTER(ctypes.c_uint64)]
+    out = (ctypes.c_uint64 * 2)()
+    assert f(200, 2, out) == 0
+    assert (out[0], out[1]) == (200, 0)       # none hung

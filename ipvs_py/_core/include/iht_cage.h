@@ -96,9 +96,17 @@ static pthread_once_t iht_cage_once = PTHREAD_ONCE_INIT;
  * exists, then only read. */
 static char *iht_cage_base_g;
 
+/* fork() while another thread holds the allocator lock would leave the
+ * child's copy locked for ever; as malloc does, hold it across the fork. */
+static void iht_cage_atfork_lock(void) { pthread_mutex_lock(&iht_cage_g.lock); }
+static void iht_cage_atfork_unlock(void) { pthread_mutex_unlock(&iht_cage_g.lock); }
+
 static void iht_cage_reserve(void)
 {
 	struct iht_cage *c = &iht_cage_g;
+
+	(void)pthread_atfork(iht_cage_atfork_lock, iht_cage_atfork_unlock,
+			     iht_cage_atfork_unlock);
 
 	/* The largest reservation the address space allows (RLIMIT_AS, or
 	 * strict overcommit on some kernels), halving down to IHT_CAGE_MIN. */
