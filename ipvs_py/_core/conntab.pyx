@@ -176,6 +176,11 @@ cdef inline ipvs_conn *_walk_next_conn(iht_walker *w) noexcept nogil:
     return NULL if n == NULL else ipvs_conn_of_node(n)
 
 
+cdef inline int _ntohs(int v) noexcept nogil:
+    """ntohs() of a 16-bit port, which is also htons()."""
+    return ((v >> 8) | (v << 8)) & 0xFFFF
+
+
 cdef list _changed_rows(const char *rows, uint32_t n, size_t size,
                         char **shadow, uint32_t *nshadow):
     """Indexes of the ``n`` rows of ``size`` bytes that differ from their
@@ -296,8 +301,8 @@ cdef class ConnEngine:
         sa = (<char *>p.saddr)[:16]
         da = (<char *>p.daddr)[:16]
         return self.sched_fn(svc, p.af, p.protocol, sa,
-                             ((p.sport >> 8) | (p.sport << 8)) & 0xFFFF, da,
-                             ((p.dport >> 8) | (p.dport << 8)) & 0xFFFF,
+                             _ntohs(p.sport), da,
+                             _ntohs(p.dport),
                              p.fwmark)
 
     def set_dest(self, int idx, bytes addr, int port, int af, int fwd,
@@ -320,7 +325,7 @@ cdef class ConnEngine:
             self.e.ndests = n
         d = &self.e.dests[idx]
         memcpy(d.addr, <char *>addr, 16)
-        d.port = ((port >> 8) | (port << 8)) & 0xFFFF
+        d.port = _ntohs(port)
         d.af, d.fwd, d.weight = af, fwd, weight
         d.u_thresh, d.l_thresh = u_thresh, l_thresh
         d.flags = (d.flags & ~1) | (1 if available else 0)
@@ -392,7 +397,7 @@ cdef class ConnEngine:
         s = &self.e.svcs[idx]
         memcpy(s.addr, <char *>addr, 16)
         memcpy(s.netmask, <char *>netmask, 16)
-        s.port = ((port >> 8) | (port << 8)) & 0xFFFF
+        s.port = _ntohs(port)
         s.af, s.protocol, s.fwmark, s.flags = af, protocol, fwmark, flags
         s.timeout = <uint32_t>(timeout_s * self.e.hz)
         s.live = live
@@ -430,7 +435,7 @@ cdef class ConnEngine:
         memset(&p, 0, sizeof(p))
         memcpy(p.daddr, <char *>daddr, 16)
         p.af, p.protocol, p.fwmark = af, proto, fwmark
-        p.dport = ((dport >> 8) | (dport << 8)) & 0xFFFF
+        p.dport = _ntohs(dport)
         return ipvs_svc_find_scan(&self.e, &p) if scan else \
             ipvs_svc_find(&self.e, &p)
 
@@ -448,8 +453,8 @@ cdef class ConnEngine:
             raise ValueError("addresses are 16 raw bytes")
         memcpy(p.saddr, <char *>saddr, 16)
         memcpy(p.daddr, <char *>daddr, 16)
-        p.sport = ((sport >> 8) | (sport << 8)) & 0xFFFF
-        p.dport = ((dport >> 8) | (dport << 8)) & 0xFFFF
+        p.sport = _ntohs(sport)
+        p.dport = _ntohs(dport)
         p.af, p.protocol, p.flags, p.dir = af, proto, flags, direction
         p.fwmark, p.len = fwmark, length
         self._cb_exc = None
@@ -544,8 +549,8 @@ cdef class ConnEngine:
                 # (hints only)
                 j = i + PF_DIST
                 if j < n:
-                    a = (sp[j] >> 8) | (sp[j] << 8)
-                    b = (dp[j] >> 8) | (dp[j] << 8)
+                    a = _ntohs(sp[j])
+                    b = _ntohs(dp[j])
                     ring[j & (PF_RING - 1)] = ipvs_prefetch_bucket(
                         &self.e, af[j], proto[j], <const uint32_t *>&sa[j, 0],
                         a, <const uint32_t *>&da[j, 0], b, dr[j])
@@ -557,8 +562,8 @@ cdef class ConnEngine:
                     ipvs_prefetch_next(ring[j & (PF_RING - 1)])
                 memcpy(p.saddr, &sa[i, 0], 16)
                 memcpy(p.daddr, &da[i, 0], 16)
-                p.sport = (sp[i] >> 8) | (sp[i] << 8)
-                p.dport = (dp[i] >> 8) | (dp[i] << 8)
+                p.sport = _ntohs(sp[i])
+                p.dport = _ntohs(dp[i])
                 p.af = af[i]
                 p.protocol = proto[i]
                 p.flags = fl[i]
@@ -671,9 +676,10 @@ cdef class ConnEngine:
         headers, ``conn_bytes`` conn slots in use or free)."""
         d = walk_stats_dict(&self.ws)
         d.update(pause_stats_dict(&self.e.tab))
-        d["bucket_bytes"] = iht_mem_bytes(&self.e.tab.mem, IHT_MEM_BUCKETS)
-        d["lock_bytes"] = iht_mem_bytes(&self.e.tab.mem, IHT_MEM_LOCKS)
-        d["conn_bytes"] = self.e.nslots * CONN_BYTES
+        m = self.memory()
+        d["bucket_bytes"] = m["buckets"]
+        d["lock_bytes"] = m["locks"]
+        d["conn_bytes"] = m["conn_slots"]
         return d
 
     def time_lookups(self, batch, const int64_t[::1] rows):
@@ -850,5 +856,3 @@ cdef extern from "ipvs_events.h" nogil:
                        uint8_t state)
 
 
-cdef inline int _ntohs(int v) noexcept nogil:
-    return ((v >> 8) | (v << 8)) & 0xFFFF
