@@ -77,23 +77,14 @@ SYNS = 100_000
 
 
 def syn_batch(n_services, n, seed=1):
-    """``n`` SYNs, each from a new client, to random services of
-    ``n_services`` (VIPs ``_addr(i)``, port 80)."""
+    """``n`` SYNs, each from a new client (bench_conn's batch), to random
+    services of ``n_services`` (VIPs ``_addr(i)``, port 80)."""
     import numpy as np
-    from ipvs_py.packets import PacketBatch
-    rng = np.random.default_rng(seed)
-    b = PacketBatch.empty(n)
-    c = b._cols
-    c["proto"][:] = 6
-    c["af"][:] = 2
-    client = (0x0B000000 + np.arange(n)).astype(">u4")
-    c["saddr"][:, :4] = client.view(np.uint8).reshape(-1, 4)
-    vip = (0x0A000000 + rng.integers(0, n_services, n)).astype(">u4")
-    c["daddr"][:, :4] = vip.view(np.uint8).reshape(-1, 4)
-    c["sport"][:] = 40000
-    c["dport"][:] = 80
-    c["tcp_flags"][:] = 0x02
-    c["length"][:] = 60
+    from bench_conn import batch
+    b = batch(n, n, 0x02)
+    vip = (0x0A000000 + np.random.default_rng(seed).integers(
+        0, n_services, n)).astype(">u4")
+    b._cols["daddr"][:, :4] = vip.view(np.uint8).reshape(-1, 4)
     return b
 
 
