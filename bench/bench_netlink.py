@@ -9,7 +9,7 @@ Host (no kernel IPVS needed), best of 5, one process:
 VM (``--vm``; Debian's kernel under qemu TCG, see docs/kernel-vm.md), one
 boot, best of ``--repeat``: ipvsadm -R and -S of the same rules, our full
 sync, no-op re-sync (and its phases), one-change sync, and the floor of a
-read: the same 2,001 dumps with nothing decoded.
+read: the same 2,001 dumps with nothing decoded, in the same compiled loop.
 
     python bench/bench_netlink.py            # host part
     python bench/bench_netlink.py --vm       # and the VM part (~2 min)
@@ -117,12 +117,13 @@ def vm(repeat):
     print(f"\nVM (TCG), 2,000 x 4, best of {repeat}, one boot:")
     for name, key in (("ipvsadm -R", "ipvsadm_R"), ("ipvsadm -S -n", "ipvsadm_S"),
                       ("full sync", "full_sync"), ("no-op re-sync", "noop_sync"),
-                      ("  read (config_of_kernel)", "noop_read"),
-                      ("  desired (config_of_model)", "noop_model"),
-                      ("  plan", "noop_plan"),
-                      ("  floor: 2,001 dumps, no decoding", "raw_dumps"),
+                      ("  open the connection", "noop_open"),
+                      ("  read (snapshot: dumps + fingerprints)", "noop_read"),
+                      ("  compare with the desired model", "noop_compare"),
+                      ("  plan (nothing differs)", "noop_plan"),
+                      ("  floor: the read's 2,001 dumps alone", "raw_dumps"),
                       ("one-change sync", "one_change_sync")):
-        print(f"{name:36} {t[key]:7.3f}s  {t[key] / full:5.2f} of full sync")
+        print(f"{name:42} {t[key]:7.3f}s  {t[key] / full:5.2f} of full sync")
     print(f"full sync / ipvsadm -R: {full / t['ipvsadm_R']:.2f}")
 
 

@@ -8,9 +8,9 @@ import sys
 import time
 
 import ipvs_py
-from ipvs_py.netlink import IPVSConnection, config_of_kernel, config_of_model, plan, sync
+from ipvs_py._core import load
+from ipvs_py.netlink import IPVSConnection, plan, sync
 from ipvs_py.netlink import wire
-from pyroute2.netlink.generic.ipvs import IPVS_CMD_GET_DEST, IPVS_CMD_GET_SERVICE
 
 REPEAT = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 SERVICES, DESTS = 2000, 4
@@ -54,7 +54,7 @@ BIG, CHANGED = rules(), rules(weight_of_first=5)
 big, changed = model(BIG), model(CHANGED)
 res = {k: float("inf") for k in (
     "ipvsadm_R", "ipvsadm_S", "full_sync", "noop_sync", "one_change_sync",
-    "noop_read", "noop_model", "noop_plan", "raw_dumps")}
+    "noop_open", "noop_read", "noop_compare", "noop_plan", "raw_dumps")}
 for _ in range(REPEAT):
     fresh("r")
     res["ipvsadm_R"] = min(res["ipvsadm_R"], timed(
@@ -69,20 +69,25 @@ for _ in range(REPEAT):
     sync(big, "s")
     # the no-op re-sync in its phases, and the floor of its read: the
     # same 2,001 dumps with nothing decoded
-    with IPVSConnection("s") as conn:
-        have = []
+    conns = []
+    res["noop_open"] = min(res["noop_open"],
+                           timed(lambda: conns.append(IPVSConnection("s"))))
+    with conns[0] as conn:
+        state, diff = [], []
         res["noop_read"] = min(res["noop_read"],
-                               timed(lambda: have.append(config_of_kernel(conn))))
-        want = []
-        res["noop_model"] = min(res["noop_model"],
-                                timed(lambda: want.append(config_of_model(big))))
-        res["noop_plan"] = min(res["noop_plan"],
-                               timed(lambda: plan(have[0], want[0])))
-        keys = [wire.encode_service(sc.to_netlink(), key_only=True)
-                for sc, _ in have[0].values()]
-        dump = conn._wire.dump                      # noqa: SLF001
-        res["raw_dumps"] = min(res["raw_dumps"], timed(lambda: [
-            dump(IPVS_CMD_GET_SERVICE)] + [dump(IPVS_CMD_GET_DEST, k) for k in keys]))
+                               timed(lambda: state.append(conn.snapshot())))
+        res["noop_compare"] = min(res["noop_compare"], timed(
+            lambda: diff.append(state[0].differing(big))))
+        keys, want = diff[0]
+        assert keys == [], keys
+        res["noop_plan"] = min(res["noop_plan"], timed(
+            lambda: plan(state[0].config(keys), want)))
+        ch = conn._wire                                # noqa: SLF001
+        (services,) = ch.dump_each(wire.CMD_GET_SERVICE, [b""])
+        requests = load("cfgdigest").kernel_services(services)[1]
+        res["raw_dumps"] = min(res["raw_dumps"], timed(lambda: (
+            ch.dump_each(wire.CMD_GET_SERVICE, [b""]),
+            ch.dump_each(wire.CMD_GET_DEST, requests))))
 assert sh("ip", "netns", "exec", "s", "ipvsadm", "-S", "-n") == \
     sh("ip", "netns", "exec", "r", "ipvsadm", "-S", "-n")
 print(json.dumps(res))

@@ -14,7 +14,7 @@ the Python boundary, so no input can make it read outside ``payload``.
 """
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
-from libc.string cimport memcpy, memchr
+from libc.string cimport memchr
 
 import socket
 import sys
@@ -45,38 +45,20 @@ cdef Py_ssize_t[10] _NEED
 _NEED[:] = [0, 1, 2, 2, 4, 0, 8, 0, 0, 0]
 
 
-cdef inline uint16_t _u16(const uint8_t *p) noexcept nogil:
-    cdef uint16_t v
-    memcpy(&v, p, 2)
-    return v
-
-
-cdef inline uint32_t _u32(const uint8_t *p) noexcept nogil:
-    cdef uint32_t v
-    memcpy(&v, p, 4)
-    return v
-
-
-cdef inline uint64_t _u64(const uint8_t *p) noexcept nogil:
-    cdef uint64_t v
-    memcpy(&v, p, 8)
-    return v
-
-
 cdef object _short(int kind, Py_ssize_t size, Py_ssize_t need):
     return ValueError(f"netlink attribute {kind}: {size} bytes, "
                       f"its type needs {need}")
 
 
-cdef Py_ssize_t _next(const uint8_t *p, Py_ssize_t pos, Py_ssize_t end,
-                      int *kind, Py_ssize_t *stop) except -2:
+cdef Py_ssize_t next_attr(const uint8_t *p, Py_ssize_t pos, Py_ssize_t end,
+                          int *kind, Py_ssize_t *stop) except -2:
     """The attribute at ``pos``: its type in ``kind``, its end in ``stop``;
     returns the next attribute's offset, or -1 when the nest ends here."""
     cdef uint16_t length
     if pos + 4 > end:
         return -1
-    length = _u16(p + pos)
-    kind[0] = _u16(p + pos + 2)
+    length = u16_at(p + pos)
+    kind[0] = u16_at(p + pos + 2)
     if length < 4:
         return -1
     if pos + length > end:
@@ -104,7 +86,7 @@ cdef dict _stats(const uint8_t *p, Py_ssize_t start, Py_ssize_t end,
     cdef int kind
     cdef object name
     while True:
-        nxt = _next(p, pos, end, &kind, &stop)
+        nxt = next_attr(p, pos, end, &kind, &stop)
         if nxt < 0:
             return out
         if kind < len(names):
@@ -112,7 +94,7 @@ cdef dict _stats(const uint8_t *p, Py_ssize_t start, Py_ssize_t end,
             if name is not None:
                 if stop - pos - 4 < size:
                     raise _short(kind, stop - pos - 4, size)
-                out[name] = _u64(p + pos + 4) if wide else _u32(p + pos + 4)
+                out[name] = u64_at(p + pos + 4) if wide else u32_at(p + pos + 4)
         pos = nxt
 
 
@@ -131,7 +113,7 @@ def decode_nest(bytes payload, Py_ssize_t start, Py_ssize_t end, tuple table,
     cdef const uint8_t *nul
     cdef char text[64]
     while True:
-        nxt = _next(p, pos, end, &kind, &stop)
+        nxt = next_attr(p, pos, end, &kind, &stop)
         if nxt < 0:
             break
         a = pos + 4
@@ -151,19 +133,19 @@ def decode_nest(bytes payload, Py_ssize_t start, Py_ssize_t end, tuple table,
             if code == C_U8:
                 value = p[a]
             elif code == C_U16:
-                value = _u16(p + a)
+                value = u16_at(p + a)
             elif code == C_BE16:
                 value = (p[a] << 8) | p[a + 1]
             else:
-                value = _u32(p + a)
+                value = u32_at(p + a)
             out[name] = value
             if kind == af_attr:
                 af = value
         elif code == C_ADDR:
             addr_kind, addr_name, addr_at, addr_end = kind, name, a, stop
         elif code == C_FLAGS:
-            out["flags"] = _u32(p + a)
-            out["flags_mask"] = _u32(p + a + 4)
+            out["flags"] = u32_at(p + a)
+            out["flags_mask"] = u32_at(p + a + 4)
         elif code == C_STR:
             nul = <const uint8_t *>memchr(p + a, 0, size)
             out[name] = (<bytes>payload[a:(nul - p) if nul != NULL else stop]).decode()

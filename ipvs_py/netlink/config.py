@@ -102,20 +102,43 @@ class DestConfig:
 
 def config_of_model(net):
     """The configuration held by an ``ipvs_py.Netns``."""
+    return config_of_pairs((svc, svc.dests) for svc in net.services(sort=False))
+
+
+def config_of_pairs(pairs):
+    """A Config from ``(service, dests)`` pairs: model objects
+    (``ipvs_py.Service`` and its ``Dest`` list) or config values
+    (``ServiceConfig`` and its ``{key: DestConfig}``, taken as they are)."""
     out = {}
-    for svc in net.services(sort=False):
-        sc = ServiceConfig(svc.af, svc.protocol, str(svc.addr), svc.port,
-                           svc.fwmark, svc.sched_name,
+    for svc, dests in pairs:
+        if isinstance(svc, ServiceConfig):
+            out[svc.key] = (svc, dests)
+            continue
+        sc = ServiceConfig(svc.af, svc.protocol, _text(svc.af, svc.addr_bytes),
+                           svc.port, svc.fwmark, svc.sched_name,
                            svc.flags & _USER_SVC_FLAGS, svc.timeout,
                            svc.netmask, svc.pe_name or "")
-        dests = {}
-        for d in svc.dests:
-            dc = DestConfig(d.af, str(d.addr), d.port, d.fwd_method, d.weight,
-                            d.u_thresh, d.l_thresh, d.tun_type, d.tun_port,
-                            d.tun_flags)
-            dests[dc.key] = dc
-        out[sc.key] = (sc, dests)
+        out[sc.key] = (sc, {dc.key: dc for dc in map(_dest_config, dests)})
     return out
+
+
+def _dest_config(d):
+    # tunnel fields only for tunnel dests, as dest_from_kernel reads them:
+    # the kernel's reply carries them for every dest, ipvsadm shows them
+    # only for -i, and a sync sends them only then (DestConfig.to_netlink)
+    tunnel = d.fwd_method == FWD_TUNNEL
+    return DestConfig(d.af, _text(d.af, d.addr_bytes), d.port, d.fwd_method,
+                      d.weight, d.u_thresh, d.l_thresh,
+                      d.tun_type if tunnel else 0, d.tun_port if tunnel else 0,
+                      d.tun_flags if tunnel else 0)
+
+
+def _text(af, packed):
+    # inet_ntop, as the kernel side decodes (nlattr): ipaddress writes an
+    # IPv4-mapped IPv6 address as ::ffff:102:304, inet_ntop ::ffff:1.2.3.4,
+    # and the two sides must compare equal
+    return socket.inet_ntop(socket.AF_INET6 if af == AF_INET6 else
+                            socket.AF_INET, packed)
 
 
 def service_from_kernel(s):
@@ -146,8 +169,17 @@ def dest_from_kernel(d, svc_af):
 
 
 def config_of_kernel(conn):
-    """The configuration the kernel of ``conn``'s namespace holds, with the
-    raw dicts (counters, stats) kept aside for callers that want them."""
+    """The configuration the kernel of ``conn``'s namespace holds."""
+    return state_of(conn).config()
+
+
+def state_of(conn):
+    """The kernel's state (a ``KernelState``) read over ``conn``: an
+    IPVSConnection reads it in one compiled pass; any other object with
+    IPVSConnection's ``services()``/``dests()`` is read through them."""
+    from .kernel_state import KernelState
+    if hasattr(conn, "snapshot"):
+        return conn.snapshot()
     out = {}
     for s in conn.services(stats=False):
         sc = service_from_kernel(s)
@@ -156,7 +188,7 @@ def config_of_kernel(conn):
             dc = dest_from_kernel(d, sc.af)
             dests[dc.key] = dc
         out[sc.key] = (sc, dests)
-    return out
+    return KernelState.of_config(out)
 
 
 def normalise_model_svc(sc):

@@ -14,8 +14,7 @@ import re
 
 from ..netns import Netns
 from ..service import AF_INET6, F_ONEPACKET, F_PERSISTENT, F_SCHED_MASK
-from .config import config_of_kernel, config_of_model, dest_from_kernel, \
-    service_from_kernel
+from .config import dest_from_kernel, service_from_kernel, state_of
 from .plan import apply, plan, plan_timeouts
 from .socket import IPVSConnection
 
@@ -39,7 +38,9 @@ def read_kernel(netns=None, conn=None):
         bits = max(1, (info["conn_tab_size"] or 4096).bit_length() - 1)
         net = Netns(conn_tab_bits=bits, kernel=kernel_profile(),
                     init_net=netns is None)
-        for s in conn.services():
+        replies = conn.snapshot().replies() if hasattr(conn, "snapshot") else \
+            [(s, conn.dests(s)) for s in conn.services()]
+        for s, dests in replies:
             sc = service_from_kernel(s)
             kw = dict(sched_name=sc.sched_name, af=sc.af,
                       sched_flags=sc.flags & F_SCHED_MASK,
@@ -52,7 +53,7 @@ def read_kernel(netns=None, conn=None):
             else:
                 svc = net.add_service(sc.protocol, sc.addr, sc.port, **kw)
             _copy_stats(svc.stats, s)
-            for d in conn.dests(sc.to_netlink()):
+            for d in dests:
                 dc = dest_from_kernel(d, sc.af)
                 dest = net.add_dest(svc, dc.addr, dc.port,
                                     fwd_method=dc.fwd_method, weight=dc.weight,
@@ -110,8 +111,11 @@ def sync(desired, netns=None, *, dry_run=False, prune=False, graceful=False,
     own = conn is None
     conn = conn or IPVSConnection(netns)
     try:
-        want = desired if isinstance(desired, dict) else config_of_model(desired)
-        have = config_of_kernel(conn)
+        # only services whose fingerprints differ are decoded and planned:
+        # the others would give no steps (plan() is per service)
+        state = state_of(conn)
+        keys, want = state.differing(desired, prune=prune)
+        have = state.config([k for k in keys if k in state.fingerprints])
         drained = None
         if graceful:
             counts = _conn_counts(conn, have)

@@ -1,6 +1,7 @@
 """The fast IPVS codec (netlink/wire.py) against pyroute2's own encoder and
 decoder: same bytes out, same values in."""
 import errno
+import socket
 import struct
 
 import pytest
@@ -175,9 +176,10 @@ class KernelLikeSocket:
             pos += (length + 3) & ~3
         return len(data)
 
-    def recv(self, size):
+    def recvmsg(self, size):
         self.recvs += 1
-        return self.queue.pop(0)
+        data = self.queue.pop(0)
+        return data[:size], [], socket.MSG_TRUNC if len(data) > size else 0, None
 
 
 @pytest.mark.parametrize("n", [1, 5, 511, 512, 513, 3000])
@@ -192,3 +194,13 @@ def test_pipeline_reads_every_failure_and_acks_only_the_last_of_a_send(n):
     assert sock.queue == [] and sock.acks <= sock.sends
     assert sock.recvs == sum(c in (7, 9) for c in cmds) + sock.acks
     assert sock.sends <= -(-n // 200) + -(-n // wire.WireChannel.WINDOW)
+
+
+def test_a_reply_longer_than_the_receive_size_fails_loudly():
+    sock = KernelLikeSocket({})
+    ch = wire.WireChannel(sock, FAMILY)
+    real_recvmsg = sock.recvmsg
+    sock.recvmsg = lambda size: real_recvmsg(16)      # every answer cut short
+    with pytest.raises(OSError) as exc:
+        ch.pipeline([(5, b"\0" * 8)])
+    assert exc.value.errno == errno.EMSGSIZE
