@@ -154,9 +154,17 @@ cdef Py_ssize_t _nest(const uint8_t *p, Py_ssize_t n, int want,
         pos = nxt
 
 
-cdef int _kernel_svc(SvcRec *r, const uint8_t *p, Py_ssize_t pos,
-                     Py_ssize_t end, bytearray key_attrs) except -1:
+cdef enum:
+    KEY_NEST_MAX = 256          # AF, PROTOCOL, ADDR, PORT, FWMARK: 56 bytes
+
+
+cdef Py_ssize_t _kernel_svc(SvcRec *r, const uint8_t *p, Py_ssize_t pos,
+                            Py_ssize_t end, uint8_t *key_nest) except -1:
+    """Fill ``r`` from the service nest [pos, end); write the service's key
+    nest (header and key attributes) to ``key_nest``; return its length."""
     cdef Py_ssize_t nxt, stop, a, size, addr_at = -1, addr_size = 0
+    cdef Py_ssize_t key_len = 4, padded
+    cdef uint16_t head[2]
     cdef int kind
     cdef bint netmask_seen = False
     memset(r, 0, sizeof(SvcRec))
@@ -168,8 +176,12 @@ cdef int _kernel_svc(SvcRec *r, const uint8_t *p, Py_ssize_t pos,
         a, size = pos + 4, stop - pos - 4
         if kind in (SVC_AF, SVC_PROTOCOL, SVC_ADDR, SVC_PORT, SVC_FWMARK):
             # the dest dump's request carries the key as the kernel wrote it
-            key_attrs += (<char *>p)[pos:stop]
-            key_attrs += b"\0" * (-(stop - pos) & 3)
+            padded = (stop - pos + 3) & ~3
+            if key_len + padded > KEY_NEST_MAX:
+                raise ValueError(f"service key attributes over {KEY_NEST_MAX} bytes")
+            memset(key_nest + key_len, 0, padded)
+            memcpy(key_nest + key_len, p + pos, stop - pos)
+            key_len += padded
         if kind == SVC_AF:
             _need(kind, size, 2)
             r.af = u16_at(p + a)
@@ -209,7 +221,9 @@ cdef int _kernel_svc(SvcRec *r, const uint8_t *p, Py_ssize_t pos,
     elif addr_at >= 0:
         _need(SVC_ADDR, addr_size, _addr_len(r.af))
         memcpy(r.addr, p + addr_at, _addr_len(r.af))
-    return 0
+    head[0], head[1] = <uint16_t>key_len, CMD_ATTR_SERVICE
+    memcpy(key_nest, head, 4)
+    return key_len
 
 
 def kernel_services(bytes dump):
@@ -220,8 +234,8 @@ def kernel_services(bytes dump):
     cdef const uint8_t *base = <const uint8_t *>PyBytes_AS_STRING(dump)
     cdef Py_ssize_t n = PyBytes_GET_SIZE(dump), pos = 0, mlen, start, end
     cdef SvcRec rec
-    cdef bytearray key_attrs
-    cdef uint16_t head[2]
+    cdef uint8_t key_nest[KEY_NEST_MAX]
+    cdef Py_ssize_t key_len
     keys, requests, records, payloads = [], [], [], []
     while pos + 16 <= n:
         mlen = u32_at(base + pos)
@@ -234,13 +248,10 @@ def kernel_services(bytes dump):
                       PyBytes_GET_SIZE(payload), CMD_ATTR_SERVICE, &end)
         if start < 0:
             continue
-        key_attrs = bytearray(4)
-        _kernel_svc(&rec, <const uint8_t *>PyBytes_AS_STRING(payload), start,
-                    end, key_attrs)
-        head[0], head[1] = <uint16_t>len(key_attrs), CMD_ATTR_SERVICE
-        memcpy(<char *>key_attrs, head, 4)
+        key_len = _kernel_svc(&rec, <const uint8_t *>PyBytes_AS_STRING(payload),
+                              start, end, key_nest)
         keys.append(_key(&rec))
-        requests.append(bytes(key_attrs))
+        requests.append(PyBytes_FromStringAndSize(<char *>key_nest, key_len))
         records.append(PyBytes_FromStringAndSize(<char *>&rec, sizeof(SvcRec)))
         payloads.append(payload)
     return keys, requests, records, payloads
@@ -297,9 +308,9 @@ cdef int _cmp_dest(const void *a, const void *b) noexcept nogil:
     return memcmp(a, b, sizeof(DestRec))
 
 
-cdef bytes _fingerprint(const SvcRec *svc, DestRec *dests, Py_ssize_t count):
+cdef bytes _fingerprint(const SvcRec *svc, const DestRec *dests, Py_ssize_t count):
+    """The fingerprint of a service record and its dest records, sorted."""
     cdef bytes out
-    qsort(dests, count, sizeof(DestRec), _cmp_dest)
     out = PyBytes_FromStringAndSize(NULL, sizeof(SvcRec) + count * sizeof(DestRec))
     memcpy(PyBytes_AS_STRING(out), svc, sizeof(SvcRec))
     memcpy(PyBytes_AS_STRING(out) + sizeof(SvcRec), dests, count * sizeof(DestRec))
@@ -356,6 +367,7 @@ def kernel_fingerprints(list records, list dest_dumps):
             if start >= 0:
                 _kernel_dest(buf.next(), svc.af, base + pos + 16, start, end)
             pos += (mlen + 3) & ~3
+        qsort(buf.recs, buf.count, sizeof(DestRec), _cmp_dest)
         out.append(_fingerprint(&svc, buf.recs, buf.count))
     return out
 
@@ -419,19 +431,19 @@ cdef int _model_dest(DestRec *r, dest) except -1:
     return 0
 
 
-cdef tuple _model_item(item, _DestBuf buf):
-    """(key, fingerprint) of a (service, dests) pair or of a service with
-    a ``dests`` attribute (``ipvs_py.Service``)."""
-    cdef SvcRec svc
+cdef object _model_item(item, _DestBuf buf, SvcRec *svc):
+    """Fill ``svc`` and ``buf`` (sorted) from a (service, dests) pair or a
+    service with a ``dests`` attribute (``ipvs_py.Service``); its key."""
     if isinstance(item, tuple):
         service, dests = item
     else:
         service, dests = item, item.dests
-    _model_svc(&svc, service)
+    _model_svc(svc, service)
     buf.count = 0
     for dest in (dests.values() if isinstance(dests, dict) else dests):
         _model_dest(buf.next(), dest)
-    return _key(&svc), _fingerprint(&svc, buf.recs, buf.count)
+    qsort(buf.recs, buf.count, sizeof(DestRec), _cmp_dest)
+    return _key(svc)
 
 
 def model_fingerprints(items):
@@ -442,11 +454,11 @@ def model_fingerprints(items):
     have them); ``dests`` is an iterable of them or a dict whose values
     they are."""
     cdef _DestBuf buf = _DestBuf()
+    cdef SvcRec svc
     keys, prints = [], []
     for item in items:
-        key, fp = _model_item(item, buf)
-        keys.append(key)
-        prints.append(fp)
+        keys.append(_model_item(item, buf, &svc))
+        prints.append(_fingerprint(&svc, buf.recs, buf.count))
     return keys, prints
 
 
@@ -455,12 +467,13 @@ def differing(items, dict have):
     takes them) and the indices of the items whose fingerprint is not
     ``have[key]`` (``have``: key -> fingerprint, e.g. the kernel's)."""
     cdef _DestBuf buf = _DestBuf()
+    cdef SvcRec svc
     cdef Py_ssize_t i = 0
     keys, touched = [], []
     for item in items:
-        key, fp = _model_item(item, buf)
+        key = _model_item(item, buf, &svc)
         keys.append(key)
-        if have.get(key) != fp:
+        if have.get(key) != _fingerprint(&svc, buf.recs, buf.count):
             touched.append(i)
         i += 1
     return keys, touched
