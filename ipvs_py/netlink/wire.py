@@ -16,6 +16,7 @@ the kernel reads it with nla_get_be16 (ipvsadm sends htons(port)), so it
 is encoded in network order here.
 """
 import errno
+import mmap
 import socket
 import struct
 
@@ -224,12 +225,13 @@ class WireChannel:
     #: Bytes per sendmsg: far below the socket's send buffer (net.core.
     #: wmem_default, 208 KiB), past which the kernel answers EMSGSIZE.
     SEND_BYTES = 32 * 1024
-    #: Bytes per recv: one page.  Netlink sizes a dump's buffers after the
-    #: largest read the socket has seen (max_recvmsg_len, up to 32 KiB);
-    #: reading with 1 MiB made every 4-dest dump allocate 32 KiB, 130 us a
+    #: Bytes per recv: one page, at most 8 KiB.  Netlink sizes a dump's
+    #: buffers after the largest read the socket has seen (max_recvmsg_len,
+    #: up to 32 KiB) but never below NLMSG_GOODSIZE (a page less the skb
+    #: overhead, for pages up to 8 KiB), so a part always fits this.
+    #: Reading with 1 MiB made every 4-dest dump allocate 32 KiB: 130 us a
     #: dump in the TCG guest against 76 us with 4 KiB reads (nldump.pyx).
-    #: An ACK or error is one small datagram, a dump part at most this.
-    RECV_BYTES = 4096
+    RECV_BYTES = min(mmap.PAGESIZE, 8192)
 
     def __init__(self, sock, family):
         self.sock = sock
