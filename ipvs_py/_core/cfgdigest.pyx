@@ -308,12 +308,15 @@ cdef int _cmp_dest(const void *a, const void *b) noexcept nogil:
     return memcmp(a, b, sizeof(DestRec))
 
 
+
 cdef bytes _fingerprint(const SvcRec *svc, const DestRec *dests, Py_ssize_t count):
     """The fingerprint of a service record and its dest records, sorted."""
     cdef bytes out
     out = PyBytes_FromStringAndSize(NULL, sizeof(SvcRec) + count * sizeof(DestRec))
     memcpy(PyBytes_AS_STRING(out), svc, sizeof(SvcRec))
-    memcpy(PyBytes_AS_STRING(out) + sizeof(SvcRec), dests, count * sizeof(DestRec))
+    if count:
+        memcpy(PyBytes_AS_STRING(out) + sizeof(SvcRec), dests,
+               count * sizeof(DestRec))
     return out
 
 
@@ -338,6 +341,12 @@ cdef class _DestBuf:
             self.recs = grown
         self.count += 1
         return &self.recs[self.count - 1]
+
+
+cdef inline void _sort(_DestBuf buf) noexcept:
+    # not qsort(NULL, 0): its pointer is declared nonnull (UBSan says so)
+    if buf.count > 1:
+        qsort(buf.recs, buf.count, sizeof(DestRec), _cmp_dest)
 
 
 def kernel_fingerprints(list records, list dest_dumps):
@@ -367,7 +376,7 @@ def kernel_fingerprints(list records, list dest_dumps):
             if start >= 0:
                 _kernel_dest(buf.next(), svc.af, base + pos + 16, start, end)
             pos += (mlen + 3) & ~3
-        qsort(buf.recs, buf.count, sizeof(DestRec), _cmp_dest)
+        _sort(buf)
         out.append(_fingerprint(&svc, buf.recs, buf.count))
     return out
 
@@ -442,7 +451,7 @@ cdef object _model_item(item, _DestBuf buf, SvcRec *svc):
     buf.count = 0
     for dest in (dests.values() if isinstance(dests, dict) else dests):
         _model_dest(buf.next(), dest)
-    qsort(buf.recs, buf.count, sizeof(DestRec), _cmp_dest)
+    _sort(buf)
     return _key(svc)
 
 
