@@ -158,60 +158,111 @@ cdef enum:
     KEY_NEST_MAX = 256          # AF, PROTOCOL, ADDR, PORT, FWMARK: 56 bytes
 
 
+cdef enum:
+    # how an attribute's payload lands in a record (the role of the
+    # kernel's nla_policy arrays, ip_vs_svc_policy / ip_vs_dest_policy)
+    AS_U8 = 1
+    AS_U16 = 2
+    AS_BE16 = 3
+    AS_U32 = 4
+    AS_FLAGS = 5            # struct ip_vs_flags: flags, then the mask
+    AS_NAME = 6
+    AS_ADDR = 7             # read once the family is known
+    N_ATTRS = 16
+
+
+cdef struct Field:
+    int type
+    Py_ssize_t offset
+
+
+cdef Py_ssize_t[8] _NEED_BYTES
+_NEED_BYTES[:] = [0, 1, 2, 2, 4, 8, 0, 0]
+cdef Field[N_ATTRS] SVC_FIELDS
+cdef Field[N_ATTRS] DEST_FIELDS
+cdef SvcRec _s
+cdef DestRec _d
+
+
+cdef Field _at(int type, void *field, void *record):
+    cdef Field f
+    f.type, f.offset = type, <char *>field - <char *>record
+    return f
+
+
+for _i in range(N_ATTRS):
+    SVC_FIELDS[_i].type = DEST_FIELDS[_i].type = 0
+SVC_FIELDS[SVC_AF] = _at(AS_U16, &_s.af, &_s)
+SVC_FIELDS[SVC_PROTOCOL] = _at(AS_U16, &_s.protocol, &_s)
+SVC_FIELDS[SVC_ADDR] = _at(AS_ADDR, &_s.addr, &_s)
+SVC_FIELDS[SVC_PORT] = _at(AS_BE16, &_s.port, &_s)
+SVC_FIELDS[SVC_FWMARK] = _at(AS_U32, &_s.fwmark, &_s)
+SVC_FIELDS[SVC_SCHED_NAME] = _at(AS_NAME, &_s.sched, &_s)
+SVC_FIELDS[SVC_PE_NAME] = _at(AS_NAME, &_s.pe, &_s)
+SVC_FIELDS[SVC_FLAGS] = _at(AS_FLAGS, &_s.flags, &_s)
+SVC_FIELDS[SVC_TIMEOUT] = _at(AS_U32, &_s.timeout, &_s)
+SVC_FIELDS[SVC_NETMASK] = _at(AS_U32, &_s.netmask, &_s)
+DEST_FIELDS[DEST_ADDR] = _at(AS_ADDR, &_d.addr, &_d)
+DEST_FIELDS[DEST_PORT] = _at(AS_BE16, &_d.port, &_d)
+DEST_FIELDS[DEST_FWD_METHOD] = _at(AS_U32, &_d.fwd, &_d)
+DEST_FIELDS[DEST_WEIGHT] = _at(AS_U32, &_d.weight, &_d)
+DEST_FIELDS[DEST_U_THRESH] = _at(AS_U32, &_d.u_thresh, &_d)
+DEST_FIELDS[DEST_L_THRESH] = _at(AS_U32, &_d.l_thresh, &_d)
+DEST_FIELDS[DEST_ADDR_FAMILY] = _at(AS_U16, &_d.af, &_d)
+DEST_FIELDS[DEST_TUN_TYPE] = _at(AS_U8, &_d.tun_type, &_d)
+DEST_FIELDS[DEST_TUN_PORT] = _at(AS_BE16, &_d.tun_port, &_d)
+DEST_FIELDS[DEST_TUN_FLAGS] = _at(AS_U16, &_d.tun_flags, &_d)
+
+
+cdef uint32_t _fill(char *record, const Field *fields, const uint8_t *p,
+                    Py_ssize_t pos, Py_ssize_t end, Py_ssize_t *addr_at,
+                    Py_ssize_t *addr_size) except? 0xFFFFFFFF:
+    """Copy the attributes of the nest [pos, end) that ``fields`` names
+    into ``record``; the address's place is left in ``addr_at`` /
+    ``addr_size``.  Returns the set of attribute numbers seen (bit mask)."""
+    cdef Py_ssize_t nxt, stop, a, size
+    cdef int kind, type
+    cdef uint16_t v
+    cdef uint32_t seen = 0
+    cdef char *dst
+    while True:
+        nxt = next_attr(p, pos, end, &kind, &stop)
+        if nxt < 0:
+            return seen
+        a, size, pos = pos + 4, stop - pos - 4, nxt
+        if kind >= N_ATTRS or not fields[kind].type:
+            continue
+        type, dst = fields[kind].type, record + fields[kind].offset
+        _need(kind, size, _NEED_BYTES[type])
+        seen |= 1u << kind
+        if type == AS_U8:
+            dst[0] = p[a]
+        elif type == AS_U16:
+            memcpy(dst, p + a, 2)
+        elif type == AS_BE16:
+            v = _be16(p + a)
+            memcpy(dst, &v, 2)
+        elif type == AS_U32 or type == AS_FLAGS:
+            memcpy(dst, p + a, 4)
+        elif type == AS_NAME:
+            _name(dst, p + a, size)
+        else:
+            addr_at[0], addr_size[0] = a, size
+
+
 cdef Py_ssize_t _kernel_svc(SvcRec *r, const uint8_t *p, Py_ssize_t pos,
                             Py_ssize_t end, uint8_t *key_nest) except -1:
     """Fill ``r`` from the service nest [pos, end); write the service's key
     nest (header and key attributes) to ``key_nest``; return its length."""
-    cdef Py_ssize_t nxt, stop, a, size, addr_at = -1, addr_size = 0
+    cdef Py_ssize_t nxt, stop, addr_at = -1, addr_size = 0
     cdef Py_ssize_t key_len = 4, padded
     cdef uint16_t head[2]
     cdef int kind
-    cdef bint netmask_seen = False
     memset(r, 0, sizeof(SvcRec))
     r.af = AF_INET
-    while True:
-        nxt = next_attr(p, pos, end, &kind, &stop)
-        if nxt < 0:
-            break
-        a, size = pos + 4, stop - pos - 4
-        if kind in (SVC_AF, SVC_PROTOCOL, SVC_ADDR, SVC_PORT, SVC_FWMARK):
-            # the dest dump's request carries the key as the kernel wrote it
-            padded = (stop - pos + 3) & ~3
-            if key_len + padded > KEY_NEST_MAX:
-                raise ValueError(f"service key attributes over {KEY_NEST_MAX} bytes")
-            memset(key_nest + key_len, 0, padded)
-            memcpy(key_nest + key_len, p + pos, stop - pos)
-            key_len += padded
-        if kind == SVC_AF:
-            _need(kind, size, 2)
-            r.af = u16_at(p + a)
-        elif kind == SVC_PROTOCOL:
-            _need(kind, size, 2)
-            r.protocol = u16_at(p + a)
-        elif kind == SVC_ADDR:
-            addr_at, addr_size = a, size
-        elif kind == SVC_PORT:
-            _need(kind, size, 2)
-            r.port = _be16(p + a)
-        elif kind == SVC_FWMARK:
-            _need(kind, size, 4)
-            r.fwmark = u32_at(p + a)
-        elif kind == SVC_SCHED_NAME:
-            _name(r.sched, p + a, size)
-        elif kind == SVC_PE_NAME:
-            _name(r.pe, p + a, size)
-        elif kind == SVC_FLAGS:
-            _need(kind, size, 8)
-            r.flags = u32_at(p + a) & ~(<uint32_t>F_HASHED)
-        elif kind == SVC_TIMEOUT:
-            _need(kind, size, 4)
-            r.timeout = u32_at(p + a)
-        elif kind == SVC_NETMASK:
-            _need(kind, size, 4)
-            r.netmask = u32_at(p + a)
-            netmask_seen = True
-        pos = nxt
-    if netmask_seen:
+    seen = _fill(<char *>r, SVC_FIELDS, p, pos, end, &addr_at, &addr_size)
+    r.flags &= ~(<uint32_t>F_HASHED)
+    if seen & (1u << SVC_NETMASK):
         if r.af != AF_INET6:         # a __be32 mask on the wire
             r.netmask = _be32(<const uint8_t *>&r.netmask)
     else:
@@ -221,6 +272,19 @@ cdef Py_ssize_t _kernel_svc(SvcRec *r, const uint8_t *p, Py_ssize_t pos,
     elif addr_at >= 0:
         _need(SVC_ADDR, addr_size, _addr_len(r.af))
         memcpy(r.addr, p + addr_at, _addr_len(r.af))
+    # the dest dump's request carries the key as the kernel wrote it
+    while True:
+        nxt = next_attr(p, pos, end, &kind, &stop)
+        if nxt < 0:
+            break
+        if kind in (SVC_AF, SVC_PROTOCOL, SVC_ADDR, SVC_PORT, SVC_FWMARK):
+            padded = (stop - pos + 3) & ~3
+            if key_len + padded > KEY_NEST_MAX:
+                raise ValueError(f"service key attributes over {KEY_NEST_MAX} bytes")
+            memset(key_nest + key_len, 0, padded)
+            memcpy(key_nest + key_len, p + pos, stop - pos)
+            key_len += padded
+        pos = nxt
     head[0], head[1] = <uint16_t>key_len, CMD_ATTR_SERVICE
     memcpy(key_nest, head, 4)
     return key_len
@@ -259,43 +323,10 @@ def kernel_services(bytes dump):
 
 cdef int _kernel_dest(DestRec *r, uint16_t svc_af, const uint8_t *p,
                       Py_ssize_t pos, Py_ssize_t end) except -1:
-    cdef Py_ssize_t nxt, stop, a, size, addr_at = -1, addr_size = 0
-    cdef int kind
+    cdef Py_ssize_t addr_at = -1, addr_size = 0
     memset(r, 0, sizeof(DestRec))
     r.af = svc_af
-    while True:
-        nxt = next_attr(p, pos, end, &kind, &stop)
-        if nxt < 0:
-            break
-        a, size = pos + 4, stop - pos - 4
-        if kind == DEST_ADDR:
-            addr_at, addr_size = a, size
-        elif kind == DEST_ADDR_FAMILY:
-            _need(kind, size, 2)
-            r.af = u16_at(p + a)
-        elif kind == DEST_PORT:
-            _need(kind, size, 2)
-            r.port = _be16(p + a)
-        elif kind == DEST_TUN_PORT:
-            _need(kind, size, 2)
-            r.tun_port = _be16(p + a)
-        elif kind == DEST_TUN_FLAGS:
-            _need(kind, size, 2)
-            r.tun_flags = u16_at(p + a)
-        elif kind == DEST_TUN_TYPE:
-            _need(kind, size, 1)
-            r.tun_type = p[a]
-        elif kind in (DEST_FWD_METHOD, DEST_WEIGHT, DEST_U_THRESH, DEST_L_THRESH):
-            _need(kind, size, 4)
-            if kind == DEST_FWD_METHOD:
-                r.fwd = u32_at(p + a)
-            elif kind == DEST_WEIGHT:
-                r.weight = u32_at(p + a)
-            elif kind == DEST_U_THRESH:
-                r.u_thresh = u32_at(p + a)
-            else:
-                r.l_thresh = u32_at(p + a)
-        pos = nxt
+    _fill(<char *>r, DEST_FIELDS, p, pos, end, &addr_at, &addr_size)
     if addr_at >= 0:
         _need(DEST_ADDR, addr_size, _addr_len(r.af))
         memcpy(r.addr, p + addr_at, _addr_len(r.af))
