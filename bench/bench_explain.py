@@ -35,31 +35,11 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 def worker(n_conns, sched):
     """Replay n_conns SYNs then 2*n_conns ACKs; print the two times."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    import numpy as np
-    import ipvs_py
-    from ipvs_py.packets import PacketBatch
+    import ipvs_py                 # this tree's build: imported first
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_conn import batch, net_with    # noqa: E402 (after ipvs_py)
 
-    def batch(n, nflows, flags, seed):
-        rng = np.random.default_rng(seed)
-        b = PacketBatch.empty(n)
-        c = b._cols
-        flow = np.arange(n) if n == nflows else rng.integers(0, nflows, n)
-        c["proto"][:] = 6
-        c["af"][:] = 2
-        ip = (0x0B000000 + (flow >> 4)).astype(">u4").view(np.uint8) \
-            .reshape(-1, 4)
-        c["saddr"][:, :4] = ip
-        c["sport"][:] = 1024 + (flow & 15)
-        c["daddr"][:, :4] = (10, 0, 0, 1)
-        c["dport"][:] = 80
-        c["tcp_flags"][:] = flags
-        c["time"][:] = 0.0
-        c["length"][:] = 100
-        return b
-
-    net = ipvs_py.Netns(conn_tab_bits=20, seed=1)
-    net.restore(f"-A -t 10.0.0.1:80 -s {sched}\n" + "".join(
-        f"-a -t 10.0.0.1:80 -r 10.0.1.{i}:80 -m\n" for i in range(1, 9)))
+    net = net_with(sched)
     syn = batch(n_conns, n_conns, 0x02, 1)
     est = batch(2 * n_conns, n_conns, 0x10, 2)
     t0 = time.perf_counter()

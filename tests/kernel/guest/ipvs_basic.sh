@@ -74,22 +74,7 @@ step nat traffic
 # the basic service again (the steps above cleared it)
 ipvsadm -A -t 10.0.0.1:80 -s rr && ipvsadm -a -t 10.0.0.1:80 -r 10.0.1.1:80 -m -w 2
 echo $? > traffic_rules.rc
-# client netns "cl" --veth-- LB (guest root netns, VIP on dummy0) --veth-- real server netns "rs"
-{
-set -x
-sysctl -qw net.ipv4.ip_forward=1
-ip link add dummy0 type dummy && ip link set dummy0 up && ip addr add 10.0.0.1/32 dev dummy0
-ip netns add cl && ip netns add rs
-ip link add lb-cl type veth peer name cl0 && ip link set cl0 netns cl
-ip link add lb-rs type veth peer name rs0 && ip link set rs0 netns rs
-ip addr add 10.0.2.1/24 dev lb-cl && ip link set lb-cl up
-ip addr add 10.0.1.254/24 dev lb-rs && ip link set lb-rs up
-ip -n cl addr add 10.0.2.2/24 dev cl0 && ip -n cl link set cl0 up && ip -n cl link set lo up
-ip -n cl route add default via 10.0.2.1
-ip -n rs addr add 10.0.1.1/24 dev rs0 && ip -n rs link set rs0 up && ip -n rs link set lo up
-ip -n rs route add default via 10.0.1.254
-set +x
-} > net_setup.log 2>&1
+. "$REPO/tests/kernel/guest/nat_lab.sh"     # cl -- LB -- rs
 # tiny server in the real-server netns: greets, then keeps the conn open a while
 ip netns exec rs socat TCP-LISTEN:80,fork,reuseaddr SYSTEM:'echo hello-from-rs; sleep 20' \
     > rs_server.log 2>&1 &
