@@ -49,6 +49,7 @@ cdef extern from "ipvs_mt.h" nogil:
         int32_t *dest_out
         uint8_t *action_out
     struct ipvs_mt_stats:
+        uint64_t setup_ns, run_ns, finish_ns, workers_cpu_ns, workers_minflt
         uint64_t grace_periods, pool_grabs, bg_resizes
         uint64_t fc_hits, fc_misses, fc_admitted, fc_rejected, fc_bypassed
         uint64_t fc_stale
@@ -214,7 +215,10 @@ def replay_mt(ConnEngine eng, batch, times, int nworkers, bytes mask,
                          "service (no Python scheduler callback)")
     if rc != 0:
         raise MemoryError("multi-core replay")
-    return {"grace_periods": st.grace_periods, "pool_grabs": st.pool_grabs,
+    return {"setup_ns": st.setup_ns, "run_ns": st.run_ns,
+            "finish_ns": st.finish_ns, "workers_cpu_ns": st.workers_cpu_ns,
+            "workers_minflt": st.workers_minflt,
+            "grace_periods": st.grace_periods, "pool_grabs": st.pool_grabs,
             "bg_resizes": st.bg_resizes,
             "fc_hits": st.fc_hits, "fc_misses": st.fc_misses,
             "fc_admitted": st.fc_admitted, "fc_rejected": st.fc_rejected,

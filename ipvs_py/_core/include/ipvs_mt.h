@@ -57,6 +57,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 
 #include "ipvs_conn.h"
 #include "ipvs_resizer.h"
@@ -116,9 +118,28 @@ struct ipvs_worker {
 	size_t nrows;
 	int64_t nconns0, no_cport0, ntemplates0;
 	uint64_t grace_periods, pool_grabs;
+	uint64_t cpu_ns, minflt;	/* this thread's, during its rows */
 	int oom;
 	pthread_t th;
 };
+
+/* Nanoseconds on @clk (CLOCK_MONOTONIC for phases, CLOCK_THREAD_CPUTIME_ID
+ * for what a worker got of a CPU). */
+static inline uint64_t ipvs_mt_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Minor page faults of the calling thread so far. */
+static inline uint64_t ipvs_mt_minflt(void)
+{
+	struct rusage ru;
+
+	return getrusage(RUSAGE_THREAD, &ru) ? 0 : (uint64_t)ru.ru_minflt;
+}
 
 static inline int ipvs_mt_push_id(uint32_t **arr, size_t *n, size_t *cap,
 				  uint32_t id)
@@ -322,6 +343,8 @@ static void *ipvs_mt_worker_run(void *arg)
 	struct iht_tbl *seen_tb = NULL;
 	uint64_t seen_rz = 0;
 	struct ipvs_pkt p;
+	uint64_t cpu0 = ipvs_mt_ns(CLOCK_THREAD_CPUTIME_ID);
+	uint64_t flt0 = ipvs_mt_minflt();
 
 	memset(&p, 0, sizeof(p));
 	memset(ring, 0, sizeof(ring));
@@ -378,6 +401,8 @@ static void *ipvs_mt_worker_run(void *arg)
 				iht_try_maybe_resize(t);  /* busy: later */
 		}
 	}
+	w->cpu_ns = ipvs_mt_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+	w->minflt = ipvs_mt_minflt() - flt0;
 	return NULL;
 }
 
@@ -465,8 +490,13 @@ static inline void ipvs_mt_worker_free(struct ipvs_worker *w)
 	w->ctx.dstats = w->ctx.sstats = NULL;
 }
 
-/* Statistics of one run (for benchmarks and tests). */
+/* Statistics of one run (for benchmarks and tests).  Phases, wall ns:
+ * setup (worker clones, timers split), run (the workers' rows), finish
+ * (merge, timers left, a pending resize); workers_cpu_ns and
+ * workers_minflt: CPU time and minor page faults of the worker threads
+ * while on their rows. */
 struct ipvs_mt_stats {
+	uint64_t setup_ns, run_ns, finish_ns, workers_cpu_ns, workers_minflt;
 	uint64_t grace_periods, pool_grabs;
 	uint64_t bg_resizes;		/* rebuild checks by the resize thread */
 	uint64_t fc_hits, fc_misses, fc_admitted, fc_rejected, fc_bypassed,
@@ -494,6 +524,7 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 	uint32_t k, started = 0;
 	int ret = 0, ncpus;
 	uint32_t lo, hi;		/* earliest, latest worker clock */
+	uint64_t t0 = ipvs_mt_ns(CLOCK_MONOTONIC), t1, t2;
 
 	if (nworkers < 1 || nworkers > IPVS_MT_MAX_WORKERS || m->mt)
 		return -EINVAL;
@@ -553,6 +584,7 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 	/* the resize work's thread; if it cannot start, the workers resize
 	 * inline (ipvs_mt_worker_run) */
 	(void)ipvs_resizer_start(&sh.rz, &m->tab);
+	t1 = ipvs_mt_ns(CLOCK_MONOTONIC);
 	for (k = 1; k < nworkers; k++) {
 		if (pthread_create(&ws[k].th, NULL, ipvs_mt_worker_run, &ws[k]))
 			break;
@@ -563,10 +595,13 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 		pthread_join(ws[k].th, NULL);
 	for (k = started + 1; k < nworkers; k++)	/* no thread: run here */
 		ipvs_mt_worker_run(&ws[k]);
+	t2 = ipvs_mt_ns(CLOCK_MONOTONIC);
 	ipvs_resizer_stop(&sh.rz);
 	iht_defer_frees(&m->tab, 0);	/* no worker left to hold a hint */
 	m->tab.prof.ncpus = ncpus;
 	memset(st, 0, sizeof(*st));
+	st->setup_ns = t1 - t0;
+	st->run_ns = t2 - t1;
 	st->bg_resizes = sh.rz.runs;
 	lo = ws[0].e.now;
 	for (k = 1; k < nworkers; k++)
@@ -577,6 +612,8 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 			ret = -ENOMEM;
 		st->grace_periods += ws[k].grace_periods;
 		st->pool_grabs += ws[k].pool_grabs;
+		st->workers_cpu_ns += ws[k].cpu_ns;
+		st->workers_minflt += ws[k].minflt;
 		st->fc_hits += ws[k].fc.hits;
 		st->fc_misses += ws[k].fc.misses;
 		st->fc_admitted += ws[k].fc.admitted;
@@ -602,6 +639,7 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 		m->now = hi;
 	if (iht_resize_pending(&m->tab))
 		iht_maybe_resize(&m->tab);
+	st->finish_ns = ipvs_mt_ns(CLOCK_MONOTONIC) - t2;
 out:
 	pthread_mutex_destroy(&sh.pool_lock);
 	free(ws);
