@@ -63,6 +63,10 @@
 #include "ipvs_conn.h"
 #include "ipvs_resizer.h"
 
+#ifndef RUSAGE_THREAD		/* Linux's, declared only with _GNU_SOURCE */
+#define RUSAGE_THREAD 1
+#endif
+
 #define IPVS_MT_MAX_WORKERS	64
 #define IPVS_MT_GRAB		64	/* slab ids taken from the pool at once */
 #define IPVS_MT_REUSE_MIN	256	/* freed ids gathered per grace period */
@@ -83,7 +87,7 @@ static inline uint32_t ipvs_mt_shard_of(const uint32_t *caddr,
 }
 
 /* The trace, column by column (PacketBatch), as the Cython layer holds it.
- * Ports are host order; times are jiffies. */
+ * Ports are host order; times are jiffies; @n rows. */
 struct ipvs_mt_batch {
 	const uint8_t *saddr, *daddr;	/* n x 16 */
 	const uint8_t *proto, *af, *flags, *dir;
@@ -91,6 +95,7 @@ struct ipvs_mt_batch {
 	const uint32_t *fwmark, *len, *times;
 	int32_t *dest_out;
 	uint8_t *action_out;
+	size_t n;
 };
 
 struct ipvs_mt_shared {
@@ -99,6 +104,10 @@ struct ipvs_mt_shared {
 	struct iht_spinlock sched_lock;
 	uint32_t chunk_cap;		/* e->chunks has room for this many */
 	const struct ipvs_mt_batch *b;
+	uint32_t nworkers, mask[4];	/* the shard function's arguments */
+	uint8_t *shard;			/* worker of every row; NULL with one
+					 * worker (every row is its) */
+	_Atomic uint32_t slices_done;	/* slices of shard[] filled */
 	const struct ipvs_fc *fc_conf;	/* NULL: no flow cache */
 	struct ipvs_resizer rz;		/* the resize work (not running: the
 					 * workers resize inline) */
@@ -114,8 +123,9 @@ struct ipvs_worker {
 	struct ipvs_fc fc;
 	uint32_t *free_ids, *pend_ids;	/* reusable now / after a grace period */
 	size_t nfree, npend, cap_free, cap_pend;
-	const int64_t *rows;		/* this worker's rows, in trace order */
-	size_t nrows;
+	uint32_t idx;			/* worker number: its rows have
+					 * shard[i] == idx */
+	int sliced;			/* its slice of shard[] is filled */
 	int64_t nconns0, no_cport0, ntemplates0;
 	uint64_t grace_periods, pool_grabs;
 	uint64_t cpu_ns, minflt;	/* this thread's, during its rows */
@@ -323,64 +333,128 @@ static inline int ipvs_mt_worker_init(struct ipvs_worker *w,
 	return 0;
 }
 
-/* One worker: its rows in order, as ConnEngine.replay runs all rows
+/* Fill worker @w's slice of sh->shard (an equal share of the rows, not
+ * its own rows): the shard function runs on every worker at once instead
+ * of on one thread before them.  It was shard_rows() + a stable argsort
+ * in the Cython layer, ~12 ms for 2M rows on one thread, and 48 MB of
+ * temporaries whose page faults depended on the malloc state the run
+ * before left (docs/multicore.md, "Why one worker's rate depended on
+ * the run before it"). */
+static inline void ipvs_mt_shard_slice(struct ipvs_mt_shared *sh,
+				       struct ipvs_worker *w)
+{
+	const struct ipvs_mt_batch *b = sh->b;
+	size_t lo = b->n * w->idx / sh->nworkers;
+	size_t hi = b->n * (w->idx + 1) / sh->nworkers;
+
+	for (size_t i = lo; i < hi; i++) {
+		const uint8_t *ca = b->dir[i] == IPVS_DIR_OUTPUT ?
+			&b->daddr[i * 16] : &b->saddr[i * 16];
+		uint32_t a[4];
+
+		memcpy(a, ca, 16);
+		sh->shard[i] = (uint8_t)ipvs_mt_shard_of(a, sh->mask,
+							 sh->nworkers);
+	}
+	w->sliced = 1;
+	atomic_fetch_add_explicit(&sh->slices_done, 1, memory_order_release);
+}
+
+/* The first row at or after @i that belongs to worker @k, or n. */
+static inline size_t ipvs_mt_next_row(const struct ipvs_mt_shared *sh,
+				      size_t i, uint32_t k)
+{
+	const uint8_t *s = sh->shard;
+	size_t n = sh->b->n;
+
+	if (!s)
+		return i;
+	while (i < n && s[i] != k)
+		i++;
+	return i;
+}
+
+/* One worker: its rows in trace order, as ConnEngine.replay runs all rows
  * (timers first, then the decision), with the same three-stage bucket
- * prefetch a few rows ahead.  The resize thread may replace the bucket
- * array the hints point into; the replay keeps replaced arrays until it
- * ends (iht_defer_frees), so a hint always points into valid memory and
- * needs no read-side section (one per packet, two atomic RMWs, was a
- * sixth of a worker's time with established flows, perf); the hints are
- * dropped whenever the current array or the resize count changed, as
- * they point into an old array then.  Measured: without the prefetch one
- * worker replayed established flows 3.4x slower than replay()
- * (bench/bench_multicore.py). */
+ * prefetch a few rows ahead.  The worker first fills its slice of the
+ * shard map and waits for the others' slices.  The resize thread may
+ * replace the bucket array the hints point into; the replay keeps
+ * replaced arrays until it ends (iht_defer_frees), so a hint always
+ * points into valid memory and needs no read-side section (one per
+ * packet, two atomic RMWs, was a sixth of a worker's time with
+ * established flows, perf); the hints are dropped whenever the current
+ * array or the resize count changed, as they point into an old array
+ * then.  Measured: without the prefetch one worker replayed established
+ * flows 3.4x slower than replay() (bench/bench_multicore.py). */
 static void *ipvs_mt_worker_run(void *arg)
 {
 	struct ipvs_worker *w = arg;
-	const struct ipvs_mt_batch *b = w->sh->b;
+	struct ipvs_mt_shared *sh = w->sh;
+	const struct ipvs_mt_batch *b = sh->b;
 	struct iht_table *t = w->ctx.tab;
+	/* own rows r..r+IPVS_MT_PF_DIST: their row numbers and bucket hints,
+	 * at [own row number & (IPVS_MT_PF_RING - 1)] */
+	size_t rowq[IPVS_MT_PF_RING];
 	struct iht_bl_head *ring[IPVS_MT_PF_RING];
+	size_t ahead, nq = 0;		/* next own row to queue; rows queued */
 	struct iht_tbl *seen_tb = NULL;
 	uint64_t seen_rz = 0;
 	struct ipvs_pkt p;
 	uint64_t cpu0 = ipvs_mt_ns(CLOCK_THREAD_CPUTIME_ID);
 	uint64_t flt0 = ipvs_mt_minflt();
 
+	if (sh->shard) {
+		unsigned int spins = 0;
+
+		if (!w->sliced)
+			ipvs_mt_shard_slice(sh, w);
+		while (atomic_load_explicit(&sh->slices_done,
+					    memory_order_acquire) <
+		       sh->nworkers)
+			iht_spin_wait(&spins);
+	}
 	memset(&p, 0, sizeof(p));
 	memset(ring, 0, sizeof(ring));
-	for (size_t r = 0; r < w->nrows; r++) {
-		size_t i = (size_t)w->rows[r];
+	ahead = ipvs_mt_next_row(sh, 0, w->idx);
+	for (size_t r = 0;; r++) {
 		struct ipvs_verdict v;
 		struct iht_tbl *tb = iht_first_tbl(t);
 		uint64_t rz = iht_resizes(t);
+		int pf = !iht_next_tbl(tb);	/* no hints mid-resize */
+		size_t i;
 
 		if (tb != seen_tb || rz != seen_rz) {
 			memset(ring, 0, sizeof(ring));
 			seen_tb = tb;
 			seen_rz = rz;
 		}
-		if (!iht_next_tbl(tb)) {
-			size_t j;
+		/* stage 1 for own row r + IPVS_MT_PF_DIST (all of the first
+		 * ones at r = 0) */
+		while (nq <= r + IPVS_MT_PF_DIST && ahead < b->n) {
+			size_t j = ahead, q = nq & (IPVS_MT_PF_RING - 1);
 
-			if (r + IPVS_MT_PF_DIST < w->nrows) {
-				j = (size_t)w->rows[r + IPVS_MT_PF_DIST];
-				ring[(r + IPVS_MT_PF_DIST) &
-				     (IPVS_MT_PF_RING - 1)] =
-					ipvs_prefetch_bucket(&w->e, b->af[j],
+			rowq[q] = j;
+			ring[q] = pf ? ipvs_prefetch_bucket(&w->e, b->af[j],
 					b->proto[j],
 					(const uint32_t *)&b->saddr[j * 16],
 					__builtin_bswap16(b->sport[j]),
 					(const uint32_t *)&b->daddr[j * 16],
 					__builtin_bswap16(b->dport[j]),
-					b->dir[j]);
-			}
-			if (r + IPVS_MT_PF_DIST / 2 < w->nrows)
+					b->dir[j]) : NULL;
+			nq++;
+			ahead = ipvs_mt_next_row(sh, j + 1, w->idx);
+		}
+		if (r == nq)
+			break;			/* no own row left */
+		if (pf) {
+			if (r + IPVS_MT_PF_DIST / 2 < nq)
 				ipvs_prefetch_conn(ring[(r + IPVS_MT_PF_DIST / 2) &
 						      (IPVS_MT_PF_RING - 1)]);
-			if (r + IPVS_MT_PF_DIST / 4 < w->nrows)
+			if (r + IPVS_MT_PF_DIST / 4 < nq)
 				ipvs_prefetch_next(ring[(r + IPVS_MT_PF_DIST / 4) &
 						      (IPVS_MT_PF_RING - 1)]);
 		}
+		i = rowq[r & (IPVS_MT_PF_RING - 1)];
 		memcpy(p.saddr, &b->saddr[i * 16], 16);
 		memcpy(p.daddr, &b->daddr[i * 16], 16);
 		p.sport = __builtin_bswap16(b->sport[i]);
@@ -395,8 +469,8 @@ static void *ipvs_mt_worker_run(void *arg)
 		b->dest_out[i] = v.dest;
 		b->action_out[i] = v.action;
 		if (iht_resize_pending(t)) {
-			if (w->sh->rz.running)
-				ipvs_resizer_kick(&w->sh->rz);
+			if (sh->rz.running)
+				ipvs_resizer_kick(&sh->rz);
 			else
 				iht_try_maybe_resize(t);  /* busy: later */
 		}
@@ -406,25 +480,46 @@ static void *ipvs_mt_worker_run(void *arg)
 	return NULL;
 }
 
-/* Hand the conns of the engine's timer heap to the workers that own their
- * clients, so that their timers keep running during the replay. */
+/* Hand the timers due by @until (the trace's last row time) to the
+ * workers that own their conns' clients, so that they fire during the
+ * replay at their own time; the rest stay in the engine's heap, as no
+ * worker clock reaches them (a worker's clock never passes its last row).
+ * A worker that re-arms a conn earlier pushes an entry of its own, and
+ * the engine's becomes stale (heap_expires differs), as on one thread.
+ * Handing over the whole heap instead cost ~1 heap push per conn per run
+ * (200k conns: 5-10 ms, more the more runs had shuffled the heap, as the
+ * pushes read the conns in heap order) and a merge back.  Context:
+ * single-threaded setup.  Returns 0, or -ENOMEM with every entry back
+ * in the engine's heap. */
 static inline int ipvs_mt_split_timers(struct ipvs_engine *m,
 				       struct ipvs_worker *ws, uint32_t n,
-				       const uint32_t *mask)
+				       const uint32_t *mask, uint32_t until)
 {
-	for (size_t i = 0; i < m->heap_n; i++) {
-		struct ipvs_timer_ent t = m->heap[i];
-		struct ipvs_conn *c;
+	while (m->heap_n && !ipvs_time_before(until, m->heap[0].expires)) {
+		struct ipvs_timer_ent t = ipvs_heap_pop(m);
 		uint32_t k = 0;
 
 		if ((t.cid & ~IPVS_TIMER_TMPL) < m->bump) {
-			c = ipvs_conn_of(m, t.cid & ~IPVS_TIMER_TMPL);
+			struct ipvs_conn *c = ipvs_conn_of(m,
+					t.cid & ~IPVS_TIMER_TMPL);
+
 			k = ipvs_mt_shard_of(c->caddr, mask, n);
 		}
-		if (ipvs_heap_push(&ws[k].e, t.expires, t.cid))
+		if (ipvs_heap_push(&ws[k].e, t.expires, t.cid)) {
+			/* undo: the engine's heap has room for all it held */
+			(void)ipvs_heap_push(m, t.expires, t.cid);
+			for (k = 0; k < n; k++) {
+				struct ipvs_engine *c = &ws[k].e;
+
+				for (size_t i = 0; i < c->heap_n; i++)
+					(void)ipvs_heap_push(m,
+						c->heap[i].expires,
+						c->heap[i].cid);
+				c->heap_n = 0;
+			}
 			return -ENOMEM;
+		}
 	}
-	m->heap_n = 0;
 	return 0;
 }
 
@@ -503,10 +598,10 @@ struct ipvs_mt_stats {
 		 fc_stale;
 };
 
-/* Replay @b on @nworkers threads; worker k takes rows
- * @rows[@starts[k]..@starts[k+1]) in that order.  @mask: the shard mask
- * the rows were split with (for the conns already in the table).
- * @fc_conf: flow cache settings for every worker, or NULL.  @until: the
+/* Replay @b on @nworkers threads; worker k takes the rows whose client
+ * address (masked by @mask, 16 bytes) ipvs_mt_shard_of() maps to k, in
+ * trace order, and the due timers of the conns already in the table
+ * whose client maps to k.  @fc_conf: flow cache settings for every worker, or NULL.  @until: the
  * last row's time; timers due by then have run on return, as after a
  * single-threaded replay.  Returns 0, -EINVAL (a service needs the
  * Python scheduler, or bad @nworkers), -ENOMEM (the engine is unchanged
@@ -514,7 +609,6 @@ struct ipvs_mt_stats {
  * counted in allocs_failed as on one thread). */
 static inline int ipvs_mt_replay(struct ipvs_engine *m,
 				 const struct ipvs_mt_batch *b,
-				 const int64_t *rows, const int64_t *starts,
 				 uint32_t nworkers, const uint32_t *mask,
 				 const struct ipvs_fc *fc_conf, uint32_t until,
 				 struct ipvs_mt_stats *st)
@@ -534,11 +628,14 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 	memset(&sh, 0, sizeof(sh));
 	sh.e = m;
 	sh.b = b;
+	sh.nworkers = nworkers;
+	memcpy(sh.mask, mask, sizeof(sh.mask));
+	atomic_init(&sh.slices_done, 0);
 	sh.fc_conf = fc_conf;
 	/* room for every new conn of the trace plus the grabs in flight, so
 	 * that e->chunks never moves while workers read it */
 	{
-		uint64_t need = (uint64_t)m->bump + (uint64_t)starts[nworkers] +
+		uint64_t need = (uint64_t)m->bump + (uint64_t)b->n +
 			(uint64_t)nworkers * (IPVS_MT_GRAB + IPVS_CONN_CHUNK);
 		uint32_t cap = (uint32_t)(need / IPVS_CONN_CHUNK + 2);
 		struct ipvs_conn **nc;
@@ -551,21 +648,27 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 		m->chunks = nc;
 		sh.chunk_cap = cap;
 	}
+	if (nworkers > 1) {
+		sh.shard = malloc(b->n ? b->n : 1);
+		if (!sh.shard)
+			return -ENOMEM;
+	}
 	ws = ipvs_mt_calloc_lines(nworkers, sizeof(*ws));
-	if (!ws)
+	if (!ws) {
+		free(sh.shard);
 		return -ENOMEM;
+	}
 	pthread_mutex_init(&sh.pool_lock, NULL);
 	atomic_init(&sh.sched_lock.w, 0);
 	for (k = 0; k < nworkers && !ret; k++) {
 		ret = ipvs_mt_worker_init(&ws[k], &sh);
-		ws[k].rows = rows + starts[k];
-		ws[k].nrows = (size_t)(starts[k + 1] - starts[k]);
+		ws[k].idx = k;
 	}
 	if (!ret)
-		ret = ipvs_mt_split_timers(m, ws, nworkers, mask);
+		ret = ipvs_mt_split_timers(m, ws, nworkers, mask, until);
 	if (ret) {
-		/* setup failed: the engine's heap is still whole (split
-		 * empties it only on success); change nothing */
+		/* setup failed: the engine's heap is whole again (split
+		 * undoes itself); change nothing */
 		for (k = 0; k < nworkers; k++)
 			ipvs_mt_worker_free(&ws[k]);
 		goto out;
@@ -590,6 +693,11 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 			break;
 		started++;
 	}
+	/* the shard slices of workers without a thread (they run here after
+	 * the others): fill them now, or the started ones would wait forever
+	 * for them */
+	for (k = started + 1; sh.shard && k < nworkers; k++)
+		ipvs_mt_shard_slice(&sh, &ws[k]);
 	ipvs_mt_worker_run(&ws[0]);
 	for (k = 1; k <= started; k++)
 		pthread_join(ws[k].th, NULL);
@@ -643,6 +751,7 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 out:
 	pthread_mutex_destroy(&sh.pool_lock);
 	free(ws);
+	free(sh.shard);
 	return ret;
 }
 
