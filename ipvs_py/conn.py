@@ -312,24 +312,31 @@ class ConnPath:
                              "only (workers=None)")
         n = len(batch)
         hz = self.net.hz
-        times = np.maximum(np.round(np.asarray(batch.time) * hz),
-                           self.net.jiffies).astype(np.uint32)
+        floor = self.net.jiffies
         self.sync_config()
-        dest = np.full(n, -1, np.int32)
-        codes = np.zeros(n, np.uint8)
         try:
             if workers is None:
+                times = np.maximum(np.round(np.asarray(batch.time) * hz),
+                                   floor).astype(np.uint32)
+                dest = np.full(n, -1, np.int32)
+                codes = np.zeros(n, np.uint8)
                 self.e.replay(batch, times, dest, codes)
             else:
                 from .multicore import configure, replay_engine
                 if self.datapath is None:       # stripes on: 8, the kernel's
                     configure(self.net)
-                self.mt_stats = replay_engine(self.e, batch, times, workers,
-                                              self.shard_mask(), dest, codes)
+                # the workers convert the times and write every row: no
+                # per-run temporaries (docs/multicore.md)
+                dest = np.empty(n, np.int32)
+                codes = np.empty(n, np.uint8)
+                self.mt_stats = replay_engine(
+                    self.e, batch, None, workers, self.shard_mask(), dest,
+                    codes, hz=hz, floor=floor)
         finally:
             self.sync_back()
         if n:
-            self.net.jiffies = max(self.net.jiffies, int(times[-1]))
+            last = max(round(float(batch.time[-1]) * hz), floor)
+            self.net.jiffies = max(self.net.jiffies, last % (1 << 32))
         return ReplayResult(self, dest, codes)
 
     def shard_mask(self):

@@ -31,9 +31,12 @@ cdef extern from "ipvs_flowcache.h" nogil:
     int ipvs_fc_init(ipvs_fc *fc, int n, uint32_t min_load, uint32_t admit)
     void ipvs_fc_flush(ipvs_fc *fc)
 
-cdef extern from "ipvs_mt.h" nogil:
-    enum:
-        IPVS_MT_MAX_WORKERS
+cdef extern from "ipvs_mt_rows.h" nogil:
+    struct ipvs_mt_scratch:
+        void *p
+        size_t cap
+    void ipvs_mt_scratch_free(ipvs_mt_scratch *s)
+    uint32_t ipvs_mt_jiffies(double sec, double hz, uint32_t floor)
     struct ipvs_mt_batch:
         const uint8_t *saddr
         const uint8_t *daddr
@@ -49,18 +52,25 @@ cdef extern from "ipvs_mt.h" nogil:
         int32_t *dest_out
         uint8_t *action_out
         size_t n
+        const double *seconds
+        double hz
+        uint32_t floor
+    uint32_t ipvs_mt_shard_of(const uint32_t *caddr, const uint32_t *mask,
+                              uint32_t nworkers)
+
+cdef extern from "ipvs_mt.h" nogil:
+    enum:
+        IPVS_MT_MAX_WORKERS
     struct ipvs_mt_stats:
         uint64_t setup_ns, run_ns, finish_ns, workers_cpu_ns, workers_minflt
         uint64_t grace_periods, pool_grabs, bg_resizes
         uint64_t fc_hits, fc_misses, fc_admitted, fc_rejected, fc_bypassed
         uint64_t fc_stale
-    uint32_t ipvs_mt_shard_of(const uint32_t *caddr, const uint32_t *mask,
-                              uint32_t nworkers)
     # m: struct ipvs_engine * (declared later, in conntab.pyx)
     int ipvs_mt_replay(void *m, const ipvs_mt_batch *b,
                        uint32_t nworkers, const uint32_t *mask,
                        const ipvs_fc *fc_conf, uint32_t until,
-                       ipvs_mt_stats *st)
+                       ipvs_mt_scratch *scratch, ipvs_mt_stats *st)
 
 
 def set_stripes(ConnEngine eng, int n):
@@ -140,9 +150,15 @@ def shard_rows(batch, int nworkers, bytes mask):
 
 
 def replay_mt(ConnEngine eng, batch, times, int nworkers, bytes mask,
-              int32_t[::1] dest_out, uint8_t[::1] action_out):
+              int32_t[::1] dest_out, uint8_t[::1] action_out,
+              double hz=0.0, uint32_t floor=0):
     """``eng.replay`` on ``nworkers`` threads sharing the engine (see
-    include/ipvs_mt.h).  Returns the run's statistics as a dict."""
+    include/ipvs_mt.h).  ``times``: jiffies per row, or None for the
+    workers to convert ``batch.time`` themselves, as ConnPath.replay does
+    (max(round(t * hz), floor)), which saves the single-threaded pass
+    and its 56 MB of numpy temporaries for 2M rows.  Every row of
+    ``dest_out``/``action_out`` is written.  Returns the run's
+    statistics as a dict."""
     cdef const uint8_t[:, ::1] sa = np.ascontiguousarray(batch.saddr)
     cdef const uint8_t[:, ::1] da = np.ascontiguousarray(batch.daddr)
     cdef const uint8_t[::1] proto = np.ascontiguousarray(batch.proto)
@@ -153,7 +169,8 @@ def replay_mt(ConnEngine eng, batch, times, int nworkers, bytes mask,
     cdef const uint32_t[::1] fw = np.ascontiguousarray(batch.fwmark)
     cdef const uint32_t[::1] ln = np.ascontiguousarray(batch.length)
     cdef const uint8_t[::1] dr = np.ascontiguousarray(batch.direction)
-    cdef const uint32_t[::1] tm = np.ascontiguousarray(times, dtype=np.uint32)
+    cdef const uint32_t[::1] tm
+    cdef const double[::1] secs
     cdef Py_ssize_t n = proto.shape[0]
     cdef ipvs_mt_batch b
     cdef ipvs_mt_stats st
@@ -161,11 +178,19 @@ def replay_mt(ConnEngine eng, batch, times, int nworkers, bytes mask,
     cdef int rc
     cdef uint32_t until
     cdef const ipvs_fc *fcc = &eng.fc_conf if eng.fc_conf.n else NULL
+    if times is None:
+        if not hz > 0:
+            raise ValueError(f"hz must be > 0 to convert batch.time, got {hz}")
+        secs = np.ascontiguousarray(batch.time, dtype=np.float64)
+        ntimes = secs.shape[0]
+    else:
+        tm = np.ascontiguousarray(times, dtype=np.uint32)
+        ntimes = tm.shape[0]
     for name, col in (("saddr", sa.shape[0]), ("daddr", da.shape[0]),
                       ("af", af.shape[0]), ("sport", sp.shape[0]),
                       ("dport", dp.shape[0]), ("tcp_flags", fl.shape[0]),
                       ("fwmark", fw.shape[0]), ("length", ln.shape[0]),
-                      ("direction", dr.shape[0]), ("times", tm.shape[0]),
+                      ("direction", dr.shape[0]), ("times", ntimes),
                       ("dest_out", dest_out.shape[0]),
                       ("action_out", action_out.shape[0])):
         if col != n:
@@ -180,9 +205,19 @@ def replay_mt(ConnEngine eng, batch, times, int nworkers, bytes mask,
     memcpy(m, <char *>mask, 16)
     if n == 0:
         return {}
+    b.times = NULL
+    b.seconds = NULL
+    b.hz = hz
+    b.floor = floor
     # timers due by the latest row time have run after one thread (its
-    # clock never goes back), so after the workers too
-    until = <uint32_t>np.max(np.asarray(tm))
+    # clock never goes back), so after the workers too; the conversion
+    # is monotonic, so the latest row time is that of the latest seconds
+    if times is None:
+        b.seconds = &secs[0]
+        until = ipvs_mt_jiffies(np.max(np.asarray(secs)), hz, floor)
+    else:
+        b.times = &tm[0]
+        until = <uint32_t>np.max(np.asarray(tm))
     b.saddr = &sa[0, 0]
     b.daddr = &da[0, 0]
     b.proto = &proto[0]
@@ -193,7 +228,6 @@ def replay_mt(ConnEngine eng, batch, times, int nworkers, bytes mask,
     b.dport = &dp[0]
     b.fwmark = &fw[0]
     b.len = &ln[0]
-    b.times = &tm[0]
     b.dest_out = &dest_out[0]
     b.action_out = &action_out[0]
     b.n = <size_t>n
@@ -202,7 +236,8 @@ def replay_mt(ConnEngine eng, batch, times, int nworkers, bytes mask,
         ipvs_svc_index_build(&eng.e.sidx, eng.e.svcs, eng.e.nsvcs)
     with nogil:
         # the workers shard the rows themselves (ipvs_mt.h)
-        rc = ipvs_mt_replay(&eng.e, &b, nworkers, m, fcc, until, &st)
+        rc = ipvs_mt_replay(&eng.e, &b, nworkers, m, fcc, until,
+                            &eng.mt_scratch, &st)
     if eng._events != NULL:
         # worker clones start from zeroed engines and record no session
         # events: count the run as lost events, so the reader

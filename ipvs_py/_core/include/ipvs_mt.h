@@ -61,6 +61,7 @@
 #include <time.h>
 
 #include "ipvs_conn.h"
+#include "ipvs_mt_rows.h"
 #include "ipvs_resizer.h"
 
 #ifndef RUSAGE_THREAD		/* Linux's, declared only with _GNU_SOURCE */
@@ -73,41 +74,13 @@
 #define IPVS_MT_PF_DIST		16	/* prefetch distance (rows), as replay */
 #define IPVS_MT_PF_RING		32
 
-/* The worker of a client address: a multiplicative hash of the masked
- * address words (@mask: 16 bytes of netmask), modulo @nworkers.  Used for
- * both the trace rows and the conns already in the table. */
-static inline uint32_t ipvs_mt_shard_of(const uint32_t *caddr,
-					const uint32_t *mask, uint32_t nworkers)
-{
-	uint64_t h = 0;
-
-	for (int i = 0; i < 4; i++)
-		h = (h ^ (caddr[i] & mask[i])) * 0x9E3779B97F4A7C15ull;
-	return (uint32_t)((h >> 32) % nworkers);
-}
-
-/* The trace, column by column (PacketBatch), as the Cython layer holds it.
- * Ports are host order; times are jiffies; @n rows. */
-struct ipvs_mt_batch {
-	const uint8_t *saddr, *daddr;	/* n x 16 */
-	const uint8_t *proto, *af, *flags, *dir;
-	const uint16_t *sport, *dport;
-	const uint32_t *fwmark, *len, *times;
-	int32_t *dest_out;
-	uint8_t *action_out;
-	size_t n;
-};
-
 struct ipvs_mt_shared {
 	struct ipvs_engine *e;		/* the engine being cloned */
 	pthread_mutex_t pool_lock;	/* e->free_head, e->bump, e->chunks */
 	struct iht_spinlock sched_lock;
 	uint32_t chunk_cap;		/* e->chunks has room for this many */
 	const struct ipvs_mt_batch *b;
-	uint32_t nworkers, mask[4];	/* the shard function's arguments */
-	uint8_t *shard;			/* worker of every row; NULL with one
-					 * worker (every row is its) */
-	_Atomic uint32_t slices_done;	/* slices of shard[] filled */
+	struct ipvs_mt_rows rows;	/* whose rows, where results go */
 	const struct ipvs_fc *fc_conf;	/* NULL: no flow cache */
 	struct ipvs_resizer rz;		/* the resize work (not running: the
 					 * workers resize inline) */
@@ -123,9 +96,8 @@ struct ipvs_worker {
 	struct ipvs_fc fc;
 	uint32_t *free_ids, *pend_ids;	/* reusable now / after a grace period */
 	size_t nfree, npend, cap_free, cap_pend;
-	uint32_t idx;			/* worker number: its rows have
-					 * shard[i] == idx */
-	int sliced;			/* its slice of shard[] is filled */
+	uint32_t idx;			/* worker number (ipvs_mt_rows.h) */
+	int sliced;			/* its slice of the shard map is done */
 	int64_t nconns0, no_cport0, ntemplates0;
 	uint64_t grace_periods, pool_grabs;
 	uint64_t cpu_ns, minflt;	/* this thread's, during its rows */
@@ -333,51 +305,10 @@ static inline int ipvs_mt_worker_init(struct ipvs_worker *w,
 	return 0;
 }
 
-/* Fill worker @w's slice of sh->shard (an equal share of the rows, not
- * its own rows): the shard function runs on every worker at once instead
- * of on one thread before them.  It was shard_rows() + a stable argsort
- * in the Cython layer, ~12 ms for 2M rows on one thread, and 48 MB of
- * temporaries whose page faults depended on the malloc state the run
- * before left (docs/multicore.md, "Why one worker's rate depended on
- * the run before it"). */
-static inline void ipvs_mt_shard_slice(struct ipvs_mt_shared *sh,
-				       struct ipvs_worker *w)
-{
-	const struct ipvs_mt_batch *b = sh->b;
-	size_t lo = b->n * w->idx / sh->nworkers;
-	size_t hi = b->n * (w->idx + 1) / sh->nworkers;
-
-	for (size_t i = lo; i < hi; i++) {
-		const uint8_t *ca = b->dir[i] == IPVS_DIR_OUTPUT ?
-			&b->daddr[i * 16] : &b->saddr[i * 16];
-		uint32_t a[4];
-
-		memcpy(a, ca, 16);
-		sh->shard[i] = (uint8_t)ipvs_mt_shard_of(a, sh->mask,
-							 sh->nworkers);
-	}
-	w->sliced = 1;
-	atomic_fetch_add_explicit(&sh->slices_done, 1, memory_order_release);
-}
-
-/* The first row at or after @i that belongs to worker @k, or n. */
-static inline size_t ipvs_mt_next_row(const struct ipvs_mt_shared *sh,
-				      size_t i, uint32_t k)
-{
-	const uint8_t *s = sh->shard;
-	size_t n = sh->b->n;
-
-	if (!s)
-		return i;
-	while (i < n && s[i] != k)
-		i++;
-	return i;
-}
-
-/* One worker: its rows in trace order, as ConnEngine.replay runs all rows
- * (timers first, then the decision), with the same three-stage bucket
- * prefetch a few rows ahead.  The worker first fills its slice of the
- * shard map and waits for the others' slices.  The resize thread may
+/* One worker: its rows in trace order (ipvs_mt_rows.h: first its slice
+ * of the shard map, last its slice of the results), as ConnEngine.replay
+ * runs all rows (timers first, then the decision), with the same
+ * three-stage bucket prefetch a few rows ahead.  The resize thread may
  * replace the bucket array the hints point into; the replay keeps
  * replaced arrays until it ends (iht_defer_frees), so a hint always
  * points into valid memory and needs no read-side section (one per
@@ -390,32 +321,32 @@ static void *ipvs_mt_worker_run(void *arg)
 {
 	struct ipvs_worker *w = arg;
 	struct ipvs_mt_shared *sh = w->sh;
+	struct ipvs_mt_rows *rw = &sh->rows;
 	const struct ipvs_mt_batch *b = sh->b;
 	struct iht_table *t = w->ctx.tab;
 	/* own rows r..r+IPVS_MT_PF_DIST: their row numbers and bucket hints,
 	 * at [own row number & (IPVS_MT_PF_RING - 1)] */
 	size_t rowq[IPVS_MT_PF_RING];
 	struct iht_bl_head *ring[IPVS_MT_PF_RING];
-	size_t ahead, nq = 0;		/* next own row to queue; rows queued */
+	size_t ahead, nq = 0, pbase = 0;
+	struct ipvs_mt_cursor cur;
 	struct iht_tbl *seen_tb = NULL;
 	uint64_t seen_rz = 0;
 	struct ipvs_pkt p;
 	uint64_t cpu0 = ipvs_mt_ns(CLOCK_THREAD_CPUTIME_ID);
 	uint64_t flt0 = ipvs_mt_minflt();
 
-	if (sh->shard) {
-		unsigned int spins = 0;
-
+	if (rw->shard) {
 		if (!w->sliced)
-			ipvs_mt_shard_slice(sh, w);
-		while (atomic_load_explicit(&sh->slices_done,
-					    memory_order_acquire) <
-		       sh->nworkers)
-			iht_spin_wait(&spins);
+			ipvs_mt_rows_slice(rw, w->idx);
+		ipvs_mt_wait_count(&rw->slices_done, rw->nworkers);
+		pbase = ipvs_mt_rows_base(rw, w->idx);
 	}
 	memset(&p, 0, sizeof(p));
 	memset(ring, 0, sizeof(ring));
-	ahead = ipvs_mt_next_row(sh, 0, w->idx);
+	cur.scan = 0;
+	cur.pos = cur.m = 0;
+	ahead = ipvs_mt_cursor_next(rw, w->idx, &cur);
 	for (size_t r = 0;; r++) {
 		struct ipvs_verdict v;
 		struct iht_tbl *tb = iht_first_tbl(t);
@@ -430,7 +361,7 @@ static void *ipvs_mt_worker_run(void *arg)
 		}
 		/* stage 1 for own row r + IPVS_MT_PF_DIST (all of the first
 		 * ones at r = 0) */
-		while (nq <= r + IPVS_MT_PF_DIST && ahead < b->n) {
+		while (nq <= r + IPVS_MT_PF_DIST && ahead != SIZE_MAX) {
 			size_t j = ahead, q = nq & (IPVS_MT_PF_RING - 1);
 
 			rowq[q] = j;
@@ -442,7 +373,7 @@ static void *ipvs_mt_worker_run(void *arg)
 					__builtin_bswap16(b->dport[j]),
 					b->dir[j]) : NULL;
 			nq++;
-			ahead = ipvs_mt_next_row(sh, j + 1, w->idx);
+			ahead = ipvs_mt_cursor_next(rw, w->idx, &cur);
 		}
 		if (r == nq)
 			break;			/* no own row left */
@@ -465,14 +396,34 @@ static void *ipvs_mt_worker_run(void *arg)
 		p.dir = b->dir[i];
 		p.fwmark = b->fwmark[i];
 		p.len = b->len[i];
-		v = ipvs_packet(&w->e, &p, b->times[i]);
-		b->dest_out[i] = v.dest;
-		b->action_out[i] = v.action;
+		v = ipvs_packet(&w->e, &p, ipvs_mt_row_time(b, i));
+		if (rw->shard) {	/* own stretch: see ipvs_mt_rows.h */
+			rw->pdest[pbase + r] = v.dest;
+			rw->paction[pbase + r] = (uint8_t)v.action;
+		} else {
+			b->dest_out[i] = v.dest;
+			b->action_out[i] = (uint8_t)v.action;
+		}
 		if (iht_resize_pending(t)) {
 			if (sh->rz.running)
 				ipvs_resizer_kick(&sh->rz);
 			else
 				iht_try_maybe_resize(t);  /* busy: later */
+		}
+	}
+	if (rw->shard) {
+		int th;
+		unsigned int spins = 0;
+
+		/* the caller says whether every worker got a thread */
+		while (!(th = atomic_load_explicit(&rw->threads,
+						   memory_order_acquire)))
+			iht_spin_wait(&spins);
+		if (th == 1) {
+			atomic_fetch_add_explicit(&rw->rows_done, 1,
+						  memory_order_acq_rel);
+			ipvs_mt_wait_count(&rw->rows_done, rw->nworkers);
+			ipvs_mt_rows_scatter(rw, w->idx);
 		}
 	}
 	w->cpu_ns = ipvs_mt_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
@@ -611,6 +562,7 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 				 const struct ipvs_mt_batch *b,
 				 uint32_t nworkers, const uint32_t *mask,
 				 const struct ipvs_fc *fc_conf, uint32_t until,
+				 struct ipvs_mt_scratch *scratch,
 				 struct ipvs_mt_stats *st)
 {
 	struct ipvs_mt_shared sh;
@@ -628,9 +580,6 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 	memset(&sh, 0, sizeof(sh));
 	sh.e = m;
 	sh.b = b;
-	sh.nworkers = nworkers;
-	memcpy(sh.mask, mask, sizeof(sh.mask));
-	atomic_init(&sh.slices_done, 0);
 	sh.fc_conf = fc_conf;
 	/* room for every new conn of the trace plus the grabs in flight, so
 	 * that e->chunks never moves while workers read it */
@@ -648,16 +597,11 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 		m->chunks = nc;
 		sh.chunk_cap = cap;
 	}
-	if (nworkers > 1) {
-		sh.shard = malloc(b->n ? b->n : 1);
-		if (!sh.shard)
-			return -ENOMEM;
-	}
-	ws = ipvs_mt_calloc_lines(nworkers, sizeof(*ws));
-	if (!ws) {
-		free(sh.shard);
+	if (ipvs_mt_rows_init(&sh.rows, scratch, b, nworkers, mask))
 		return -ENOMEM;
-	}
+	ws = ipvs_mt_calloc_lines(nworkers, sizeof(*ws));
+	if (!ws)
+		return -ENOMEM;
 	pthread_mutex_init(&sh.pool_lock, NULL);
 	atomic_init(&sh.sched_lock.w, 0);
 	for (k = 0; k < nworkers && !ret; k++) {
@@ -695,14 +639,22 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 	}
 	/* the shard slices of workers without a thread (they run here after
 	 * the others): fill them now, or the started ones would wait forever
-	 * for them */
-	for (k = started + 1; sh.shard && k < nworkers; k++)
-		ipvs_mt_shard_slice(&sh, &ws[k]);
+	 * for them; and without a thread each, the workers cannot wait for
+	 * each other to scatter the results: that is done here, after */
+	for (k = started + 1; sh.rows.shard && k < nworkers; k++) {
+		ipvs_mt_rows_slice(&sh.rows, k);
+		ws[k].sliced = 1;
+	}
+	atomic_store_explicit(&sh.rows.threads, started + 1 == nworkers ? 1 : 2,
+			      memory_order_release);
 	ipvs_mt_worker_run(&ws[0]);
 	for (k = 1; k <= started; k++)
 		pthread_join(ws[k].th, NULL);
 	for (k = started + 1; k < nworkers; k++)	/* no thread: run here */
 		ipvs_mt_worker_run(&ws[k]);
+	for (k = 0; sh.rows.shard && started + 1 < nworkers &&
+		    k < nworkers; k++)
+		ipvs_mt_rows_scatter(&sh.rows, k);
 	t2 = ipvs_mt_ns(CLOCK_MONOTONIC);
 	ipvs_resizer_stop(&sh.rz);
 	iht_defer_frees(&m->tab, 0);	/* no worker left to hold a hint */
@@ -751,7 +703,6 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 out:
 	pthread_mutex_destroy(&sh.pool_lock);
 	free(ws);
-	free(sh.shard);
 	return ret;
 }
 

@@ -173,9 +173,14 @@ int mt_stress(int workers, int stripes, int nflows, int npkts, uint64_t seed,
 		struct ipvs_mt_batch b = { sa, da, proto, af, fl, dir, sp, dp,
 					   fw, len, tm, d2, act2, n };
 
+		struct ipvs_mt_scratch scratch = { NULL, 0 };
+		int mrc;
+
 		/* the workers shard the rows themselves */
-		if (ipvs_mt_replay(many, &b, (uint32_t)workers,
-				   mask, &fc, tm[n - 1], &st))
+		mrc = ipvs_mt_replay(many, &b, (uint32_t)workers, mask, &fc,
+				     tm[n - 1], &scratch, &st);
+		ipvs_mt_scratch_free(&scratch);
+		if (mrc)
 			goto out;
 	}
 	memset(out, 0, 5 * sizeof(*out));
