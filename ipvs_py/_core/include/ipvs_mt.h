@@ -335,6 +335,8 @@ static void *ipvs_mt_worker_run(void *arg)
 	struct ipvs_pkt p;
 	uint64_t cpu0 = ipvs_mt_ns(CLOCK_THREAD_CPUTIME_ID);
 	uint64_t flt0 = ipvs_mt_minflt();
+	/* a reader slot of its own (the resize thread's is the last) */
+	unsigned int slot0 = iht_rcu_pin_slot(w->idx);
 
 	if (rw->shard) {
 		if (!w->sliced)
@@ -426,6 +428,7 @@ static void *ipvs_mt_worker_run(void *arg)
 			ipvs_mt_rows_scatter(rw, w->idx);
 		}
 	}
+	iht_rcu_restore_slot(slot0);
 	w->cpu_ns = ipvs_mt_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
 	w->minflt = ipvs_mt_minflt() - flt0;
 	return NULL;
