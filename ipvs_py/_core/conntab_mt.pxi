@@ -66,7 +66,9 @@ cdef extern from "ipvs_mt.h" nogil:
         uint64_t grace_periods, pool_grabs, bg_resizes
         uint64_t fc_hits, fc_misses, fc_admitted, fc_rejected, fc_bypassed
         uint64_t fc_stale
+    int ipvs_mt_thread_limit
     # m: struct ipvs_engine * (declared later, in conntab.pyx)
+    size_t ipvs_mt_heap_copy(const void *m, uint32_t *out, size_t cap)
     int ipvs_mt_replay(void *m, const ipvs_mt_batch *b,
                        uint32_t nworkers, const uint32_t *mask,
                        const ipvs_fc *fc_conf, uint32_t until,
@@ -256,3 +258,29 @@ def replay_mt(ConnEngine eng, batch, times, int nworkers, bytes mask,
             "fc_hits": st.fc_hits, "fc_misses": st.fc_misses,
             "fc_admitted": st.fc_admitted, "fc_rejected": st.fc_rejected,
             "fc_bypassed": st.fc_bypassed, "fc_stale": st.fc_stale}
+
+
+def timer_heap(ConnEngine eng):
+    """The engine's timer heap as an (n, 2) uint32 array of (expires,
+    conn id | IPVS_TIMER_TMPL) in heap order (tests check its shape and
+    contents after multi-core runs)."""
+    out = np.empty((ipvs_mt_heap_copy(&eng.e, NULL, 0), 2), np.uint32)
+    cdef uint32_t[:, ::1] o = out
+    if o.shape[0]:
+        ipvs_mt_heap_copy(&eng.e, &o[0, 0], o.shape[0])
+    return out
+
+
+def mt_jiffies(double sec, double hz, uint32_t floor):
+    """The workers' conversion of a row time (ipvs_mt_rows.h): must equal
+    ConnPath.replay's np.maximum(np.round(t * hz), floor).astype(uint32)."""
+    return ipvs_mt_jiffies(sec, hz, floor)
+
+
+def mt_thread_limit(int n):
+    """Start at most ``n`` threads besides the caller's per multi-core
+    replay (-1: no limit); the workers without a thread run on the
+    caller's thread after the others, as when pthread_create fails.  For
+    tests of that path."""
+    global ipvs_mt_thread_limit
+    ipvs_mt_thread_limit = n

@@ -539,6 +539,23 @@ static inline void ipvs_mt_worker_free(struct ipvs_worker *w)
 	w->ctx.dstats = w->ctx.sstats = NULL;
 }
 
+/* Copy up to @cap entries of @m's timer heap, in heap order, to @out as
+ * (expires, cid) pairs; returns the number of entries (tests). */
+static inline size_t ipvs_mt_heap_copy(const struct ipvs_engine *m,
+				       uint32_t *out, size_t cap)
+{
+	for (size_t i = 0; i < m->heap_n && i < cap; i++) {
+		out[2 * i] = m->heap[i].expires;
+		out[2 * i + 1] = m->heap[i].cid;
+	}
+	return m->heap_n;
+}
+
+/* At most this many worker threads per run, -1: no limit.  Tests set it
+ * to run the path taken when pthread_create fails (the workers without a
+ * thread run on the caller's thread after the others). */
+static int ipvs_mt_thread_limit = -1;
+
 /* Statistics of one run (for benchmarks and tests).  Phases, wall ns:
  * setup (worker clones, timers split), run (the workers' rows), finish
  * (merge, timers left, a pending resize); workers_cpu_ns and
@@ -636,7 +653,9 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 	(void)ipvs_resizer_start(&sh.rz, &m->tab);
 	t1 = ipvs_mt_ns(CLOCK_MONOTONIC);
 	for (k = 1; k < nworkers; k++) {
-		if (pthread_create(&ws[k].th, NULL, ipvs_mt_worker_run, &ws[k]))
+		if ((ipvs_mt_thread_limit >= 0 &&
+		     started >= (uint32_t)ipvs_mt_thread_limit) ||
+		    pthread_create(&ws[k].th, NULL, ipvs_mt_worker_run, &ws[k]))
 			break;
 		started++;
 	}
