@@ -9,7 +9,9 @@
  * conn_reuse/expiry look at the conn's own history; keyed this way, a
  * flow's packets in both directions, its template and all conns the
  * template controls belong to one worker, so per-flow work needs no
- * cross-worker ordering and gives the same result as one thread.
+ * cross-worker ordering and gives the same result as one thread.  The
+ * workers find their rows and hand back their verdicts as ipvs_mt_rows.h
+ * describes.
  *
  * Each worker runs the unchanged packet path (ipvs_conn.h) on a CLONE of
  * the engine (struct ipvs_worker.e) whose e->mt points at what is shared:
@@ -25,6 +27,8 @@
  *                                               still be walking its node)
  *   timer heap, clock (now)   e->heap, e->now   per worker: a conn's timers
  *                                               only touch its own flow
+ *                                               (the timers due during the
+ *                                               run; ipvs_mt_split_timers)
  *   dest conn counters        plain int         atomics (atomic_t in the
  *   (active/inact/persist)                      kernel)
  *   packet/byte/conn stats    plain u64         per worker, summed at the
