@@ -63,6 +63,8 @@ cdef extern from "ipvs_mt.h" nogil:
         IPVS_MT_MAX_WORKERS
     struct ipvs_mt_stats:
         uint64_t setup_ns, run_ns, finish_ns, workers_cpu_ns, workers_minflt
+        uint64_t rows_cpu_ns[64]
+        uint64_t rows_ns[64]
         uint64_t grace_periods, pool_grabs, bg_resizes
         uint64_t fc_hits, fc_misses, fc_admitted, fc_rejected, fc_bypassed
         uint64_t fc_stale
@@ -253,6 +255,8 @@ def replay_mt(ConnEngine eng, batch, times, int nworkers, bytes mask,
     return {"setup_ns": st.setup_ns, "run_ns": st.run_ns,
             "finish_ns": st.finish_ns, "workers_cpu_ns": st.workers_cpu_ns,
             "workers_minflt": st.workers_minflt,
+            "rows_cpu_ns": [st.rows_cpu_ns[k] for k in range(nworkers)],
+            "rows_ns": [st.rows_ns[k] for k in range(nworkers)],
             "grace_periods": st.grace_periods, "pool_grabs": st.pool_grabs,
             "bg_resizes": st.bg_resizes,
             "fc_hits": st.fc_hits, "fc_misses": st.fc_misses,

@@ -104,7 +104,9 @@ struct ipvs_worker {
 	int sliced;			/* its slice of the shard map is done */
 	int64_t nconns0, no_cport0, ntemplates0;
 	uint64_t grace_periods, pool_grabs;
-	uint64_t cpu_ns, minflt;	/* this thread's, during its rows */
+	uint64_t cpu_ns, minflt;	/* this thread's, in the replay */
+	uint64_t rows_cpu_ns, rows_ns;	/* CPU and wall time on its rows only
+					 * (not the waits for the others) */
 	int oom;
 	pthread_t th;
 };
@@ -350,6 +352,8 @@ static void *ipvs_mt_worker_run(void *arg)
 	}
 	memset(&p, 0, sizeof(p));
 	memset(ring, 0, sizeof(ring));
+	w->rows_ns = ipvs_mt_ns(CLOCK_MONOTONIC);
+	w->rows_cpu_ns = ipvs_mt_ns(CLOCK_THREAD_CPUTIME_ID);
 	cur.scan = 0;
 	cur.pos = cur.m = 0;
 	ahead = ipvs_mt_cursor_next(rw, w->idx, &cur);
@@ -417,6 +421,8 @@ static void *ipvs_mt_worker_run(void *arg)
 				iht_try_maybe_resize(t);  /* busy: later */
 		}
 	}
+	w->rows_ns = ipvs_mt_ns(CLOCK_MONOTONIC) - w->rows_ns;
+	w->rows_cpu_ns = ipvs_mt_ns(CLOCK_THREAD_CPUTIME_ID) - w->rows_cpu_ns;
 	if (rw->shard) {
 		int th;
 		unsigned int spins = 0;
@@ -564,9 +570,13 @@ static int ipvs_mt_thread_limit = -1;
  * setup (worker clones, timers split), run (the workers' rows), finish
  * (merge, timers left, a pending resize); workers_cpu_ns and
  * workers_minflt: CPU time and minor page faults of the worker threads
+ * in the replay; rows_cpu_ns/rows_ns: each worker's CPU and wall time on
+ * its own rows (without its slice of the shard map, the waits for the
+ * others and its slice of the verdicts)
  * while on their rows. */
 struct ipvs_mt_stats {
 	uint64_t setup_ns, run_ns, finish_ns, workers_cpu_ns, workers_minflt;
+	uint64_t rows_cpu_ns[IPVS_MT_MAX_WORKERS], rows_ns[IPVS_MT_MAX_WORKERS];
 	uint64_t grace_periods, pool_grabs;
 	uint64_t bg_resizes;		/* rebuild checks by the resize thread */
 	uint64_t fc_hits, fc_misses, fc_admitted, fc_rejected, fc_bypassed,
@@ -699,6 +709,8 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 		st->grace_periods += ws[k].grace_periods;
 		st->pool_grabs += ws[k].pool_grabs;
 		st->workers_cpu_ns += ws[k].cpu_ns;
+		st->rows_cpu_ns[k] = ws[k].rows_cpu_ns;
+		st->rows_ns[k] = ws[k].rows_ns;
 		st->workers_minflt += ws[k].minflt;
 		st->fc_hits += ws[k].fc.hits;
 		st->fc_misses += ws[k].fc.misses;
