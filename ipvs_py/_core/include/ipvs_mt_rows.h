@@ -44,6 +44,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "iht_compat.h"
 
@@ -98,7 +99,10 @@ static inline uint32_t ipvs_mt_shard_of(const uint32_t *caddr,
 }
 
 /* Memory for the per-row state, kept by the caller between runs (free it
- * with ipvs_mt_scratch_free). */
+ * with ipvs_mt_scratch_free).  Mapped, not malloc()ed: a long-lived
+ * block of megabytes in malloc's heap changed where the next runs' numpy
+ * result columns came from, and whether they page-faulted (~900 faults,
+ * 12-20 ms of system time a run, bench/bench_mt_order.py). */
 struct ipvs_mt_scratch {
 	void *p;
 	size_t cap;
@@ -106,7 +110,8 @@ struct ipvs_mt_scratch {
 
 static inline void ipvs_mt_scratch_free(struct ipvs_mt_scratch *s)
 {
-	free(s->p);
+	if (s->p)
+		munmap(s->p, s->cap);
 	s->p = NULL;
 	s->cap = 0;
 }
@@ -157,11 +162,14 @@ static inline int ipvs_mt_rows_init(struct ipvs_mt_rows *r,
 			       sizeof(uint32_t));
 	need = cbytes + ipvs_mt_lines(b->n) + ipvs_mt_lines(b->n * 4) +
 	       ipvs_mt_lines(b->n);
+	need = (need + 4095) & ~(size_t)4095;
 	if (need > s->cap) {
-		void *q = NULL;
+		void *q;
 
 		ipvs_mt_scratch_free(s);
-		if (posix_memalign(&q, 64, need))
+		q = mmap(NULL, need, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (q == MAP_FAILED)
 			return -ENOMEM;
 		s->p = q;
 		s->cap = need;
