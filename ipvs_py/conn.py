@@ -62,7 +62,11 @@ class ReplayResult:
         self._path = path
         self.dest = _LazyList(lambda i: path._dest_tuple(int(dest_index[i])),
                               len(codes))
-        self.action = _LazyList(lambda i: self._NAMES[codes[i]], len(codes))
+        names = self._NAMES     # not self: a cycle kept every result's
+        # columns (10 MB per 2M rows) alive until the cyclic GC ran, so a
+        # replay's new columns were fresh pages or recycled ones depending
+        # on when the GC last ran (docs/multicore.md)
+        self.action = _LazyList(lambda i: names[codes[i]], len(codes))
 
     def __len__(self):
         return len(self.codes)
