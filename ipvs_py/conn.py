@@ -320,8 +320,7 @@ class ConnPath:
         self.sync_config()
         try:
             if workers is None:
-                times = np.maximum(np.round(np.asarray(batch.time) * hz),
-                                   floor).astype(np.uint32)
+                times = conntab.jiffies_column(batch.time, hz, floor)
                 dest = np.full(n, -1, np.int32)
                 codes = np.zeros(n, np.uint8)
                 self.e.replay(batch, times, dest, codes)

@@ -67,8 +67,9 @@ struct ipvs_mt_batch {
 
 /* max(round(@sec x @hz), @floor) as a uint32 jiffy count, exactly as
  * numpy's np.maximum(np.round(t * hz), floor).astype(np.uint32) computes
- * it (round half to even; the float64 -> uint32 cast through int64, as
- * numpy's on x86-64). */
+ * it below 2^32 jiffies (round half to even); beyond, it wraps, as
+ * jiffies do (numpy's cast is undefined there: it warns, and its SIMD
+ * loop gives 0). */
 static inline uint32_t ipvs_mt_jiffies(double sec, double hz, uint32_t floor)
 {
 	double t = __builtin_rint(sec * hz);
