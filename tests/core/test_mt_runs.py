@@ -204,3 +204,15 @@ def test_replay_result_is_freed_without_the_cyclic_gc(workers):
     finally:
         if enabled:
             gc.enable()
+
+
+@pytest.mark.parametrize("n, workers", [(1, 4), (3, 64), (5, 2)])
+def test_more_workers_than_rows(n, workers):
+    # empty slices and workers without a row still meet at the barriers
+    batch = trace(seed=9, n=n)
+    one, many = make_net(), make_net()
+    r1 = one.replay(batch)
+    rn = many.replay(batch, workers=workers)
+    assert list(r1.dest) == list(rn.dest)
+    assert np.array_equal(r1.codes, rn.codes)
+    assert snapshot(one) == snapshot(many)
