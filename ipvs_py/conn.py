@@ -337,9 +337,9 @@ class ConnPath:
                     codes, hz=hz, floor=floor)
         finally:
             self.sync_back()
-        if n:
-            last = max(round(float(batch.time[-1]) * hz), floor)
-            self.net.jiffies = max(self.net.jiffies, last % (1 << 32))
+        if n:       # the last row's jiffies, converted as the rows were
+            last = conntab.mt_jiffies(float(batch.time[-1]), hz, floor)
+            self.net.jiffies = max(self.net.jiffies, last)
         return ReplayResult(self, dest, codes)
 
     def shard_mask(self):
