@@ -133,81 +133,94 @@ def syns(nflows, seed):
     return b
 
 
+def timed(net, batch, workers):
+    """One replay: (wall s, process CPU s, the run's mt_stats or {})."""
+    c0, t0 = time.process_time(), time.perf_counter()
+    net.replay(batch, workers=workers)
+    wall = time.perf_counter() - t0
+    st = net._path().mt_stats if workers else {}
+    return wall, time.process_time() - c0, dict(st or {})
+
+
+def run_established(a, est, opening, stripes, label):
+    """Established ACKs on one warmed-up net: 1 worker, 2 workers and
+    replay() interleaved rep by rep, then 1 worker back to back (the
+    order effect of docs/multicore.md: its rate must not depend on what
+    ran before it)."""
+    net = make_net(0, stripes=stripes)
+    net.replay(opening)
+    net.replay(est, workers=2)      # warm up: ESTABLISHED, pages touched
+    best = {}
+
+    def keep(key, r):
+        if key not in best or r[0] < best[key][0]:
+            best[key] = r
+    for _ in range(a.reps):         # interleaved: the load drifts
+        keep("1w", timed(net, est, 1))
+        keep("2w", timed(net, est, 2))
+        keep("replay", timed(net, est, None))
+    for _ in range(a.reps):
+        keep("1w b2b", timed(net, est, 1))
+    n = len(est)
+    mpps = {k: n / v[0] / 1e6 for k, v in best.items()}
+    w1, w2 = best["1w"], best["2w"]
+    # cpu/wall: how much of the 2-worker run both threads had a CPU;
+    # rcpu: the workers' CPU on their own rows, 2 workers / 1 (what
+    # sharing the engine costs per packet; the waits are left out)
+    wcpu = sum(w2[2]["rows_cpu_ns"]) / max(1, sum(w1[2]["rows_cpu_ns"]))
+    print(f"{'established ACKs':18} {label:>11} {mpps['1w']:>8.2f} "
+          f"{mpps['1w b2b']:>8.2f} {mpps['2w']:>8.2f} {mpps['replay']:>8.2f} "
+          f"{w1[0] / w2[0]:>7.2f} {best['replay'][0] / w2[0]:>7.2f} "
+          f"{w2[1] / w2[0]:>8.2f} {wcpu:>6.2f}")
+    return best
+
+
+def run_new_conns(a, opening, stripes, label):
+    """New conns (SYN) on a fresh net each time, 1 and 2 workers and
+    replay() interleaved."""
+    best = {}
+    for _ in range(a.reps):
+        for key, workers in (("1w", 1), ("2w", 2), ("replay", None)):
+            r = timed(make_net(0, stripes=stripes), opening, workers)
+            if key not in best or r[0] < best[key][0]:
+                best[key] = r
+    n = len(opening)
+    w1, w2, rp = best["1w"], best["2w"], best["replay"]
+    wcpu = sum(w2[2]["rows_cpu_ns"]) / max(1, sum(w1[2]["rows_cpu_ns"]))
+    print(f"{'new conns (SYN)':18} {label:>11} {n / w1[0] / 1e6:>8.2f} "
+          f"{'-':>8} {n / w2[0] / 1e6:>8.2f} {n / rp[0] / 1e6:>8.2f} "
+          f"{w1[0] / w2[0]:>7.2f} {rp[0] / w2[0]:>7.2f} "
+          f"{w2[1] / w2[0]:>8.2f} {wcpu:>6.2f}")
+    return best
+
+
 def run_scaling(a):
-    print(f"\n## Scaling 1 -> 2 workers (mh, NAT, lfactor 0)")
-    print(f"{'workload':28} {'locks':>11} {'1w Mpps':>8} {'2w Mpps':>9} "
-          f"{'speedup':>7} {'cpu/wall':>8} {'cpu ratio':>9}")
+    print(f"\n## Scaling 1 -> 2 workers (mh, NAT, lfactor 0; {a.flows} "
+          f"flows, {a.pkts} ACKs; best of {a.reps})")
+    print("1w: 1 worker interleaved with the other modes; 1w b2b: 1 worker "
+          "run back to back; x1w / xrep: 2-worker speed-up over 1 worker "
+          "(interleaved) / over replay(); cpu/wall: CPUs the 2-worker run "
+          "had; rcpu: workers' CPU on their rows, 2 workers / 1")
+    print(f"{'workload':18} {'locks':>11} {'1w Mpps':>8} {'1w b2b':>8} "
+          f"{'2w Mpps':>8} {'replay':>8} {'x1w':>7} {'xrep':>7} "
+          f"{'cpu/wall':>8} {'rcpu':>6}")
     est = established(a.flows, a.pkts, 7)
     opening = syns(a.flows, 8)
-    one_worker = {}          # workload -> best (wall, cpu) of 1 worker, stripes
     for label, stripes in (("stripes 8", 8), ("global lock", 1)):
-        # established flows: lookups, state, timers, stats (no table
-        # writes); one net, warmed up once (the first replay after the
-        # conns were made also pays page faults of the workers' heaps)
-        net = make_net(0, stripes=stripes)
-        net.replay(opening)
-        net.replay(est, workers=2)
-
-        def est_run(workers):
-            c0, t0 = time.process_time(), time.perf_counter()
-            net.replay(est, workers=workers)
-            return time.perf_counter() - t0, time.process_time() - c0
-
-        # new conns: alloc, schedule, insert2 (two stripes) per packet;
-        # a fresh net each time (table growth and new slab pages included)
-        def new_run(workers):
-            fresh = make_net(0, stripes=stripes)
-            c0, t0 = time.process_time(), time.perf_counter()
-            fresh.replay(opening, workers=workers)
-            return time.perf_counter() - t0, time.process_time() - c0
-
-        for wname, fn, n in (("established ACKs", est_run, len(est)),
-                             ("new conns (SYN)", new_run, len(opening))):
-            r1 = r2 = (float("inf"), 0.0)
-            cpu1 = float("inf")
-            for _ in range(a.reps):          # interleaved: load drifts
-                one = fn(1)
-                r1 = min(r1, one)
-                cpu1 = min(cpu1, one[1])
-                r2 = min(r2, fn(2))
-            if stripes == 8:
-                one_worker[wname] = cpu1
-            # cpu/wall of the 2-worker run: how much of the time both
-            # threads had a CPU; cpu ratio: CPU seconds spent by 2
-            # workers / by 1 (1.0 = no cost from sharing the engine)
-            print(f"{wname:28} {label:>11} {n / r1[0] / 1e6:>8.2f} "
-                  f"{n / r2[0] / 1e6:>9.2f} {r1[0] / r2[0]:>7.2f} "
-                  f"{r2[1] / r2[0]:>8.2f} {r2[1] / r1[1]:>9.2f}")
-    # what the 2-worker times include besides the replay: sharding
-    t0 = time.perf_counter()
-    sh = conntab.shard_rows(est, 2, b"\xff" * 16)
-    np.argsort(sh.astype(np.uint8), kind="stable")
-    print(f"{'(sharding 2M rows: shard_rows + argsort)':40} "
-          f"{time.perf_counter() - t0:.3f} s")
-    # the single-threaded replay (with its bucket prefetch) for reference;
-    # "cpu 1w/replay": CPU seconds of the 1-worker run (best of reps) over
-    # those of replay(): what the multi-core machinery costs on one thread
-    net = make_net(0)
-    net.replay(opening)
-
-    def est_ref():
-        c0, t0 = time.process_time(), time.perf_counter()
-        net.replay(est)
-        return time.perf_counter() - t0, time.process_time() - c0
-
-    def syn_ref():
-        fresh = make_net(0)
-        c0, t0 = time.process_time(), time.perf_counter()
-        fresh.replay(opening)
-        return time.perf_counter() - t0, time.process_time() - c0
-    for wname, fn, n, note in (
-            ("established ACKs", est_ref, len(est), "bucket prefetch on"),
-            ("new conns (SYN)", syn_ref, len(opening), "resizes inline")):
-        t = best(fn, a.reps)[0]
-        cpu = min(fn()[1] for _ in range(a.reps))
-        print(f"{wname + ', replay()':28} {'-':>7} {n / t / 1e6:>13.2f}"
-              f"   cpu 1w/replay {one_worker[wname] / cpu:.2f}"
-              f"   (single-threaded path, {note})")
+        best = run_established(a, est, opening, stripes, label)
+        run_new_conns(a, opening, stripes, label)
+        # where the 2-worker established run's wall time went
+        w2 = best["2w"]
+        st = w2[2]
+        print(f"{'':18} {'':>11} 2w phases, ms: wall {w2[0] * 1e3:.1f} = "
+              f"setup {st['setup_ns'] / 1e6:.1f} + workers "
+              f"{st['run_ns'] / 1e6:.1f} + finish "
+              f"{st['finish_ns'] / 1e6:.1f} + Python "
+              f"{(w2[0] * 1e9 - st['setup_ns'] - st['run_ns'] - st['finish_ns']) / 1e6:.1f}"
+              f"; on their rows, wall "
+              + "/".join(f"{x / 1e6:.1f}" for x in st["rows_ns"])
+              + ", CPU "
+              + "/".join(f"{x / 1e6:.1f}" for x in st["rows_cpu_ns"]))
 
 
 def main():

@@ -62,7 +62,11 @@ class ReplayResult:
         self._path = path
         self.dest = _LazyList(lambda i: path._dest_tuple(int(dest_index[i])),
                               len(codes))
-        self.action = _LazyList(lambda i: self._NAMES[codes[i]], len(codes))
+        names = self._NAMES     # not self: a cycle kept every result's
+        # columns (10 MB per 2M rows) alive until the cyclic GC ran, so a
+        # replay's new columns were fresh pages or recycled ones depending
+        # on when the GC last ran (docs/multicore.md)
+        self.action = _LazyList(lambda i: names[codes[i]], len(codes))
 
     def __len__(self):
         return len(self.codes)
@@ -312,24 +316,30 @@ class ConnPath:
                              "only (workers=None)")
         n = len(batch)
         hz = self.net.hz
-        times = np.maximum(np.round(np.asarray(batch.time) * hz),
-                           self.net.jiffies).astype(np.uint32)
+        floor = self.net.jiffies
         self.sync_config()
-        dest = np.full(n, -1, np.int32)
-        codes = np.zeros(n, np.uint8)
         try:
             if workers is None:
+                times = conntab.jiffies_column(batch.time, hz, floor)
+                dest = np.full(n, -1, np.int32)
+                codes = np.zeros(n, np.uint8)
                 self.e.replay(batch, times, dest, codes)
             else:
                 from .multicore import configure, replay_engine
                 if self.datapath is None:       # stripes on: 8, the kernel's
                     configure(self.net)
-                self.mt_stats = replay_engine(self.e, batch, times, workers,
-                                              self.shard_mask(), dest, codes)
+                # the workers convert the times and write every row: no
+                # per-run temporaries (docs/multicore.md)
+                dest = np.empty(n, np.int32)
+                codes = np.empty(n, np.uint8)
+                self.mt_stats = replay_engine(
+                    self.e, batch, None, workers, self.shard_mask(), dest,
+                    codes, hz=hz, floor=floor)
         finally:
             self.sync_back()
-        if n:
-            self.net.jiffies = max(self.net.jiffies, int(times[-1]))
+        if n:       # the last row's jiffies, converted as the rows were
+            last = conntab.mt_jiffies(float(batch.time[-1]), hz, floor)
+            self.net.jiffies = max(self.net.jiffies, last)
         return ReplayResult(self, dest, codes)
 
     def shard_mask(self):

@@ -63,11 +63,15 @@ def configure(target, *, stripes=DEFAULT_STRIPES, flow_cache=0,
     return settings
 
 
-def replay_engine(eng, batch, times, workers, mask, dest, codes):
+def replay_engine(eng, batch, times, workers, mask, dest, codes, *,
+                  hz=0.0, floor=0):
     """ConnEngine-level multi-threaded replay (ConnPath.replay calls it):
     rows sharded by client address under ``mask`` (16 bytes), ``times``
-    in jiffies; fills ``dest``/``codes``; returns the run's statistics
-    (grace periods, pool grabs, flow cache hits...)."""
+    in jiffies, or None: the workers convert ``batch.time`` themselves
+    (max(round(t * hz), floor) jiffies); fills every row of
+    ``dest``/``codes``; returns the run's statistics (phase times, grace
+    periods, pool grabs, flow cache hits...)."""
     if not isinstance(workers, int) or not 1 <= workers <= 64:
         raise ValueError(f"workers must be 1..64, got {workers!r}")
-    return conntab.replay_mt(eng, batch, times, workers, mask, dest, codes)
+    return conntab.replay_mt(eng, batch, times, workers, mask, dest, codes,
+                             hz, floor)

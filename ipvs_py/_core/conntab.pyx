@@ -221,6 +221,7 @@ cdef class ConnEngine:
     cdef iht_walk_stats ws       # count_walks() target (ipvs_py.tune)
     cdef iht_stripes stripes     # writer stripes (conntab_mt.pxi); n 0: off
     cdef ipvs_fc fc_conf         # flow cache settings; n 0: off
+    cdef ipvs_mt_scratch mt_scratch  # multi-core replay rows (ipvs_mt_rows.h)
     # what changed_dests()/changed_svcs() last reported (their shadows)
     cdef ipvs_cdest *_dshadow
     cdef ipvs_csvc *_sshadow
@@ -247,6 +248,7 @@ cdef class ConnEngine:
             ipvs_engine_free_all(&self.e)
         self.events_off()
         iht_stripes_destroy(&self.stripes)
+        ipvs_mt_scratch_free(&self.mt_scratch)
         free(self._dshadow)
         free(self._sshadow)
 

@@ -31,9 +31,12 @@ cdef extern from "ipvs_flowcache.h" nogil:
     int ipvs_fc_init(ipvs_fc *fc, int n, uint32_t min_load, uint32_t admit)
     void ipvs_fc_flush(ipvs_fc *fc)
 
-cdef extern from "ipvs_mt.h" nogil:
-    enum:
-        IPVS_MT_MAX_WORKERS
+cdef extern from "ipvs_mt_rows.h" nogil:
+    struct ipvs_mt_scratch:
+        void *p
+        size_t cap
+    void ipvs_mt_scratch_free(ipvs_mt_scratch *s)
+    uint32_t ipvs_mt_jiffies(double sec, double hz, uint32_t floor)
     struct ipvs_mt_batch:
         const uint8_t *saddr
         const uint8_t *daddr
@@ -48,18 +51,30 @@ cdef extern from "ipvs_mt.h" nogil:
         const uint32_t *times
         int32_t *dest_out
         uint8_t *action_out
+        size_t n
+        const double *seconds
+        double hz
+        uint32_t floor
+    uint32_t ipvs_mt_shard_of(const uint32_t *caddr, const uint32_t *mask,
+                              uint32_t nworkers)
+
+cdef extern from "ipvs_mt.h" nogil:
+    enum:
+        IPVS_MT_MAX_WORKERS
     struct ipvs_mt_stats:
+        uint64_t setup_ns, run_ns, finish_ns, workers_cpu_ns, workers_minflt
+        uint64_t rows_cpu_ns[64]
+        uint64_t rows_ns[64]
         uint64_t grace_periods, pool_grabs, bg_resizes
         uint64_t fc_hits, fc_misses, fc_admitted, fc_rejected, fc_bypassed
         uint64_t fc_stale
-    uint32_t ipvs_mt_shard_of(const uint32_t *caddr, const uint32_t *mask,
-                              uint32_t nworkers)
+    int ipvs_mt_thread_limit
     # m: struct ipvs_engine * (declared later, in conntab.pyx)
+    size_t ipvs_mt_heap_copy(const void *m, uint32_t *out, size_t cap)
     int ipvs_mt_replay(void *m, const ipvs_mt_batch *b,
-                       const int64_t *rows, const int64_t *starts,
                        uint32_t nworkers, const uint32_t *mask,
                        const ipvs_fc *fc_conf, uint32_t until,
-                       ipvs_mt_stats *st)
+                       ipvs_mt_scratch *scratch, ipvs_mt_stats *st)
 
 
 def set_stripes(ConnEngine eng, int n):
@@ -139,9 +154,15 @@ def shard_rows(batch, int nworkers, bytes mask):
 
 
 def replay_mt(ConnEngine eng, batch, times, int nworkers, bytes mask,
-              int32_t[::1] dest_out, uint8_t[::1] action_out):
+              int32_t[::1] dest_out, uint8_t[::1] action_out,
+              double hz=0.0, uint32_t floor=0):
     """``eng.replay`` on ``nworkers`` threads sharing the engine (see
-    include/ipvs_mt.h).  Returns the run's statistics as a dict."""
+    include/ipvs_mt.h).  ``times``: jiffies per row, or None for the
+    workers to convert ``batch.time`` themselves, as ConnPath.replay does
+    (max(round(t * hz), floor)), which saves the single-threaded pass
+    and its 56 MB of numpy temporaries for 2M rows.  Every row of
+    ``dest_out``/``action_out`` is written.  Returns the run's
+    statistics as a dict."""
     cdef const uint8_t[:, ::1] sa = np.ascontiguousarray(batch.saddr)
     cdef const uint8_t[:, ::1] da = np.ascontiguousarray(batch.daddr)
     cdef const uint8_t[::1] proto = np.ascontiguousarray(batch.proto)
@@ -152,7 +173,8 @@ def replay_mt(ConnEngine eng, batch, times, int nworkers, bytes mask,
     cdef const uint32_t[::1] fw = np.ascontiguousarray(batch.fwmark)
     cdef const uint32_t[::1] ln = np.ascontiguousarray(batch.length)
     cdef const uint8_t[::1] dr = np.ascontiguousarray(batch.direction)
-    cdef const uint32_t[::1] tm = np.ascontiguousarray(times, dtype=np.uint32)
+    cdef const uint32_t[::1] tm
+    cdef const double[::1] secs
     cdef Py_ssize_t n = proto.shape[0]
     cdef ipvs_mt_batch b
     cdef ipvs_mt_stats st
@@ -160,31 +182,46 @@ def replay_mt(ConnEngine eng, batch, times, int nworkers, bytes mask,
     cdef int rc
     cdef uint32_t until
     cdef const ipvs_fc *fcc = &eng.fc_conf if eng.fc_conf.n else NULL
-    for name, col in (("daddr", da.shape[0]), ("proto", proto.shape[0]),
+    if times is None:
+        if not hz > 0:
+            raise ValueError(f"hz must be > 0 to convert batch.time, got {hz}")
+        secs = np.ascontiguousarray(batch.time, dtype=np.float64)
+        ntimes = secs.shape[0]
+    else:
+        tm = np.ascontiguousarray(times, dtype=np.uint32)
+        ntimes = tm.shape[0]
+    for name, col in (("saddr", sa.shape[0]), ("daddr", da.shape[0]),
                       ("af", af.shape[0]), ("sport", sp.shape[0]),
                       ("dport", dp.shape[0]), ("tcp_flags", fl.shape[0]),
                       ("fwmark", fw.shape[0]), ("length", ln.shape[0]),
-                      ("direction", dr.shape[0]), ("times", tm.shape[0]),
+                      ("direction", dr.shape[0]), ("times", ntimes),
                       ("dest_out", dest_out.shape[0]),
                       ("action_out", action_out.shape[0])):
         if col != n:
-            raise ValueError(f"{name} has {col} rows, saddr has {n}")
+            raise ValueError(f"{name} has {col} rows, proto has {n}")
     if n and (sa.shape[1] != 16 or da.shape[1] != 16):
         raise ValueError("addresses are 16 raw bytes per row")
-    shard = shard_rows(batch, nworkers, mask)
-    # uint8 keys: numpy sorts them with a stable radix sort (2M rows:
-    # 24 ms vs 55 ms with int32 keys)
-    rows = np.argsort(shard.astype(np.uint8), kind="stable").astype(np.int64)
-    starts = np.zeros(nworkers + 1, np.int64)
-    starts[1:] = np.cumsum(np.bincount(shard, minlength=nworkers))
-    cdef const int64_t[::1] rv = rows
-    cdef const int64_t[::1] sv = starts
+    if len(mask) != 16:
+        raise ValueError("mask is 16 bytes")
+    if nworkers < 1 or nworkers > IPVS_MT_MAX_WORKERS:
+        raise ValueError(f"workers must be 1..{IPVS_MT_MAX_WORKERS}, "
+                         f"got {nworkers}")
     memcpy(m, <char *>mask, 16)
     if n == 0:
         return {}
+    b.times = NULL
+    b.seconds = NULL
+    b.hz = hz
+    b.floor = floor
     # timers due by the latest row time have run after one thread (its
-    # clock never goes back), so after the workers too
-    until = <uint32_t>np.max(np.asarray(tm))
+    # clock never goes back), so after the workers too; the conversion
+    # is monotonic, so the latest row time is that of the latest seconds
+    if times is None:
+        b.seconds = &secs[0]
+        until = ipvs_mt_jiffies(np.max(np.asarray(secs)), hz, floor)
+    else:
+        b.times = &tm[0]
+        until = <uint32_t>np.max(np.asarray(tm))
     b.saddr = &sa[0, 0]
     b.daddr = &da[0, 0]
     b.proto = &proto[0]
@@ -195,15 +232,16 @@ def replay_mt(ConnEngine eng, batch, times, int nworkers, bytes mask,
     b.dport = &dp[0]
     b.fwmark = &fw[0]
     b.len = &ln[0]
-    b.times = &tm[0]
     b.dest_out = &dest_out[0]
     b.action_out = &action_out[0]
+    b.n = <size_t>n
     if eng.e.sidx.dirty:
         # the workers only read the service index (ipvs_svcindex.h)
         ipvs_svc_index_build(&eng.e.sidx, eng.e.svcs, eng.e.nsvcs)
     with nogil:
-        rc = ipvs_mt_replay(&eng.e, &b, &rv[0], &sv[0], nworkers, m, fcc,
-                            until, &st)
+        # the workers shard the rows themselves (ipvs_mt.h)
+        rc = ipvs_mt_replay(&eng.e, &b, nworkers, m, fcc, until,
+                            &eng.mt_scratch, &st)
     if eng._events != NULL:
         # worker clones start from zeroed engines and record no session
         # events: count the run as lost events, so the reader
@@ -214,8 +252,57 @@ def replay_mt(ConnEngine eng, batch, times, int nworkers, bytes mask,
                          "service (no Python scheduler callback)")
     if rc != 0:
         raise MemoryError("multi-core replay")
-    return {"grace_periods": st.grace_periods, "pool_grabs": st.pool_grabs,
+    return {"setup_ns": st.setup_ns, "run_ns": st.run_ns,
+            "finish_ns": st.finish_ns, "workers_cpu_ns": st.workers_cpu_ns,
+            "workers_minflt": st.workers_minflt,
+            "rows_cpu_ns": [st.rows_cpu_ns[k] for k in range(nworkers)],
+            "rows_ns": [st.rows_ns[k] for k in range(nworkers)],
+            "grace_periods": st.grace_periods, "pool_grabs": st.pool_grabs,
             "bg_resizes": st.bg_resizes,
             "fc_hits": st.fc_hits, "fc_misses": st.fc_misses,
             "fc_admitted": st.fc_admitted, "fc_rejected": st.fc_rejected,
             "fc_bypassed": st.fc_bypassed, "fc_stale": st.fc_stale}
+
+
+def timer_heap(ConnEngine eng):
+    """The engine's timer heap as an (n, 2) uint32 array of (expires,
+    conn id | IPVS_TIMER_TMPL) in heap order (tests check its shape and
+    contents after multi-core runs)."""
+    out = np.empty((ipvs_mt_heap_copy(&eng.e, NULL, 0), 2), np.uint32)
+    cdef uint32_t[:, ::1] o = out
+    if o.shape[0]:
+        ipvs_mt_heap_copy(&eng.e, &o[0, 0], o.shape[0])
+    return out
+
+
+def mt_jiffies(double sec, double hz, uint32_t floor):
+    """The workers' conversion of a row time (ipvs_mt_rows.h): must equal
+    ConnPath.replay's np.maximum(np.round(t * hz), floor).astype(uint32)."""
+    return ipvs_mt_jiffies(sec, hz, floor)
+
+
+def mt_thread_limit(int n):
+    """Start at most ``n`` threads besides the caller's per multi-core
+    replay (-1: no limit); the workers without a thread run on the
+    caller's thread after the others, as when pthread_create fails.  For
+    tests of that path."""
+    global ipvs_mt_thread_limit
+    ipvs_mt_thread_limit = n
+
+
+def jiffies_column(seconds, double hz, uint32_t floor):
+    """uint32 jiffies of every row time: max(round(t * hz), floor), as
+    ``mt_jiffies`` per row (numpy's rounding), in one pass without the
+    float temporaries of np.maximum(np.round(t * hz), floor).astype()
+    (56 MB for 2M rows, whose page faults varied with the runs before;
+    docs/multicore.md)."""
+    cdef const double[::1] t = np.ascontiguousarray(seconds, dtype=np.float64)
+    out = np.empty(t.shape[0], np.uint32)
+    cdef uint32_t[::1] o = out
+    cdef Py_ssize_t i
+    if not hz > 0:
+        raise ValueError(f"hz must be > 0, got {hz}")
+    with nogil:
+        for i in range(t.shape[0]):
+            o[i] = ipvs_mt_jiffies(t[i], hz, floor)
+    return out

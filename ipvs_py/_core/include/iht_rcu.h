@@ -65,6 +65,25 @@ static inline unsigned int iht_rcu_thread_slot(void)
 	return iht_rcu_my_slot - 1;
 }
 
+/* Give the calling thread reader slot @n mod IHT_RCU_SLOTS instead of
+ * the round-robin one; returns the previous choice for
+ * iht_rcu_restore_slot().  For threads whose number is known: a
+ * multi-core replay starts new worker threads each run, and round robin
+ * put worker 1 on worker 0's (the caller's) slot once every 16 runs -- the
+ * lookups of that run bounced the slot's line between the two CPUs. */
+static inline unsigned int iht_rcu_pin_slot(unsigned int n)
+{
+	unsigned int old = iht_rcu_my_slot;
+
+	iht_rcu_my_slot = 1 + n % IHT_RCU_SLOTS;
+	return old;
+}
+
+static inline void iht_rcu_restore_slot(unsigned int old)
+{
+	iht_rcu_my_slot = old;
+}
+
 static inline int iht_rcu_init(struct iht_rcu *r)
 {
 	atomic_init(&r->epoch, 0);

@@ -9,7 +9,9 @@
  * conn_reuse/expiry look at the conn's own history; keyed this way, a
  * flow's packets in both directions, its template and all conns the
  * template controls belong to one worker, so per-flow work needs no
- * cross-worker ordering and gives the same result as one thread.
+ * cross-worker ordering and gives the same result as one thread.  The
+ * workers find their rows and hand back their verdicts as ipvs_mt_rows.h
+ * describes.
  *
  * Each worker runs the unchanged packet path (ipvs_conn.h) on a CLONE of
  * the engine (struct ipvs_worker.e) whose e->mt points at what is shared:
@@ -25,6 +27,8 @@
  *                                               still be walking its node)
  *   timer heap, clock (now)   e->heap, e->now   per worker: a conn's timers
  *                                               only touch its own flow
+ *                                               (the timers due during the
+ *                                               run; ipvs_mt_split_timers)
  *   dest conn counters        plain int         atomics (atomic_t in the
  *   (active/inact/persist)                      kernel)
  *   packet/byte/conn stats    plain u64         per worker, summed at the
@@ -57,9 +61,16 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 
 #include "ipvs_conn.h"
+#include "ipvs_mt_rows.h"
 #include "ipvs_resizer.h"
+
+#ifndef RUSAGE_THREAD		/* Linux's, declared only with _GNU_SOURCE */
+#define RUSAGE_THREAD 1
+#endif
 
 #define IPVS_MT_MAX_WORKERS	64
 #define IPVS_MT_GRAB		64	/* slab ids taken from the pool at once */
@@ -67,36 +78,13 @@
 #define IPVS_MT_PF_DIST		16	/* prefetch distance (rows), as replay */
 #define IPVS_MT_PF_RING		32
 
-/* The worker of a client address: a multiplicative hash of the masked
- * address words (@mask: 16 bytes of netmask), modulo @nworkers.  Used for
- * both the trace rows and the conns already in the table. */
-static inline uint32_t ipvs_mt_shard_of(const uint32_t *caddr,
-					const uint32_t *mask, uint32_t nworkers)
-{
-	uint64_t h = 0;
-
-	for (int i = 0; i < 4; i++)
-		h = (h ^ (caddr[i] & mask[i])) * 0x9E3779B97F4A7C15ull;
-	return (uint32_t)((h >> 32) % nworkers);
-}
-
-/* The trace, column by column (PacketBatch), as the Cython layer holds it.
- * Ports are host order; times are jiffies. */
-struct ipvs_mt_batch {
-	const uint8_t *saddr, *daddr;	/* n x 16 */
-	const uint8_t *proto, *af, *flags, *dir;
-	const uint16_t *sport, *dport;
-	const uint32_t *fwmark, *len, *times;
-	int32_t *dest_out;
-	uint8_t *action_out;
-};
-
 struct ipvs_mt_shared {
 	struct ipvs_engine *e;		/* the engine being cloned */
 	pthread_mutex_t pool_lock;	/* e->free_head, e->bump, e->chunks */
 	struct iht_spinlock sched_lock;
 	uint32_t chunk_cap;		/* e->chunks has room for this many */
 	const struct ipvs_mt_batch *b;
+	struct ipvs_mt_rows rows;	/* whose rows, where results go */
 	const struct ipvs_fc *fc_conf;	/* NULL: no flow cache */
 	struct ipvs_resizer rz;		/* the resize work (not running: the
 					 * workers resize inline) */
@@ -112,13 +100,34 @@ struct ipvs_worker {
 	struct ipvs_fc fc;
 	uint32_t *free_ids, *pend_ids;	/* reusable now / after a grace period */
 	size_t nfree, npend, cap_free, cap_pend;
-	const int64_t *rows;		/* this worker's rows, in trace order */
-	size_t nrows;
+	uint32_t idx;			/* worker number (ipvs_mt_rows.h) */
+	int sliced;			/* its slice of the shard map is done */
 	int64_t nconns0, no_cport0, ntemplates0;
 	uint64_t grace_periods, pool_grabs;
+	uint64_t cpu_ns, minflt;	/* this thread's, in the replay */
+	uint64_t rows_cpu_ns, rows_ns;	/* CPU and wall time on its rows only
+					 * (not the waits for the others) */
 	int oom;
 	pthread_t th;
 };
+
+/* Nanoseconds on @clk (CLOCK_MONOTONIC for phases, CLOCK_THREAD_CPUTIME_ID
+ * for what a worker got of a CPU). */
+static inline uint64_t ipvs_mt_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Minor page faults of the calling thread so far. */
+static inline uint64_t ipvs_mt_minflt(void)
+{
+	struct rusage ru;
+
+	return getrusage(RUSAGE_THREAD, &ru) ? 0 : (uint64_t)ru.ru_minflt;
+}
 
 static inline int ipvs_mt_push_id(uint32_t **arr, size_t *n, size_t *cap,
 				  uint32_t id)
@@ -302,62 +311,91 @@ static inline int ipvs_mt_worker_init(struct ipvs_worker *w,
 	return 0;
 }
 
-/* One worker: its rows in order, as ConnEngine.replay runs all rows
- * (timers first, then the decision), with the same three-stage bucket
- * prefetch a few rows ahead.  The resize thread may replace the bucket
- * array the hints point into; the replay keeps replaced arrays until it
- * ends (iht_defer_frees), so a hint always points into valid memory and
- * needs no read-side section (one per packet, two atomic RMWs, was a
- * sixth of a worker's time with established flows, perf); the hints are
- * dropped whenever the current array or the resize count changed, as
- * they point into an old array then.  Measured: without the prefetch one
- * worker replayed established flows 3.4x slower than replay()
- * (bench/bench_multicore.py). */
+/* One worker: its rows in trace order (ipvs_mt_rows.h: first its slice
+ * of the shard map, last its slice of the results), as ConnEngine.replay
+ * runs all rows (timers first, then the decision), with the same
+ * three-stage bucket prefetch a few rows ahead.  The resize thread may
+ * replace the bucket array the hints point into; the replay keeps
+ * replaced arrays until it ends (iht_defer_frees), so a hint always
+ * points into valid memory and needs no read-side section (one per
+ * packet, two atomic RMWs, was a sixth of a worker's time with
+ * established flows, perf); the hints are dropped whenever the current
+ * array or the resize count changed, as they point into an old array
+ * then.  Measured: without the prefetch one worker replayed established
+ * flows 3.4x slower than replay() (bench/bench_multicore.py). */
 static void *ipvs_mt_worker_run(void *arg)
 {
 	struct ipvs_worker *w = arg;
-	const struct ipvs_mt_batch *b = w->sh->b;
+	struct ipvs_mt_shared *sh = w->sh;
+	struct ipvs_mt_rows *rw = &sh->rows;
+	const struct ipvs_mt_batch *b = sh->b;
 	struct iht_table *t = w->ctx.tab;
+	/* own rows r..r+IPVS_MT_PF_DIST: their row numbers and bucket hints,
+	 * at [own row number & (IPVS_MT_PF_RING - 1)] */
+	size_t rowq[IPVS_MT_PF_RING];
 	struct iht_bl_head *ring[IPVS_MT_PF_RING];
+	size_t ahead, nq = 0, pbase = 0;
+	struct ipvs_mt_cursor cur;
 	struct iht_tbl *seen_tb = NULL;
 	uint64_t seen_rz = 0;
 	struct ipvs_pkt p;
+	uint64_t cpu0 = ipvs_mt_ns(CLOCK_THREAD_CPUTIME_ID);
+	uint64_t flt0 = ipvs_mt_minflt();
+	/* a reader slot of its own (the resize thread's is the last) */
+	unsigned int slot0 = iht_rcu_pin_slot(w->idx);
 
+	if (rw->shard) {
+		if (!w->sliced)
+			ipvs_mt_rows_slice(rw, w->idx);
+		ipvs_mt_wait_count(&rw->slices_done, rw->nworkers);
+		pbase = ipvs_mt_rows_base(rw, w->idx);
+	}
 	memset(&p, 0, sizeof(p));
 	memset(ring, 0, sizeof(ring));
-	for (size_t r = 0; r < w->nrows; r++) {
-		size_t i = (size_t)w->rows[r];
+	w->rows_ns = ipvs_mt_ns(CLOCK_MONOTONIC);
+	w->rows_cpu_ns = ipvs_mt_ns(CLOCK_THREAD_CPUTIME_ID);
+	cur.scan = 0;
+	cur.pos = cur.m = 0;
+	ahead = ipvs_mt_cursor_next(rw, w->idx, &cur);
+	for (size_t r = 0;; r++) {
 		struct ipvs_verdict v;
 		struct iht_tbl *tb = iht_first_tbl(t);
 		uint64_t rz = iht_resizes(t);
+		int pf = !iht_next_tbl(tb);	/* no hints mid-resize */
+		size_t i;
 
 		if (tb != seen_tb || rz != seen_rz) {
 			memset(ring, 0, sizeof(ring));
 			seen_tb = tb;
 			seen_rz = rz;
 		}
-		if (!iht_next_tbl(tb)) {
-			size_t j;
+		/* stage 1 for own row r + IPVS_MT_PF_DIST (all of the first
+		 * ones at r = 0) */
+		while (nq <= r + IPVS_MT_PF_DIST && ahead != SIZE_MAX) {
+			size_t j = ahead, q = nq & (IPVS_MT_PF_RING - 1);
 
-			if (r + IPVS_MT_PF_DIST < w->nrows) {
-				j = (size_t)w->rows[r + IPVS_MT_PF_DIST];
-				ring[(r + IPVS_MT_PF_DIST) &
-				     (IPVS_MT_PF_RING - 1)] =
-					ipvs_prefetch_bucket(&w->e, b->af[j],
+			rowq[q] = j;
+			ring[q] = pf ? ipvs_prefetch_bucket(&w->e, b->af[j],
 					b->proto[j],
 					(const uint32_t *)&b->saddr[j * 16],
 					__builtin_bswap16(b->sport[j]),
 					(const uint32_t *)&b->daddr[j * 16],
 					__builtin_bswap16(b->dport[j]),
-					b->dir[j]);
-			}
-			if (r + IPVS_MT_PF_DIST / 2 < w->nrows)
+					b->dir[j]) : NULL;
+			nq++;
+			ahead = ipvs_mt_cursor_next(rw, w->idx, &cur);
+		}
+		if (r == nq)
+			break;			/* no own row left */
+		if (pf) {
+			if (r + IPVS_MT_PF_DIST / 2 < nq)
 				ipvs_prefetch_conn(ring[(r + IPVS_MT_PF_DIST / 2) &
 						      (IPVS_MT_PF_RING - 1)]);
-			if (r + IPVS_MT_PF_DIST / 4 < w->nrows)
+			if (r + IPVS_MT_PF_DIST / 4 < nq)
 				ipvs_prefetch_next(ring[(r + IPVS_MT_PF_DIST / 4) &
 						      (IPVS_MT_PF_RING - 1)]);
 		}
+		i = rowq[r & (IPVS_MT_PF_RING - 1)];
 		memcpy(p.saddr, &b->saddr[i * 16], 16);
 		memcpy(p.daddr, &b->daddr[i * 16], 16);
 		p.sport = __builtin_bswap16(b->sport[i]);
@@ -368,38 +406,84 @@ static void *ipvs_mt_worker_run(void *arg)
 		p.dir = b->dir[i];
 		p.fwmark = b->fwmark[i];
 		p.len = b->len[i];
-		v = ipvs_packet(&w->e, &p, b->times[i]);
-		b->dest_out[i] = v.dest;
-		b->action_out[i] = v.action;
+		v = ipvs_packet(&w->e, &p, ipvs_mt_row_time(b, i));
+		if (rw->shard) {	/* own stretch: see ipvs_mt_rows.h */
+			rw->pdest[pbase + r] = v.dest;
+			rw->paction[pbase + r] = (uint8_t)v.action;
+		} else {
+			b->dest_out[i] = v.dest;
+			b->action_out[i] = (uint8_t)v.action;
+		}
 		if (iht_resize_pending(t)) {
-			if (w->sh->rz.running)
-				ipvs_resizer_kick(&w->sh->rz);
+			if (sh->rz.running)
+				ipvs_resizer_kick(&sh->rz);
 			else
 				iht_try_maybe_resize(t);  /* busy: later */
 		}
 	}
+	w->rows_ns = ipvs_mt_ns(CLOCK_MONOTONIC) - w->rows_ns;
+	w->rows_cpu_ns = ipvs_mt_ns(CLOCK_THREAD_CPUTIME_ID) - w->rows_cpu_ns;
+	if (rw->shard) {
+		int th;
+		unsigned int spins = 0;
+
+		/* the caller says whether every worker got a thread */
+		while (!(th = atomic_load_explicit(&rw->threads,
+						   memory_order_acquire)))
+			iht_spin_wait(&spins);
+		if (th == 1) {
+			atomic_fetch_add_explicit(&rw->rows_done, 1,
+						  memory_order_acq_rel);
+			ipvs_mt_wait_count(&rw->rows_done, rw->nworkers);
+			ipvs_mt_rows_scatter(rw, w->idx);
+		}
+	}
+	iht_rcu_restore_slot(slot0);
+	w->cpu_ns = ipvs_mt_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+	w->minflt = ipvs_mt_minflt() - flt0;
 	return NULL;
 }
 
-/* Hand the conns of the engine's timer heap to the workers that own their
- * clients, so that their timers keep running during the replay. */
+/* Hand the timers due by @until (the trace's last row time) to the
+ * workers that own their conns' clients, so that they fire during the
+ * replay at their own time; the rest stay in the engine's heap, as no
+ * worker clock reaches them (a worker's clock never passes its last row).
+ * A worker that re-arms a conn earlier pushes an entry of its own, and
+ * the engine's becomes stale (heap_expires differs), as on one thread.
+ * Handing over the whole heap instead cost ~1 heap push per conn per run
+ * (200k conns: 5-10 ms, more the more runs had shuffled the heap, as the
+ * pushes read the conns in heap order) and a merge back.  Context:
+ * single-threaded setup.  Returns 0, or -ENOMEM with every entry back
+ * in the engine's heap. */
 static inline int ipvs_mt_split_timers(struct ipvs_engine *m,
 				       struct ipvs_worker *ws, uint32_t n,
-				       const uint32_t *mask)
+				       const uint32_t *mask, uint32_t until)
 {
-	for (size_t i = 0; i < m->heap_n; i++) {
-		struct ipvs_timer_ent t = m->heap[i];
-		struct ipvs_conn *c;
+	while (m->heap_n && !ipvs_time_before(until, m->heap[0].expires)) {
+		struct ipvs_timer_ent t = ipvs_heap_pop(m);
 		uint32_t k = 0;
 
 		if ((t.cid & ~IPVS_TIMER_TMPL) < m->bump) {
-			c = ipvs_conn_of(m, t.cid & ~IPVS_TIMER_TMPL);
+			struct ipvs_conn *c = ipvs_conn_of(m,
+					t.cid & ~IPVS_TIMER_TMPL);
+
 			k = ipvs_mt_shard_of(c->caddr, mask, n);
 		}
-		if (ipvs_heap_push(&ws[k].e, t.expires, t.cid))
+		if (ipvs_heap_push(&ws[k].e, t.expires, t.cid)) {
+			/* undo: the engine's heap has room for all it held */
+			(void)ipvs_heap_push(m, t.expires, t.cid);
+			for (k = 0; k < n; k++) {
+				struct ipvs_engine *c = &ws[k].e;
+
+				for (size_t i = 0; i < c->heap_n; i++)
+					(void)ipvs_heap_push(m,
+						c->heap[i].expires,
+						c->heap[i].cid);
+				c->heap_n = 0;
+			}
 			return -ENOMEM;
+		}
 	}
-	m->heap_n = 0;
 	return 0;
 }
 
@@ -465,18 +549,44 @@ static inline void ipvs_mt_worker_free(struct ipvs_worker *w)
 	w->ctx.dstats = w->ctx.sstats = NULL;
 }
 
-/* Statistics of one run (for benchmarks and tests). */
+/* Copy up to @cap entries of @m's timer heap, in heap order, to @out as
+ * (expires, cid) pairs; returns the number of entries (tests). */
+static inline size_t ipvs_mt_heap_copy(const struct ipvs_engine *m,
+				       uint32_t *out, size_t cap)
+{
+	for (size_t i = 0; i < m->heap_n && i < cap; i++) {
+		out[2 * i] = m->heap[i].expires;
+		out[2 * i + 1] = m->heap[i].cid;
+	}
+	return m->heap_n;
+}
+
+/* At most this many worker threads per run, -1: no limit.  Tests set it
+ * to run the path taken when pthread_create fails (the workers without a
+ * thread run on the caller's thread after the others). */
+static int ipvs_mt_thread_limit = -1;
+
+/* Statistics of one run (for benchmarks and tests).  Phases, wall ns:
+ * setup (worker clones, timers split), run (the workers' rows), finish
+ * (merge, timers left, a pending resize); workers_cpu_ns and
+ * workers_minflt: CPU time and minor page faults of the worker threads
+ * in the replay; rows_cpu_ns/rows_ns: each worker's CPU and wall time on
+ * its own rows (without its slice of the shard map, the waits for the
+ * others and its slice of the verdicts)
+ * while on their rows. */
 struct ipvs_mt_stats {
+	uint64_t setup_ns, run_ns, finish_ns, workers_cpu_ns, workers_minflt;
+	uint64_t rows_cpu_ns[IPVS_MT_MAX_WORKERS], rows_ns[IPVS_MT_MAX_WORKERS];
 	uint64_t grace_periods, pool_grabs;
 	uint64_t bg_resizes;		/* rebuild checks by the resize thread */
 	uint64_t fc_hits, fc_misses, fc_admitted, fc_rejected, fc_bypassed,
 		 fc_stale;
 };
 
-/* Replay @b on @nworkers threads; worker k takes rows
- * @rows[@starts[k]..@starts[k+1]) in that order.  @mask: the shard mask
- * the rows were split with (for the conns already in the table).
- * @fc_conf: flow cache settings for every worker, or NULL.  @until: the
+/* Replay @b on @nworkers threads; worker k takes the rows whose client
+ * address (masked by @mask, 16 bytes) ipvs_mt_shard_of() maps to k, in
+ * trace order, and the due timers of the conns already in the table
+ * whose client maps to k.  @fc_conf: flow cache settings for every worker, or NULL.  @until: the
  * last row's time; timers due by then have run on return, as after a
  * single-threaded replay.  Returns 0, -EINVAL (a service needs the
  * Python scheduler, or bad @nworkers), -ENOMEM (the engine is unchanged
@@ -484,9 +594,9 @@ struct ipvs_mt_stats {
  * counted in allocs_failed as on one thread). */
 static inline int ipvs_mt_replay(struct ipvs_engine *m,
 				 const struct ipvs_mt_batch *b,
-				 const int64_t *rows, const int64_t *starts,
 				 uint32_t nworkers, const uint32_t *mask,
 				 const struct ipvs_fc *fc_conf, uint32_t until,
+				 struct ipvs_mt_scratch *scratch,
 				 struct ipvs_mt_stats *st)
 {
 	struct ipvs_mt_shared sh;
@@ -494,6 +604,7 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 	uint32_t k, started = 0;
 	int ret = 0, ncpus;
 	uint32_t lo, hi;		/* earliest, latest worker clock */
+	uint64_t t0 = ipvs_mt_ns(CLOCK_MONOTONIC), t1, t2;
 
 	if (nworkers < 1 || nworkers > IPVS_MT_MAX_WORKERS || m->mt)
 		return -EINVAL;
@@ -507,7 +618,7 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 	/* room for every new conn of the trace plus the grabs in flight, so
 	 * that e->chunks never moves while workers read it */
 	{
-		uint64_t need = (uint64_t)m->bump + (uint64_t)starts[nworkers] +
+		uint64_t need = (uint64_t)m->bump + (uint64_t)b->n +
 			(uint64_t)nworkers * (IPVS_MT_GRAB + IPVS_CONN_CHUNK);
 		uint32_t cap = (uint32_t)(need / IPVS_CONN_CHUNK + 2);
 		struct ipvs_conn **nc;
@@ -520,6 +631,8 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 		m->chunks = nc;
 		sh.chunk_cap = cap;
 	}
+	if (ipvs_mt_rows_init(&sh.rows, scratch, b, nworkers, mask))
+		return -ENOMEM;
 	ws = ipvs_mt_calloc_lines(nworkers, sizeof(*ws));
 	if (!ws)
 		return -ENOMEM;
@@ -527,14 +640,13 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 	atomic_init(&sh.sched_lock.w, 0);
 	for (k = 0; k < nworkers && !ret; k++) {
 		ret = ipvs_mt_worker_init(&ws[k], &sh);
-		ws[k].rows = rows + starts[k];
-		ws[k].nrows = (size_t)(starts[k + 1] - starts[k]);
+		ws[k].idx = k;
 	}
 	if (!ret)
-		ret = ipvs_mt_split_timers(m, ws, nworkers, mask);
+		ret = ipvs_mt_split_timers(m, ws, nworkers, mask, until);
 	if (ret) {
-		/* setup failed: the engine's heap is still whole (split
-		 * empties it only on success); change nothing */
+		/* setup failed: the engine's heap is whole again (split
+		 * undoes itself); change nothing */
 		for (k = 0; k < nworkers; k++)
 			ipvs_mt_worker_free(&ws[k]);
 		goto out;
@@ -553,20 +665,39 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 	/* the resize work's thread; if it cannot start, the workers resize
 	 * inline (ipvs_mt_worker_run) */
 	(void)ipvs_resizer_start(&sh.rz, &m->tab);
+	t1 = ipvs_mt_ns(CLOCK_MONOTONIC);
 	for (k = 1; k < nworkers; k++) {
-		if (pthread_create(&ws[k].th, NULL, ipvs_mt_worker_run, &ws[k]))
+		if ((ipvs_mt_thread_limit >= 0 &&
+		     started >= (uint32_t)ipvs_mt_thread_limit) ||
+		    pthread_create(&ws[k].th, NULL, ipvs_mt_worker_run, &ws[k]))
 			break;
 		started++;
 	}
+	/* the shard slices of workers without a thread (they run here after
+	 * the others): fill them now, or the started ones would wait forever
+	 * for them; and without a thread each, the workers cannot wait for
+	 * each other to scatter the results: that is done here, after */
+	for (k = started + 1; sh.rows.shard && k < nworkers; k++) {
+		ipvs_mt_rows_slice(&sh.rows, k);
+		ws[k].sliced = 1;
+	}
+	atomic_store_explicit(&sh.rows.threads, started + 1 == nworkers ? 1 : 2,
+			      memory_order_release);
 	ipvs_mt_worker_run(&ws[0]);
 	for (k = 1; k <= started; k++)
 		pthread_join(ws[k].th, NULL);
 	for (k = started + 1; k < nworkers; k++)	/* no thread: run here */
 		ipvs_mt_worker_run(&ws[k]);
+	for (k = 0; sh.rows.shard && started + 1 < nworkers &&
+		    k < nworkers; k++)
+		ipvs_mt_rows_scatter(&sh.rows, k);
+	t2 = ipvs_mt_ns(CLOCK_MONOTONIC);
 	ipvs_resizer_stop(&sh.rz);
 	iht_defer_frees(&m->tab, 0);	/* no worker left to hold a hint */
 	m->tab.prof.ncpus = ncpus;
 	memset(st, 0, sizeof(*st));
+	st->setup_ns = t1 - t0;
+	st->run_ns = t2 - t1;
 	st->bg_resizes = sh.rz.runs;
 	lo = ws[0].e.now;
 	for (k = 1; k < nworkers; k++)
@@ -577,6 +708,10 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 			ret = -ENOMEM;
 		st->grace_periods += ws[k].grace_periods;
 		st->pool_grabs += ws[k].pool_grabs;
+		st->workers_cpu_ns += ws[k].cpu_ns;
+		st->rows_cpu_ns[k] = ws[k].rows_cpu_ns;
+		st->rows_ns[k] = ws[k].rows_ns;
+		st->workers_minflt += ws[k].minflt;
 		st->fc_hits += ws[k].fc.hits;
 		st->fc_misses += ws[k].fc.misses;
 		st->fc_admitted += ws[k].fc.admitted;
@@ -602,6 +737,7 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 		m->now = hi;
 	if (iht_resize_pending(&m->tab))
 		iht_maybe_resize(&m->tab);
+	st->finish_ns = ipvs_mt_ns(CLOCK_MONOTONIC) - t2;
 out:
 	pthread_mutex_destroy(&sh.pool_lock);
 	free(ws);

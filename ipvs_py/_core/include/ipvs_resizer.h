@@ -43,6 +43,8 @@ static void *ipvs_resizer_main(void *arg)
 {
 	struct ipvs_resizer *r = arg;
 
+	/* the last reader slot: workers 0.. take the first ones (ipvs_mt.h) */
+	iht_rcu_pin_slot(IHT_RCU_SLOTS - 1);
 	pthread_mutex_lock(&r->lock);
 	for (;;) {
 		/* clear before looking: a kick after this look signals */

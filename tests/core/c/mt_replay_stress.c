@@ -107,7 +107,6 @@ int mt_stress(int workers, int stripes, int nflows, int npkts, uint64_t seed,
 	uint16_t *sp = malloc(n * 2), *dp = malloc(n * 2);
 	uint32_t *fw = calloc(n, 4), *len = malloc(n * 4), *tm = malloc(n * 4);
 	int32_t *d1 = malloc(n * 4), *d2 = malloc(n * 4);
-	int64_t *rows = malloc(n * 8), *starts = calloc(workers + 1, 8);
 	uint32_t mask[4] = { ~0u, ~0u, ~0u, ~0u }, t = 0;
 	struct ipvs_mt_stats st;
 	uint64_t s = seed | 1;
@@ -115,7 +114,7 @@ int mt_stress(int workers, int stripes, int nflows, int npkts, uint64_t seed,
 
 	if (!one || !many || !sa || !da || !proto || !af || !fl || !dir ||
 	    !act1 || !act2 || !sp || !dp || !fw || !len || !tm || !d1 ||
-	    !d2 || !rows || !starts || iht_stripes_init(&ws, stripes) ||
+	    !d2 || iht_stripes_init(&ws, stripes) ||
 	    ipvs_fc_init(&fc, 4, 0, HZ / 10) ||
 	    engine_init(one, &ss1, sd1, rows1, NULL, NULL) ||
 	    engine_init(many, &ss2, sd2, rows2, &ws, NULL))
@@ -170,29 +169,18 @@ int mt_stress(int workers, int stripes, int nflows, int npkts, uint64_t seed,
 		if (iht_resize_pending(&one->tab))
 			iht_maybe_resize(&one->tab);
 	}
-	/* workers: rows grouped by shard, in order */
-	{
-		size_t k = 0;
-
-		for (int w = 0; w < workers; w++) {
-			starts[w] = (int64_t)k;
-			for (size_t i = 0; i < n; i++) {
-				const uint32_t *ca = (const uint32_t *)(dir[i] ?
-					&da[i * 16] : &sa[i * 16]);
-
-				if (ipvs_mt_shard_of(ca, mask, workers) ==
-				    (uint32_t)w)
-					rows[k++] = (int64_t)i;
-			}
-		}
-		starts[workers] = (int64_t)k;
-	}
 	{
 		struct ipvs_mt_batch b = { sa, da, proto, af, fl, dir, sp, dp,
-					   fw, len, tm, d2, act2 };
+					   fw, len, tm, d2, act2, n };
 
-		if (ipvs_mt_replay(many, &b, rows, starts, (uint32_t)workers,
-				   mask, &fc, tm[n - 1], &st))
+		struct ipvs_mt_scratch scratch = { NULL, 0 };
+		int mrc;
+
+		/* the workers shard the rows themselves */
+		mrc = ipvs_mt_replay(many, &b, (uint32_t)workers, mask, &fc,
+				     tm[n - 1], &scratch, &st);
+		ipvs_mt_scratch_free(&scratch);
+		if (mrc)
 			goto out;
 	}
 	memset(out, 0, 5 * sizeof(*out));
@@ -219,7 +207,7 @@ out:
 	free(many);
 	free(sa); free(da); free(proto); free(af); free(fl); free(dir);
 	free(act1); free(act2); free(sp); free(dp); free(fw); free(len);
-	free(tm); free(d1); free(d2); free(rows); free(starts);
+	free(tm); free(d1); free(d2);
 	return rc;
 }
 
