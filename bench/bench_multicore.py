@@ -194,6 +194,37 @@ def run_new_conns(a, opening, stripes, label):
     return best
 
 
+def run_churn(a, opening, stripes, label):
+    """New conns in steady state: a net holding ``opening``'s conns (SYN
+    sent at t=0, so they expire at 60 s) gets as many SYNs of new clients
+    over 61..62 s; every new conn replaces an expiring one, the count
+    stays put and the table never resizes.  This isolates what inserts
+    and deletes cost two workers from the resize thread's share of the
+    CPUs (see docs/multicore.md)."""
+    n = len(opening)
+    fresh = syns(n, 9)
+    fresh._cols["saddr"][:, 0] = 100             # clients not yet seen
+    fresh._cols["time"][:] = 61.0 + np.arange(n) / n
+    best = {}
+    for _ in range(a.reps):
+        for key, workers in (("1w", 1), ("2w", 2), ("replay", None)):
+            net = make_net(0, stripes=stripes)
+            net.replay(opening)
+            r = timed(net, fresh, workers)
+            if key not in best or r[0] < best[key][0]:
+                best[key] = r
+    w1, w2, rp = best["1w"], best["2w"], best["replay"]
+    wcpu = sum(w2[2]["rows_cpu_ns"]) / max(1, sum(w1[2]["rows_cpu_ns"]))
+    print(f"{'churn (SYN+expiry)':18} {label:>11} {n / w1[0] / 1e6:>8.2f} "
+          f"{'-':>8} {n / w2[0] / 1e6:>8.2f} {n / rp[0] / 1e6:>8.2f} "
+          f"{w1[0] / w2[0]:>7.2f} {rp[0] / w2[0]:>7.2f} "
+          f"{w2[1] / w2[0]:>8.2f} {wcpu:>6.2f}")
+    st = w2[2]
+    print(f"{'':18} {'':>11} 2w: setup {st['setup_ns'] / 1e6:.1f} ms "
+          f"(due timers handed out), workers {st['run_ns'] / 1e6:.1f} ms, "
+          f"resizes {st['bg_resizes']}")
+
+
 def run_scaling(a):
     print(f"\n## Scaling 1 -> 2 workers (mh, NAT, lfactor 0; {a.flows} "
           f"flows, {a.pkts} ACKs; best of {a.reps})")
@@ -209,6 +240,7 @@ def run_scaling(a):
     for label, stripes in (("stripes 8", 8), ("global lock", 1)):
         best = run_established(a, est, opening, stripes, label)
         run_new_conns(a, opening, stripes, label)
+        run_churn(a, opening, stripes, label)
         # where the 2-worker established run's wall time went
         w2 = best["2w"]
         st = w2[2]
