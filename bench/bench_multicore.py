@@ -161,37 +161,43 @@ def run_established(a, est, opening, stripes, label):
         keep("replay", timed(net, est, None))
     for _ in range(a.reps):
         keep("1w b2b", timed(net, est, 1))
-    n = len(est)
-    mpps = {k: n / v[0] / 1e6 for k, v in best.items()}
-    w1, w2 = best["1w"], best["2w"]
+    _print_row("established ACKs", label, best, len(est))
+    return best
+
+
+def _print_row(workload, label, best, n):
+    """One row of the scaling table from the best (wall, cpu, mt_stats)
+    of each mode ("1w b2b" optional)."""
+    w1, w2, rp = best["1w"], best["2w"], best["replay"]
+    b2b = f"{n / best['1w b2b'][0] / 1e6:>8.2f}" if "1w b2b" in best else \
+        f"{'-':>8}"
     # cpu/wall: how much of the 2-worker run both threads had a CPU;
     # rcpu: the workers' CPU on their own rows, 2 workers / 1 (what
     # sharing the engine costs per packet; the waits are left out)
     wcpu = sum(w2[2]["rows_cpu_ns"]) / max(1, sum(w1[2]["rows_cpu_ns"]))
-    print(f"{'established ACKs':18} {label:>11} {mpps['1w']:>8.2f} "
-          f"{mpps['1w b2b']:>8.2f} {mpps['2w']:>8.2f} {mpps['replay']:>8.2f} "
-          f"{w1[0] / w2[0]:>7.2f} {best['replay'][0] / w2[0]:>7.2f} "
+    print(f"{workload:18} {label:>11} {n / w1[0] / 1e6:>8.2f} {b2b} "
+          f"{n / w2[0] / 1e6:>8.2f} {n / rp[0] / 1e6:>8.2f} "
+          f"{w1[0] / w2[0]:>7.2f} {rp[0] / w2[0]:>7.2f} "
           f"{w2[1] / w2[0]:>8.2f} {wcpu:>6.2f}")
+
+
+def _fresh_runs(a, batch, new_net, workload, label):
+    """``batch`` on a net from ``new_net()`` each time, 1 and 2 workers and
+    replay() interleaved rep by rep; prints the row, returns the best."""
+    best = {}
+    for _ in range(a.reps):
+        for key, workers in (("1w", 1), ("2w", 2), ("replay", None)):
+            r = timed(new_net(), batch, workers)
+            if key not in best or r[0] < best[key][0]:
+                best[key] = r
+    _print_row(workload, label, best, len(batch))
     return best
 
 
 def run_new_conns(a, opening, stripes, label):
-    """New conns (SYN) on a fresh net each time, 1 and 2 workers and
-    replay() interleaved."""
-    best = {}
-    for _ in range(a.reps):
-        for key, workers in (("1w", 1), ("2w", 2), ("replay", None)):
-            r = timed(make_net(0, stripes=stripes), opening, workers)
-            if key not in best or r[0] < best[key][0]:
-                best[key] = r
-    n = len(opening)
-    w1, w2, rp = best["1w"], best["2w"], best["replay"]
-    wcpu = sum(w2[2]["rows_cpu_ns"]) / max(1, sum(w1[2]["rows_cpu_ns"]))
-    print(f"{'new conns (SYN)':18} {label:>11} {n / w1[0] / 1e6:>8.2f} "
-          f"{'-':>8} {n / w2[0] / 1e6:>8.2f} {n / rp[0] / 1e6:>8.2f} "
-          f"{w1[0] / w2[0]:>7.2f} {rp[0] / w2[0]:>7.2f} "
-          f"{w2[1] / w2[0]:>8.2f} {wcpu:>6.2f}")
-    return best
+    """New conns (SYN) on a fresh net each time."""
+    return _fresh_runs(a, opening, lambda: make_net(0, stripes=stripes),
+                       "new conns (SYN)", label)
 
 
 def run_churn(a, opening, stripes, label):
@@ -205,21 +211,13 @@ def run_churn(a, opening, stripes, label):
     fresh = syns(n, 9)
     fresh._cols["saddr"][:, 0] = 100             # clients not yet seen
     fresh._cols["time"][:] = 61.0 + np.arange(n) / n
-    best = {}
-    for _ in range(a.reps):
-        for key, workers in (("1w", 1), ("2w", 2), ("replay", None)):
-            net = make_net(0, stripes=stripes)
-            net.replay(opening)
-            r = timed(net, fresh, workers)
-            if key not in best or r[0] < best[key][0]:
-                best[key] = r
-    w1, w2, rp = best["1w"], best["2w"], best["replay"]
-    wcpu = sum(w2[2]["rows_cpu_ns"]) / max(1, sum(w1[2]["rows_cpu_ns"]))
-    print(f"{'churn (SYN+expiry)':18} {label:>11} {n / w1[0] / 1e6:>8.2f} "
-          f"{'-':>8} {n / w2[0] / 1e6:>8.2f} {n / rp[0] / 1e6:>8.2f} "
-          f"{w1[0] / w2[0]:>7.2f} {rp[0] / w2[0]:>7.2f} "
-          f"{w2[1] / w2[0]:>8.2f} {wcpu:>6.2f}")
-    st = w2[2]
+
+    def holding_opening():
+        net = make_net(0, stripes=stripes)
+        net.replay(opening)
+        return net
+    best = _fresh_runs(a, fresh, holding_opening, "churn (SYN+expiry)", label)
+    st = best["2w"][2]
     print(f"{'':18} {'':>11} 2w: setup {st['setup_ns'] / 1e6:.1f} ms "
           f"(due timers handed out), workers {st['run_ns'] / 1e6:.1f} ms, "
           f"resizes {st['bg_resizes']}")
