@@ -646,10 +646,11 @@ static inline int ipvs_heap_push(struct ipvs_engine *e, uint32_t expires,
 	return 0;
 }
 
-static inline struct ipvs_timer_ent ipvs_heap_pop(struct ipvs_engine *e)
+/* Put @x at slot @i and sift it down among the heap_n entries. */
+static inline void ipvs_heap_sift_down(struct ipvs_engine *e, size_t i,
+				       struct ipvs_timer_ent x)
 {
-	struct ipvs_timer_ent top = e->heap[0], x = e->heap[--e->heap_n];
-	size_t i = 0, n = e->heap_n;
+	size_t n = e->heap_n;
 
 	for (;;) {
 		size_t l = 2 * i + 1, m;
@@ -662,9 +663,25 @@ static inline struct ipvs_timer_ent ipvs_heap_pop(struct ipvs_engine *e)
 		e->heap[i] = e->heap[m];
 		i = m;
 	}
-	if (n)
-		e->heap[i] = x;
+	e->heap[i] = x;
+}
+
+static inline struct ipvs_timer_ent ipvs_heap_pop(struct ipvs_engine *e)
+{
+	struct ipvs_timer_ent top = e->heap[0], x = e->heap[--e->heap_n];
+
+	if (e->heap_n)
+		ipvs_heap_sift_down(e, 0, x);
 	return top;
+}
+
+/* Make the heap_n entries of e->heap a heap, bottom-up: O(n).  Pops
+ * come out in (expires, cid) order whatever the layout, so a heap built
+ * this way fires timers exactly as one built by pushes. */
+static inline void ipvs_heap_build(struct ipvs_engine *e)
+{
+	for (size_t i = e->heap_n / 2; i-- > 0;)
+		ipvs_heap_sift_down(e, i, e->heap[i]);
 }
 
 /* mod_timer(&cp->timer, expires): O(1) when the expiry moves later. */
