@@ -621,8 +621,8 @@ static inline int ipvs_heap_less(const struct ipvs_timer_ent *a,
 	return a->cid < b->cid;
 }
 
-static inline int ipvs_heap_push(struct ipvs_engine *e, uint32_t expires,
-				 uint32_t cid)
+/* Room for one more timer entry: 0, or -1 (no memory). */
+static inline int ipvs_heap_reserve(struct ipvs_engine *e)
 {
 	if (e->heap_n == e->heap_cap) {
 		size_t cap = e->heap_cap ? 2 * e->heap_cap : 1024;
@@ -632,6 +632,25 @@ static inline int ipvs_heap_push(struct ipvs_engine *e, uint32_t expires,
 		e->heap = h;
 		e->heap_cap = cap;
 	}
+	return 0;
+}
+
+/* Append @t without ordering it; the caller runs ipvs_heap_build after.
+ * Returns 0 or -1 (no memory). */
+static inline int ipvs_heap_append(struct ipvs_engine *e,
+				   struct ipvs_timer_ent t)
+{
+	if (ipvs_heap_reserve(e))
+		return -1;
+	e->heap[e->heap_n++] = t;
+	return 0;
+}
+
+static inline int ipvs_heap_push(struct ipvs_engine *e, uint32_t expires,
+				 uint32_t cid)
+{
+	if (ipvs_heap_reserve(e))
+		return -1;
 	size_t i = e->heap_n++;
 	struct ipvs_timer_ent x = { expires, cid };
 

@@ -444,24 +444,6 @@ static void *ipvs_mt_worker_run(void *arg)
 	return NULL;
 }
 
-/* Append @t to the heap array of @e without ordering it (the caller
- * runs ipvs_heap_build after).  Returns 0 or -1 (no memory). */
-static inline int ipvs_mt_heap_append(struct ipvs_engine *e,
-				      struct ipvs_timer_ent t)
-{
-	if (e->heap_n == e->heap_cap) {
-		size_t cap = e->heap_cap ? 2 * e->heap_cap : 1024;
-		struct ipvs_timer_ent *h = realloc(e->heap, cap * sizeof(*h));
-
-		if (!h)
-			return -1;
-		e->heap = h;
-		e->heap_cap = cap;
-	}
-	e->heap[e->heap_n++] = t;
-	return 0;
-}
-
 /* Hand the timers due by @until (the trace's last row time) to the
  * workers that own their conns' clients, so that they fire during the
  * replay at their own time; the rest stay in the engine's heap, as no
@@ -501,7 +483,7 @@ static inline int ipvs_mt_split_timers(struct ipvs_engine *m,
 
 			k = ipvs_mt_shard_of(c->caddr, mask, n);
 		}
-		if (ipvs_mt_heap_append(&ws[k].e, t))
+		if (ipvs_heap_append(&ws[k].e, t))
 			goto undo;
 	}
 	m->heap_n = kept;
