@@ -290,24 +290,36 @@ cdef Py_ssize_t _kernel_svc(SvcRec *r, const uint8_t *p, Py_ssize_t pos,
     return key_len
 
 
+cdef Py_ssize_t _next_message(const uint8_t *base, Py_ssize_t n,
+                              Py_ssize_t pos, Py_ssize_t *mlen) except -2:
+    """The netlink message at ``pos`` of an ``n``-byte dump: its length in
+    ``mlen``; returns the next message's offset, or -1 at the dump's end."""
+    if pos + 16 > n:
+        return -1
+    mlen[0] = u32_at(base + pos)
+    if mlen[0] < 16 or pos + mlen[0] > n:
+        raise ValueError(f"netlink message at offset {pos}: length {mlen[0]} "
+                         f"outside a {n}-byte dump")
+    return pos + ((mlen[0] + 3) & ~3)
+
+
 def kernel_services(bytes dump):
     """A GET_SERVICE dump (raw messages) -> ``(keys, requests, records,
     payloads)``, one entry per service, in dump order: its config key, the
     request attributes of a GET_DEST dump for it (its key nest), its
     record, and the message payload (for ``wire.decode_reply``)."""
     cdef const uint8_t *base = <const uint8_t *>PyBytes_AS_STRING(dump)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(dump), pos = 0, mlen, start, end
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(dump), pos = 0, nxt, mlen, start, end
     cdef SvcRec rec
     cdef uint8_t key_nest[KEY_NEST_MAX]
     cdef Py_ssize_t key_len
     keys, requests, records, payloads = [], [], [], []
-    while pos + 16 <= n:
-        mlen = u32_at(base + pos)
-        if mlen < 16 or pos + mlen > n:
-            raise ValueError(f"netlink message at offset {pos}: length {mlen} "
-                             f"outside a {n}-byte dump")
+    while True:
+        nxt = _next_message(base, n, pos, &mlen)
+        if nxt < 0:
+            break
         payload = dump[pos + 16:pos + mlen]
-        pos += (mlen + 3) & ~3
+        pos = nxt
         start = _nest(<const uint8_t *>PyBytes_AS_STRING(payload),
                       PyBytes_GET_SIZE(payload), CMD_ATTR_SERVICE, &end)
         if start < 0:
@@ -389,7 +401,7 @@ def kernel_fingerprints(list records, list dest_dumps):
     cdef _DestBuf buf = _DestBuf()
     cdef SvcRec svc
     cdef const uint8_t *base
-    cdef Py_ssize_t n, pos, mlen, start, end
+    cdef Py_ssize_t n, pos, nxt, mlen, start, end
     out = []
     for record, dump in zip(records, dest_dumps):
         if not isinstance(record, bytes) or PyBytes_GET_SIZE(record) != sizeof(SvcRec):
@@ -398,15 +410,14 @@ def kernel_fingerprints(list records, list dest_dumps):
         buf.count = 0
         base = <const uint8_t *>PyBytes_AS_STRING(dump)
         n, pos = PyBytes_GET_SIZE(dump), 0
-        while pos + 16 <= n:
-            mlen = u32_at(base + pos)
-            if mlen < 16 or pos + mlen > n:
-                raise ValueError(f"netlink message at offset {pos}: length "
-                                 f"{mlen} outside a {n}-byte dump")
+        while True:
+            nxt = _next_message(base, n, pos, &mlen)
+            if nxt < 0:
+                break
             start = _nest(base + pos + 16, mlen - 16, CMD_ATTR_DEST, &end)
             if start >= 0:
                 _kernel_dest(buf.next(), svc.af, base + pos + 16, start, end)
-            pos += (mlen + 3) & ~3
+            pos = nxt
         _sort(buf)
         out.append(_fingerprint(&svc, buf.recs, buf.count))
     return out
