@@ -190,23 +190,29 @@ def decode_messages(buf):
     return out
 
 
-def decode_reply(payload, stats=True):
-    """A GET_SERVICE/GET_DEST reply payload -> ("service"|"dest", dict)."""
-    pos, end = 4, len(payload)          # after the genl header
+def _top_attributes(payload):
+    """(type, payload start, end) of each top-level attribute of a
+    generic-netlink message payload (after its 4-byte genl header)."""
+    pos, end = 4, len(payload)
     while pos + 4 <= end:
         length, kind = _NLA_HDR.unpack_from(payload, pos)
         if length < 4:
-            break
-        kind &= 0x3FFF
+            return
+        yield kind & 0x3FFF, pos + 4, pos + length
+        pos += (length + 3) & ~3
+
+
+def decode_reply(payload, stats=True):
+    """A GET_SERVICE/GET_DEST reply payload -> ("service"|"dest", dict)."""
+    for kind, start, stop in _top_attributes(payload):
         if kind == _CMD_SERVICE:
             return "service", _nlattr.decode_nest(
-                payload, pos + 4, pos + length, _SVC_TABLE, _SVC_AF, stats,
+                payload, start, stop, _SVC_TABLE, _SVC_AF, stats,
                 _STATS_NAMES)
         if kind == _CMD_DEST:
             return "dest", _nlattr.decode_nest(
-                payload, pos + 4, pos + length, _DEST_TABLE, _DEST_AF, stats,
+                payload, start, stop, _DEST_TABLE, _DEST_AF, stats,
                 _STATS_NAMES)
-        pos += (length + 3) & ~3
     return None, {}
 
 
@@ -243,9 +249,8 @@ class WireChannel:
     def _family_id(self, name):
         seq = self._next_seq()
         attrs = _nla(CTRL_ATTR_FAMILY_NAME, name.encode() + b"\0")
-        body = _GENL_HDR.pack(CTRL_CMD_GETFAMILY, 1, 0) + attrs
-        self.sock.send(_NLMSG_HDR.pack(16 + len(body), GENL_ID_CTRL,
-                                       NLM_F_REQUEST, seq, 0) + body)
+        self.sock.send(encode_request(GENL_ID_CTRL, CTRL_CMD_GETFAMILY, seq,
+                                      attrs, ack=False))
         while True:
             for mtype, _flags, mseq, payload in decode_messages(self._recv()):
                 if mseq != seq:
@@ -253,14 +258,9 @@ class WireChannel:
                 if mtype == NLMSG_ERROR:
                     raise OSError(payload or errno.EPROTO,
                                   f"generic netlink family {name!r}")
-                pos = 4
-                while pos + 4 <= len(payload):
-                    length, kind = _NLA_HDR.unpack_from(payload, pos)
-                    if length < 4:
-                        break
-                    if kind & 0x3FFF == CTRL_ATTR_FAMILY_ID and length >= 6:
-                        return struct.unpack_from("=H", payload, pos + 4)[0]
-                    pos += (length + 3) & ~3
+                for kind, start, stop in _top_attributes(payload):
+                    if kind == CTRL_ATTR_FAMILY_ID and stop - start >= 2:
+                        return struct.unpack_from("=H", payload, start)[0]
                 raise OSError(errno.EPROTO, f"no id in the reply for {name!r}")
 
     def close(self):
