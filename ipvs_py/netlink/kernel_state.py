@@ -27,11 +27,16 @@ class KernelState:
 
     @classmethod
     def read(cls, channel):
-        """Read the kernel over a :class:`wire.WireChannel` (raises OSError
-        with the failing dump's errno; see IPVSConnection.snapshot)."""
+        """Read the kernel over a :class:`wire.WireChannel`.  Raises OSError
+        with the failing dump's errno, and ``service_key`` set when a
+        destination dump failed (see IPVSConnection.snapshot)."""
         (services,) = channel.dump_each(wire.CMD_GET_SERVICE, [b""])
         keys, requests, records, payloads = _cfgdigest.kernel_services(services)
-        dumps = channel.dump_each(wire.CMD_GET_DEST, requests)
+        try:
+            dumps = channel.dump_each(wire.CMD_GET_DEST, requests)
+        except OSError as exc:        # which service's dump the kernel refused
+            exc.service_key = keys[exc.dump_index]
+            raise
         prints = _cfgdigest.kernel_fingerprints(records, dumps)
         raw = dict(zip(keys, zip(payloads, dumps)))
 

@@ -352,8 +352,8 @@ class IPVSConnection:
         except OSError as exc:
             if exc.errno == errno.EPERM:
                 raise PermissionDenied("reading IPVS") from None
-            what = ("dumping services" if getattr(exc, "dump_index", None) is None
-                    else "dumping destinations")
+            what = ("dumping destinations" if hasattr(exc, "service_key")
+                    else "dumping services")
             raise KernelRejected(what, exc.errno) from None
 
     def timeouts(self):

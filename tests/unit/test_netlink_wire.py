@@ -10,7 +10,10 @@ from hypothesis import strategies as st
 from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST
 from pyroute2.netlink.generic import ipvs as _ipvs
 
-from ipvs_py.netlink import wire
+from ipvs_py.netlink import KernelRejected, wire
+from ipvs_py.netlink.config import ServiceConfig
+from ipvs_py.netlink.socket import IPVSConnection
+from tests.core.test_cfgdigest import kernel_service
 from ipvs_py.netlink.socket import _attrs, _dest_nla, _ipvsmsg, _svc_nla
 
 FAMILY = 0x1D
@@ -204,3 +207,30 @@ def test_a_reply_longer_than_the_receive_size_fails_loudly():
     with pytest.raises(OSError) as exc:
         ch.pipeline([(5, b"\0" * 8)])
     assert exc.value.errno == errno.EMSGSIZE
+
+
+class _RefusingChannel:
+    """A WireChannel stand-in whose ``fail_cmd`` dump is refused at index 0."""
+
+    def __init__(self, fail_cmd, services=b""):
+        self.fail_cmd, self.services = fail_cmd, services
+
+    def dump_each(self, cmd, requests):
+        if cmd == self.fail_cmd:
+            exc = OSError(errno.EINVAL, "refused")
+            exc.dump_index = 0
+            raise exc
+        return [self.services] if cmd == wire.CMD_GET_SERVICE else [b""] * len(requests)
+
+
+@pytest.mark.parametrize("fail_cmd, what", [
+    (wire.CMD_GET_SERVICE, "dumping services"),
+    (wire.CMD_GET_DEST, "dumping destinations")])
+def test_snapshot_names_the_dump_the_kernel_refused(fail_cmd, what):
+    # one service in the dump, so there is a destination dump to refuse
+    svc = ServiceConfig(2, 6, "10.0.0.1", 80, 0, "rr", 0, 0, 0xFFFFFFFF)
+    conn = IPVSConnection.__new__(IPVSConnection)
+    conn._wire = _RefusingChannel(fail_cmd, kernel_service(svc))
+    with pytest.raises(KernelRejected) as exc:
+        conn.snapshot()
+    assert what in str(exc.value) and exc.value.errno == errno.EINVAL
