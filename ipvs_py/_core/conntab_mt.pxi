@@ -55,8 +55,6 @@ cdef extern from "ipvs_mt_rows.h" nogil:
         const double *seconds
         double hz
         uint32_t floor
-    uint32_t ipvs_mt_shard_of(const uint32_t *caddr, const uint32_t *mask,
-                              uint32_t nworkers)
 
 cdef extern from "ipvs_mt.h" nogil:
     enum:
@@ -126,31 +124,6 @@ def flow_cache_stats(ConnEngine eng):
     return {"entries": f.n, "hits": f.hits, "misses": f.misses,
             "admitted": f.admitted, "rejected": f.rejected,
             "bypassed": f.bypassed, "stale": f.stale}
-
-
-def shard_rows(batch, int nworkers, bytes mask):
-    """Worker of every row of ``batch`` (RSS by client address: source of
-    client->VIP rows, destination of replies) under the 16-byte ``mask``;
-    an int32 array."""
-    cdef const uint8_t[:, ::1] sa = np.ascontiguousarray(batch.saddr)
-    cdef const uint8_t[:, ::1] da = np.ascontiguousarray(batch.daddr)
-    cdef const uint8_t[::1] dr = np.ascontiguousarray(batch.direction)
-    cdef Py_ssize_t n = dr.shape[0], i
-    out = np.zeros(n, np.int32)
-    cdef int32_t[::1] o = out
-    cdef uint32_t m[4]
-    if len(mask) != 16:
-        raise ValueError("mask is 16 bytes")
-    if nworkers < 1 or nworkers > IPVS_MT_MAX_WORKERS:
-        raise ValueError(f"workers must be 1..{IPVS_MT_MAX_WORKERS}, "
-                         f"got {nworkers}")
-    memcpy(m, <char *>mask, 16)
-    with nogil:
-        for i in range(n):
-            o[i] = ipvs_mt_shard_of(
-                <const uint32_t *>(&da[i, 0] if dr[i] == 1 else &sa[i, 0]),
-                m, nworkers)
-    return out
 
 
 def replay_mt(ConnEngine eng, batch, times, int nworkers, bytes mask,
