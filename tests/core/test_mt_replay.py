@@ -317,3 +317,27 @@ def test_stripes_default_off_single_threaded_eight_for_workers():
     net.replay(trace(seed=3, n=20), workers=2)
     assert conntab.stripe_info(net._path().e)[0] == 8
     assert net._path().datapath["stripes"] == 8
+
+
+def decisions(net):
+    """Scheduling decisions per service (named by address, port, protocol)
+    of the C schedulers behind the packet path."""
+    path = net._path()
+    return sorted(((str(path._svcs[i].addr), path._svcs[i].port,
+                    path._svcs[i].protocol), bs.decisions)
+                  for i, bs in path._bs.items())
+
+
+@pytest.mark.parametrize("sched", ["sh", "mh", "wlc", "lc", "rr", "wrr"])
+@pytest.mark.parametrize("workers", [2, 3])
+def test_decision_counts_equal_one_threads(sched, workers):
+    # Lockless kinds count their decisions per worker (summed at the
+    # end), rr/wrr on the service under its lock: either way, one count
+    # per new conn or template, as on one thread.  DR, no templates: the
+    # number of conns scheduled does not depend on whom rr picks.
+    batch = trace(seed=5, replies=False)
+    one, _ = run(batch, None, sched=sched, fwd="-g", persistent=False)
+    many, _ = run(batch, workers, sched=sched, fwd="-g", persistent=False)
+    d1 = decisions(one)
+    assert sum(n for _, n in d1) > 100
+    assert d1 == decisions(many)

@@ -190,9 +190,17 @@ struct ipvs_cstats {
 
 /* What a worker's engine clone shares (ipvs_mt.h sets it up; NULL on the
  * single-threaded path). */
+/* A service's sched_lock, alone on its cache line. */
+struct ipvs_sched_lock {
+	_Alignas(64) struct iht_spinlock lock;
+};
+
 struct ipvs_mt_ctx {
 	struct iht_table *tab;		/* the one conn table */
-	struct iht_spinlock *sched_lock;	/* scheduler state is shared */
+	struct ipvs_sched_lock *sched_locks;	/* per service: rr, wrr */
+	ipvs_sched_dest_t *rows;	/* this worker's copy of a service's */
+	int nrows;			/* ... sched rows, room for nrows */
+	uint64_t *decisions;		/* per service, this worker's */
 	struct ipvs_cstats *dstats, *sstats;	/* this worker's stats */
 	uint32_t (*alloc)(struct ipvs_mt_ctx *m);	/* a slab id */
 	void (*free)(struct ipvs_mt_ctx *m, uint32_t id);
@@ -1215,6 +1223,39 @@ static inline int ipvs_svc_find_scan(struct ipvs_engine *e,
 	return -1;
 }
 
+/* Refresh @rows (the service's sched rows, or a copy of them) with the
+ * live conn counters and OVERLOAD flags of the engine's dests. */
+static inline void ipvs_sched_rows_refresh(const struct ipvs_engine *e,
+					   const struct ipvs_csvc *s,
+					   ipvs_sched_dest_t *rows)
+{
+	for (int i = 0; i < s->sched->n; i++) {
+		struct ipvs_cdest *d = &e->dests[s->row_dest[i]];
+		rows[i].activeconns = ipvs_cnt_read(&d->activeconns);
+		rows[i].inactconns = ipvs_cnt_read(&d->inactconns);
+		rows[i].flags = (rows[i].flags & ~IPVS_DF_OVERLOAD) |
+			(__atomic_load_n(&d->flags, __ATOMIC_RELAXED) &
+			 IPVS_DF_OVERLOAD);
+	}
+}
+
+/* What the hashing schedulers hash: the folded saddr and daddr, and the
+ * source port in host order. */
+struct ipvs_sched_in {
+	uint32_t fold, dfold;
+	uint16_t hport;
+};
+
+static inline struct ipvs_sched_in ipvs_sched_in_of(const struct ipvs_pkt *p)
+{
+	struct ipvs_sched_in in;
+
+	in.fold = ipvs_sched_addr_fold((const uint8_t *)p->saddr, p->af);
+	in.dfold = ipvs_sched_addr_fold((const uint8_t *)p->daddr, p->af);
+	in.hport = (uint16_t)((p->sport >> 8) | (p->sport << 8));
+	return in;
+}
+
 static inline int32_t ipvs_schedule_dest(struct ipvs_engine *e, int si,
 					 const struct ipvs_pkt *p)
 {
@@ -1222,24 +1263,14 @@ static inline int32_t ipvs_schedule_dest(struct ipvs_engine *e, int si,
 
 	if (s->sched) {
 		ipvs_sched_svc_t *ss = s->sched;
+		struct ipvs_sched_in in = ipvs_sched_in_of(p);
+
 		/* the conn counters and OVERLOAD live in the engine's dests */
-		for (int i = 0; i < ss->n; i++) {
-			struct ipvs_cdest *d = &e->dests[s->row_dest[i]];
-			ss->d[i].activeconns = ipvs_cnt_read(&d->activeconns);
-			ss->d[i].inactconns = ipvs_cnt_read(&d->inactconns);
-			ss->d[i].flags = (ss->d[i].flags & ~IPVS_DF_OVERLOAD) |
-				(__atomic_load_n(&d->flags, __ATOMIC_RELAXED) &
-				 IPVS_DF_OVERLOAD);
-		}
-		uint32_t fold = ipvs_sched_addr_fold((const uint8_t *)p->saddr,
-						     p->af);
-		uint32_t dfold = ipvs_sched_addr_fold((const uint8_t *)p->daddr,
-						      p->af);
-		uint16_t hport = (uint16_t)((p->sport >> 8) | (p->sport << 8));
+		ipvs_sched_rows_refresh(e, s, ss->d);
 		if (IPVS_TRACING(e))
 			ipvs_trace_sched_before(e->trace, ss, s->row_dest,
-						fold, hport, dfold);
-		int r = ipvs_sched_schedule(ss, fold, hport, dfold);
+						in.fold, in.hport, in.dfold);
+		int r = ipvs_sched_schedule(ss, in.fold, in.hport, in.dfold);
 		ss->decisions++;
 		IPVS_TRACE(e, IPVS_TR_SCHED_RESULT, r, r < 0 ? -1 :
 			   s->row_dest[r], ss->kind == IPVS_SCHED_RR ?
@@ -1253,22 +1284,43 @@ static inline int32_t ipvs_schedule_dest(struct ipvs_engine *e, int si,
 	return did;
 }
 
-/* The scheduler's state (rr position, mh table, copies of the counters)
- * is per service, shared by all workers: one lock around a decision, the
- * kernel's per-service sched_lock.  A spinlock: the decision is short, and
- * a pthread mutex sent both workers into futex sleeps on every new conn
- * (bench/bench_multicore.py, new conns). */
+/*
+ * A decision on a worker (ipvs_mt.h).  As in the kernel, only rr and wrr
+ * serialise, on their service's sched_lock: they move a position.  The
+ * other schedulers only read the dests, so each worker decides on its own
+ * copy of the rows, refreshed from the shared dests' counters, and counts
+ * its decisions per service (summed at the end, like the stats).  One
+ * engine-wide lock around every decision had put both workers of a new
+ * conn replay in line behind it (bench/bench_multicore.py, new conns).
+ * A spinlock: an rr decision is short, and a pthread mutex sent both
+ * workers into futex sleeps on every new conn.
+ */
 static inline int32_t ipvs_schedule_dest_mt(struct ipvs_engine *e, int si,
 					    const struct ipvs_pkt *p)
 {
+	struct ipvs_csvc *s = &e->svcs[si];
+	struct ipvs_mt_ctx *m = e->mt;
 	int32_t did;
 
-	if (!e->mt)
+	if (!m)
 		return ipvs_schedule_dest(e, si, p);
-	iht_spin_lock(e->mt->sched_lock);
-	did = ipvs_schedule_dest(e, si, p);
-	iht_spin_unlock(e->mt->sched_lock);
-	return did;
+	if (!s->sched || ipvs_sched_stateful(s->sched->kind) ||
+	    s->sched->n > m->nrows) {
+		iht_spin_lock(&m->sched_locks[si].lock);
+		did = ipvs_schedule_dest(e, si, p);
+		iht_spin_unlock(&m->sched_locks[si].lock);
+		return did;
+	}
+	const ipvs_sched_svc_t *ss = s->sched;
+	struct ipvs_sched_in in = ipvs_sched_in_of(p);
+	int r;
+
+	memcpy(m->rows, ss->d, (size_t)ss->n * sizeof(*m->rows));
+	ipvs_sched_rows_refresh(e, s, m->rows);
+	r = ipvs_sched_schedule_rows(ss, m->rows, in.fold, in.hport,
+				     in.dfold);
+	m->decisions[si]++;
+	return r < 0 ? -1 : s->row_dest[r];
 }
 
 static inline void ipvs_mask_addr(const struct ipvs_csvc *s,

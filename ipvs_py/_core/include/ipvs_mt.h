@@ -34,8 +34,12 @@
  *   packet/byte/conn stats    plain u64         per worker, summed at the
  *                                               end (the kernel's per-CPU
  *                                               cpustats)
- *   scheduler state           plain             one mutex per engine around
- *                                               a decision (sched_lock)
+ *   scheduler state           plain             rr/wrr: their service's
+ *                                               sched_lock around a decision;
+ *                                               the others read a per-worker
+ *                                               copy of the rows (lockless,
+ *                                               as in the kernel); decision
+ *                                               counts per worker, summed
  *   conns/no_cport/templates  plain             per worker deltas, summed
  *   flow cache                e->fc             one per worker
  *   drop_rate counter         plain             per worker (order-dependent)
@@ -81,7 +85,8 @@
 struct ipvs_mt_shared {
 	struct ipvs_engine *e;		/* the engine being cloned */
 	pthread_mutex_t pool_lock;	/* e->free_head, e->bump, e->chunks */
-	struct iht_spinlock sched_lock;
+	struct ipvs_sched_lock *sched_locks;	/* one per service */
+	int max_rows;			/* most sched rows of a service */
 	uint32_t chunk_cap;		/* e->chunks has room for this many */
 	const struct ipvs_mt_batch *b;
 	struct ipvs_mt_rows rows;	/* whose rows, where results go */
@@ -258,7 +263,12 @@ static inline int ipvs_mt_worker_init(struct ipvs_worker *w,
 	memset(w, 0, sizeof(*w));
 	w->sh = sh;
 	w->ctx.tab = &m->tab;
-	w->ctx.sched_lock = &sh->sched_lock;
+	w->ctx.sched_locks = sh->sched_locks;
+	w->ctx.nrows = sh->max_rows;
+	w->ctx.rows = ipvs_mt_calloc_lines((size_t)sh->max_rows,
+					   sizeof(*w->ctx.rows));
+	w->ctx.decisions = ipvs_mt_calloc_lines(m->nsvcs,
+						sizeof(*w->ctx.decisions));
 	w->ctx.alloc = ipvs_mt_alloc;
 	w->ctx.free = ipvs_mt_free;
 	w->ctx.pool = w;
@@ -266,7 +276,8 @@ static inline int ipvs_mt_worker_init(struct ipvs_worker *w,
 					     sizeof(*w->ctx.dstats));
 	w->ctx.sstats = ipvs_mt_calloc_lines(m->nsvcs,
 					     sizeof(*w->ctx.sstats));
-	if (!w->ctx.dstats || !w->ctx.sstats)
+	if (!w->ctx.dstats || !w->ctx.sstats || !w->ctx.rows ||
+	    !w->ctx.decisions)
 		return -ENOMEM;
 	/* configuration and shared arrays (never the table itself) */
 	c->chunks = m->chunks;
@@ -554,8 +565,11 @@ static inline int ipvs_mt_worker_merge(struct ipvs_engine *m,
 	m->allocs_failed += c->allocs_failed;
 	for (uint32_t i = 0; i < m->ndests; i++)
 		IPVS_MT_ADD_STATS(&m->dests[i], &w->ctx.dstats[i]);
-	for (uint32_t i = 0; i < m->nsvcs; i++)
+	for (uint32_t i = 0; i < m->nsvcs; i++) {
 		IPVS_MT_ADD_STATS(&m->svcs[i], &w->ctx.sstats[i]);
+		if (m->svcs[i].sched)
+			m->svcs[i].sched->decisions += w->ctx.decisions[i];
+	}
 	return ret;
 }
 
@@ -566,9 +580,13 @@ static inline void ipvs_mt_worker_free(struct ipvs_worker *w)
 	free(w->pend_ids);
 	free(w->ctx.dstats);
 	free(w->ctx.sstats);
+	free(w->ctx.rows);
+	free(w->ctx.decisions);
 	w->e.heap = NULL;
 	w->free_ids = w->pend_ids = NULL;
 	w->ctx.dstats = w->ctx.sstats = NULL;
+	w->ctx.rows = NULL;
+	w->ctx.decisions = NULL;
 }
 
 /* Copy up to @cap entries of @m's timer heap, in heap order, to @out as
@@ -659,7 +677,17 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 	if (!ws)
 		return -ENOMEM;
 	pthread_mutex_init(&sh.pool_lock, NULL);
-	atomic_init(&sh.sched_lock.w, 0);
+	sh.sched_locks = ipvs_mt_calloc_lines(m->nsvcs,
+					      sizeof(*sh.sched_locks));
+	if (!sh.sched_locks) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (k = 0; k < m->nsvcs; k++) {
+		atomic_init(&sh.sched_locks[k].lock.w, 0);
+		if (m->svcs[k].sched && m->svcs[k].sched->n > sh.max_rows)
+			sh.max_rows = m->svcs[k].sched->n;
+	}
 	for (k = 0; k < nworkers && !ret; k++) {
 		ret = ipvs_mt_worker_init(&ws[k], &sh);
 		ws[k].idx = k;
@@ -762,6 +790,7 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 	st->finish_ns = ipvs_mt_ns(CLOCK_MONOTONIC) - t2;
 out:
 	pthread_mutex_destroy(&sh.pool_lock);
+	free(sh.sched_locks);
 	free(ws);
 	return ret;
 }

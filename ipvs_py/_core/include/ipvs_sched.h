@@ -12,8 +12,11 @@
  * unsigned (active + 1), weights are multiplied in 64 bits, as in the
  * kernel.
  *
- * Thread safety: none.  One ipvs_sched_svc_t is used by one thread at a
- * time (the kernel's svc->sched_lock is the caller's business).
+ * Thread safety: rr and wrr change their ipvs_sched_svc_t on every
+ * decision, so one thread at a time (the kernel's svc->sched_lock is the
+ * caller's business).  The other kinds only read it: threads may decide
+ * at once on their own copies of the rows (ipvs_sched_schedule_rows), as
+ * the kernel's lockless schedulers read the dests under RCU.
  */
 #ifndef IPVS_PY_SCHED_H
 #define IPVS_PY_SCHED_H
@@ -182,13 +185,14 @@ static inline int ipvs_sched_wrr(ipvs_sched_svc_t *s)
 
 /* ------------------------------------------- lc, wlc, sed, nq, fo, ovf */
 
-static inline int ipvs_sched_lc(const ipvs_sched_svc_t *s)
+static inline int ipvs_sched_lc(const ipvs_sched_svc_t *s,
+				 const ipvs_sched_dest_t *rows)
 {
 	int least = -1, i;
 	uint32_t loh = 0;
 
 	for (i = 0; i < s->n; i++) {
-		const ipvs_sched_dest_t *d = &s->d[i];
+		const ipvs_sched_dest_t *d = &rows[i];
 		uint32_t doh;
 		if (ipvs_sched_overloaded(d) || d->weight == 0)
 			continue;
@@ -201,26 +205,27 @@ static inline int ipvs_sched_lc(const ipvs_sched_svc_t *s)
 	return least;
 }
 
-static inline int ipvs_sched_wlc(const ipvs_sched_svc_t *s)
+static inline int ipvs_sched_wlc(const ipvs_sched_svc_t *s,
+				 const ipvs_sched_dest_t *rows)
 {
 	int least, i;
 	int32_t loh;
 
 	for (least = 0; least < s->n; least++)
-		if (!ipvs_sched_overloaded(&s->d[least]) &&
-		    s->d[least].weight > 0)
+		if (!ipvs_sched_overloaded(&rows[least]) &&
+		    rows[least].weight > 0)
 			break;
 	if (least >= s->n)
 		return -1;
-	loh = ipvs_sched_overhead(&s->d[least]);
+	loh = ipvs_sched_overhead(&rows[least]);
 	for (i = least + 1; i < s->n; i++) {
-		const ipvs_sched_dest_t *d = &s->d[i];
+		const ipvs_sched_dest_t *d = &rows[i];
 		int32_t doh;
 		if (ipvs_sched_overloaded(d))
 			continue;
 		doh = ipvs_sched_overhead(d);
 		if ((int64_t)loh * d->weight >
-		    (int64_t)doh * s->d[least].weight) {
+		    (int64_t)doh * rows[least].weight) {
 			least = i;
 			loh = doh;
 		}
@@ -228,26 +233,27 @@ static inline int ipvs_sched_wlc(const ipvs_sched_svc_t *s)
 	return least;
 }
 
-static inline int ipvs_sched_sed(const ipvs_sched_svc_t *s)
+static inline int ipvs_sched_sed(const ipvs_sched_svc_t *s,
+				 const ipvs_sched_dest_t *rows)
 {
 	int least, i;
 	uint32_t loh;
 
 	for (least = 0; least < s->n; least++)
-		if (!ipvs_sched_overloaded(&s->d[least]) &&
-		    s->d[least].weight > 0)
+		if (!ipvs_sched_overloaded(&rows[least]) &&
+		    rows[least].weight > 0)
 			break;
 	if (least >= s->n)
 		return -1;
-	loh = (uint32_t)s->d[least].activeconns + 1;
+	loh = (uint32_t)rows[least].activeconns + 1;
 	for (i = least + 1; i < s->n; i++) {
-		const ipvs_sched_dest_t *d = &s->d[i];
+		const ipvs_sched_dest_t *d = &rows[i];
 		uint32_t doh;
 		if (ipvs_sched_overloaded(d))
 			continue;
 		doh = (uint32_t)d->activeconns + 1;
 		if ((int64_t)loh * d->weight >
-		    (int64_t)doh * s->d[least].weight) {
+		    (int64_t)doh * rows[least].weight) {
 			least = i;
 			loh = doh;
 		}
@@ -255,13 +261,14 @@ static inline int ipvs_sched_sed(const ipvs_sched_svc_t *s)
 	return least;
 }
 
-static inline int ipvs_sched_nq(const ipvs_sched_svc_t *s)
+static inline int ipvs_sched_nq(const ipvs_sched_svc_t *s,
+				 const ipvs_sched_dest_t *rows)
 {
 	int least = -1, i;
 	uint32_t loh = 0;
 
 	for (i = 0; i < s->n; i++) {
-		const ipvs_sched_dest_t *d = &s->d[i];
+		const ipvs_sched_dest_t *d = &rows[i];
 		uint32_t doh;
 		if (ipvs_sched_overloaded(d) || !d->weight)
 			continue;
@@ -269,7 +276,7 @@ static inline int ipvs_sched_nq(const ipvs_sched_svc_t *s)
 		if (d->activeconns == 0)
 			return i;
 		if (least < 0 || (int64_t)loh * d->weight >
-				 (int64_t)doh * s->d[least].weight) {
+				 (int64_t)doh * rows[least].weight) {
 			least = i;
 			loh = doh;
 		}
@@ -277,24 +284,26 @@ static inline int ipvs_sched_nq(const ipvs_sched_svc_t *s)
 	return least;
 }
 
-static inline int ipvs_sched_fo(const ipvs_sched_svc_t *s)
+static inline int ipvs_sched_fo(const ipvs_sched_svc_t *s,
+				 const ipvs_sched_dest_t *rows)
 {
 	int best = -1, hw = 0, i;
 
 	for (i = 0; i < s->n; i++)
-		if (!ipvs_sched_overloaded(&s->d[i]) && s->d[i].weight > hw) {
+		if (!ipvs_sched_overloaded(&rows[i]) && rows[i].weight > hw) {
 			best = i;
-			hw = s->d[i].weight;
+			hw = rows[i].weight;
 		}
 	return best;
 }
 
-static inline int ipvs_sched_ovf(const ipvs_sched_svc_t *s)
+static inline int ipvs_sched_ovf(const ipvs_sched_svc_t *s,
+				 const ipvs_sched_dest_t *rows)
 {
 	int h = -1, hw = 0, i;
 
 	for (i = 0; i < s->n; i++) {
-		const ipvs_sched_dest_t *d = &s->d[i];
+		const ipvs_sched_dest_t *d = &rows[i];
 		int w = d->weight;
 		if (ipvs_sched_overloaded(d) || d->activeconns > w || w == 0)
 			continue;
@@ -348,7 +357,8 @@ static inline int ipvs_sched_hash_unavailable(const ipvs_sched_dest_t *d)
 	return d->weight <= 0 || ipvs_sched_overloaded(d);
 }
 
-static inline int ipvs_sched_sh(const ipvs_sched_svc_t *s, uint32_t fold,
+static inline int ipvs_sched_sh(const ipvs_sched_svc_t *s,
+				 const ipvs_sched_dest_t *rows, uint32_t fold,
 				uint16_t port)
 {
 	unsigned int ihash = ipvs_sched_sh_hashkey(fold, port, 0), offset;
@@ -356,7 +366,7 @@ static inline int ipvs_sched_sh(const ipvs_sched_svc_t *s, uint32_t fold,
 
 	if (d < 0)
 		return -1;
-	if (!ipvs_sched_hash_unavailable(&s->d[d]))
+	if (!ipvs_sched_hash_unavailable(&rows[d]))
 		return d;
 	if (!(s->svc_flags & IPVS_SCHED_SVC_F_SCHED1))
 		return -1;
@@ -365,18 +375,19 @@ static inline int ipvs_sched_sh(const ipvs_sched_svc_t *s, uint32_t fold,
 		d = s->tab[ipvs_sched_sh_hashkey(fold, port, roffset)];
 		if (d < 0)
 			break;
-		if (!ipvs_sched_hash_unavailable(&s->d[d]))
+		if (!ipvs_sched_hash_unavailable(&rows[d]))
 			return d;
 	}
 	return -1;
 }
 
-static inline int ipvs_sched_dh(const ipvs_sched_svc_t *s, uint32_t dfold)
+static inline int ipvs_sched_dh(const ipvs_sched_svc_t *s,
+				 const ipvs_sched_dest_t *rows, uint32_t dfold)
 {
 	int d = s->tab[ipvs_hash_32(dfold, IPVS_SCHED_SH_TAB_BITS)];
 
-	if (d < 0 || !(s->d[d].flags & IPVS_SCHED_DEST_F_AVAILABLE) ||
-	    s->d[d].weight <= 0 || ipvs_sched_overloaded(&s->d[d]))
+	if (d < 0 || !(rows[d].flags & IPVS_SCHED_DEST_F_AVAILABLE) ||
+	    rows[d].weight <= 0 || ipvs_sched_overloaded(&rows[d]))
 		return -1;
 	return d;
 }
@@ -465,7 +476,8 @@ static inline int ipvs_sched_mh_build(ipvs_sched_svc_t *s, int32_t *scratch,
 	}
 }
 
-static inline int ipvs_sched_mh(const ipvs_sched_svc_t *s, uint32_t fold,
+static inline int ipvs_sched_mh(const ipvs_sched_svc_t *s,
+				 const ipvs_sched_dest_t *rows, uint32_t fold,
 				uint16_t port)
 {
 	unsigned int ihash = ipvs_sched_mh_hashkey(fold, port,
@@ -475,7 +487,7 @@ static inline int ipvs_sched_mh(const ipvs_sched_svc_t *s, uint32_t fold,
 
 	if (d < 0)
 		return -1;
-	if (!ipvs_sched_hash_unavailable(&s->d[d]))
+	if (!ipvs_sched_hash_unavailable(&rows[d]))
 		return d;
 	if (!(s->svc_flags & IPVS_SCHED_SVC_F_SCHED1))
 		return -1;
@@ -486,7 +498,7 @@ static inline int ipvs_sched_mh(const ipvs_sched_svc_t *s, uint32_t fold,
 				 IPVS_SCHED_MH_TAB_SIZE];
 		if (d < 0)
 			break;
-		if (!ipvs_sched_hash_unavailable(&s->d[d]))
+		if (!ipvs_sched_hash_unavailable(&rows[d]))
 			return d;
 	}
 	return -1;
@@ -513,31 +525,52 @@ static inline uint32_t ipvs_sched_addr_fold(const uint8_t *a, int af)
 
 /* ----------------------------------------------------------- dispatch */
 
+/* Whether a decision changes the scheduler's own state: rr and wrr move
+ * their position (the kernel takes svc->sched_lock around them); the
+ * others only read the dests and their counters (lockless under RCU in
+ * the kernel) and so may run on several threads at once, each on its own
+ * copy of the rows (ipvs_sched_schedule_rows). */
+static inline int ipvs_sched_stateful(int kind)
+{
+	return kind == IPVS_SCHED_RR || kind == IPVS_SCHED_WRR;
+}
+
 /*
  * One scheduling decision.  fold/port: the hashed address (saddr, or daddr
  * for inverse packets) and port (sport/dport; callers pass 0 unless the
  * protocol has ports); dfold: ntohl(addr_fold(daddr)) for dh.
+ * ipvs_sched_schedule_rows() is the decision of a stateless kind (not rr
+ * or wrr: -1 for those) on @rows, s->n rows laid out as s->d.
  */
+static inline int ipvs_sched_schedule_rows(const ipvs_sched_svc_t *s,
+					   const ipvs_sched_dest_t *rows,
+					   uint32_t fold, uint16_t port,
+					   uint32_t dfold)
+{
+	uint16_t hport = (s->svc_flags & IPVS_SCHED_SVC_F_SCHED2) ? port : 0;
+
+	switch (s->kind) {
+	case IPVS_SCHED_LC:  return ipvs_sched_lc(s, rows);
+	case IPVS_SCHED_WLC: return ipvs_sched_wlc(s, rows);
+	case IPVS_SCHED_SED: return ipvs_sched_sed(s, rows);
+	case IPVS_SCHED_NQ:  return ipvs_sched_nq(s, rows);
+	case IPVS_SCHED_FO:  return ipvs_sched_fo(s, rows);
+	case IPVS_SCHED_OVF: return ipvs_sched_ovf(s, rows);
+	case IPVS_SCHED_SH:  return ipvs_sched_sh(s, rows, fold, hport);
+	case IPVS_SCHED_DH:  return ipvs_sched_dh(s, rows, dfold);
+	case IPVS_SCHED_MH:  return ipvs_sched_mh(s, rows, fold, hport);
+	default:             return -1;
+	}
+}
+
 static inline int ipvs_sched_schedule(ipvs_sched_svc_t *s, uint32_t fold,
 				      uint16_t port, uint32_t dfold)
 {
 	switch (s->kind) {
 	case IPVS_SCHED_RR:  return ipvs_sched_rr(s);
 	case IPVS_SCHED_WRR: return ipvs_sched_wrr(s);
-	case IPVS_SCHED_LC:  return ipvs_sched_lc(s);
-	case IPVS_SCHED_WLC: return ipvs_sched_wlc(s);
-	case IPVS_SCHED_SED: return ipvs_sched_sed(s);
-	case IPVS_SCHED_NQ:  return ipvs_sched_nq(s);
-	case IPVS_SCHED_FO:  return ipvs_sched_fo(s);
-	case IPVS_SCHED_OVF: return ipvs_sched_ovf(s);
-	case IPVS_SCHED_SH:
-		return ipvs_sched_sh(s, fold, (s->svc_flags &
-				     IPVS_SCHED_SVC_F_SCHED2) ? port : 0);
-	case IPVS_SCHED_DH:  return ipvs_sched_dh(s, dfold);
-	case IPVS_SCHED_MH:
-		return ipvs_sched_mh(s, fold, (s->svc_flags &
-				     IPVS_SCHED_SVC_F_SCHED2) ? port : 0);
-	default:             return -1;
+	default:	     return ipvs_sched_schedule_rows(s, s->d, fold, port,
+							      dfold);
 	}
 }
 
