@@ -341,3 +341,35 @@ def test_decision_counts_equal_one_threads(sched, workers):
     d1 = decisions(one)
     assert sum(n for _, n in d1) > 100
     assert d1 == decisions(many)
+
+
+@pytest.mark.parametrize("sched", ["sh", "mh", "fo", "wlc"])
+def test_upper_thresholds_hold_with_workers(sched):
+    # u_thresh makes OVERLOAD change during the run, so the workers must
+    # read the live flags (a service's rows are fixed only without any
+    # u_thresh).  400 SYNs of distinct clients to five dests of upper
+    # threshold 3: one thread lets 15 in; two workers may both pass a
+    # dest at 2 conns (the kernel's race too), so at most one more each.
+    # Deciding on stale rows would let all 400 in.
+    net = ipvs_py.Netns(conn_tab_bits=14)
+    flags = f" -b {sched}-fallback" if sched in ("sh", "mh") else ""
+    net.restore(f"-A -t {VIP2}:80 -s {sched}{flags}\n")
+    net.restore("".join(f"-a -t {VIP2}:80 -r {rs}:80 -m -w 1 -x 3\n"
+                        for rs in RS))
+    multicore.configure(net, stripes=8, flow_cache=0, min_load=0.0,
+                        admit=1.0)
+    n = 400
+    clients = int(ipaddress.IPv4Address("198.19.0.1")) + np.arange(n)
+    batch = PacketBatch.from_columns(
+        proto=np.full(n, 6, np.uint8), saddr=clients.astype(np.uint32),
+        sport=np.full(n, 40000, np.uint16),
+        daddr=np.full(n, int(ipaddress.IPv4Address(VIP2)), np.uint32),
+        dport=np.full(n, 80, np.uint16), tcp_flags=np.full(n, S, np.uint8),
+        time=np.linspace(0.0, 1.0, n), length=60)
+    net.replay(batch, workers=2)
+    path = net._path()
+    per_dest = [path.e.dest_counters(i) for i in range(len(path._dests))]
+    conns = [c[0] + c[1] for c in per_dest]       # active + inactive
+    assert sum(conns) == net.conn_count
+    assert 15 <= net.conn_count <= 20
+    assert all(3 <= c <= 4 for c in conns), conns

@@ -190,14 +190,17 @@ struct ipvs_cstats {
 
 /* What a worker's engine clone shares (ipvs_mt.h sets it up; NULL on the
  * single-threaded path). */
-/* A service's sched_lock, alone on its cache line. */
-struct ipvs_sched_lock {
-	_Alignas(64) struct iht_spinlock lock;
+/* A service's state in a multi-core replay, alone on its cache line:
+ * the sched_lock of rr/wrr, and whether its rows are fixed for the run
+ * (written once in setup, then only read). */
+struct ipvs_mt_svc {
+	_Alignas(64) struct iht_spinlock sched_lock;
+	int rows_fixed;
 };
 
 struct ipvs_mt_ctx {
 	struct iht_table *tab;		/* the one conn table */
-	struct ipvs_sched_lock *sched_locks;	/* per service: rr, wrr */
+	struct ipvs_mt_svc *svcs;	/* per service (ipvs_mt_svc) */
 	ipvs_sched_dest_t *rows;	/* this worker's copy of a service's */
 	int nrows;			/* ... sched rows, room for nrows */
 	uint64_t *decisions;		/* per service, this worker's */
@@ -1285,40 +1288,70 @@ static inline int32_t ipvs_schedule_dest(struct ipvs_engine *e, int si,
 }
 
 /*
+ * Whether a service's sched rows stay as they are for a whole multi-core
+ * run, so that workers may decide on them as they are: sh, dh, mh and fo
+ * read only the weights and the OVERLOAD flags, and with no u_thresh on
+ * any dest nothing sets OVERLOAD (ip_vs_bind_dest); clear at the start,
+ * it stays clear.  Context: setup, the rows just refreshed.
+ */
+static inline int ipvs_sched_rows_fixed(const struct ipvs_engine *e,
+					const struct ipvs_csvc *s)
+{
+	const ipvs_sched_svc_t *ss = s->sched;
+
+	if (!ss || (ss->kind != IPVS_SCHED_SH && ss->kind != IPVS_SCHED_DH &&
+		    ss->kind != IPVS_SCHED_MH && ss->kind != IPVS_SCHED_FO))
+		return 0;
+	for (int i = 0; i < ss->n; i++)
+		if (e->dests[s->row_dest[i]].u_thresh ||
+		    (ss->d[i].flags & IPVS_DF_OVERLOAD))
+			return 0;
+	return 1;
+}
+
+/*
  * A decision on a worker (ipvs_mt.h).  As in the kernel, only rr and wrr
  * serialise, on their service's sched_lock: they move a position.  The
  * other schedulers only read the dests, so each worker decides on its own
  * copy of the rows, refreshed from the shared dests' counters, and counts
- * its decisions per service (summed at the end, like the stats).  One
- * engine-wide lock around every decision had put both workers of a new
- * conn replay in line behind it (bench/bench_multicore.py, new conns).
- * A spinlock: an rr decision is short, and a pthread mutex sent both
- * workers into futex sleeps on every new conn.
+ * its decisions per service (summed at the end, like the stats); a service
+ * whose rows are fixed for the run (ipvs_sched_rows_fixed) is decided on
+ * its rows as they are, without reading the dests' counter lines that the
+ * other workers keep writing.  One engine-wide lock around every decision
+ * had put both workers of a new conn replay in line behind it
+ * (bench/bench_multicore.py, new conns).  A spinlock: an rr decision is
+ * short, and a pthread mutex sent both workers into futex sleeps on every
+ * new conn.
  */
 static inline int32_t ipvs_schedule_dest_mt(struct ipvs_engine *e, int si,
 					    const struct ipvs_pkt *p)
 {
 	struct ipvs_csvc *s = &e->svcs[si];
 	struct ipvs_mt_ctx *m = e->mt;
+	const ipvs_sched_dest_t *rows;
 	int32_t did;
 
 	if (!m)
 		return ipvs_schedule_dest(e, si, p);
 	if (!s->sched || ipvs_sched_stateful(s->sched->kind) ||
 	    s->sched->n > m->nrows) {
-		iht_spin_lock(&m->sched_locks[si].lock);
+		iht_spin_lock(&m->svcs[si].sched_lock);
 		did = ipvs_schedule_dest(e, si, p);
-		iht_spin_unlock(&m->sched_locks[si].lock);
+		iht_spin_unlock(&m->svcs[si].sched_lock);
 		return did;
 	}
 	const ipvs_sched_svc_t *ss = s->sched;
 	struct ipvs_sched_in in = ipvs_sched_in_of(p);
 	int r;
 
-	memcpy(m->rows, ss->d, (size_t)ss->n * sizeof(*m->rows));
-	ipvs_sched_rows_refresh(e, s, m->rows);
-	r = ipvs_sched_schedule_rows(ss, m->rows, in.fold, in.hport,
-				     in.dfold);
+	if (m->svcs[si].rows_fixed) {
+		rows = ss->d;
+	} else {
+		memcpy(m->rows, ss->d, (size_t)ss->n * sizeof(*m->rows));
+		ipvs_sched_rows_refresh(e, s, m->rows);
+		rows = m->rows;
+	}
+	r = ipvs_sched_schedule_rows(ss, rows, in.fold, in.hport, in.dfold);
 	m->decisions[si]++;
 	return r < 0 ? -1 : s->row_dest[r];
 }

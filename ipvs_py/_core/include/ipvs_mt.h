@@ -85,7 +85,7 @@
 struct ipvs_mt_shared {
 	struct ipvs_engine *e;		/* the engine being cloned */
 	pthread_mutex_t pool_lock;	/* e->free_head, e->bump, e->chunks */
-	struct ipvs_sched_lock *sched_locks;	/* one per service */
+	struct ipvs_mt_svc *svcs;	/* one per service */
 	int max_rows;			/* most sched rows of a service */
 	uint32_t chunk_cap;		/* e->chunks has room for this many */
 	const struct ipvs_mt_batch *b;
@@ -263,7 +263,7 @@ static inline int ipvs_mt_worker_init(struct ipvs_worker *w,
 	memset(w, 0, sizeof(*w));
 	w->sh = sh;
 	w->ctx.tab = &m->tab;
-	w->ctx.sched_locks = sh->sched_locks;
+	w->ctx.svcs = sh->svcs;
 	w->ctx.nrows = sh->max_rows;
 	w->ctx.rows = ipvs_mt_calloc_lines((size_t)sh->max_rows,
 					   sizeof(*w->ctx.rows));
@@ -354,6 +354,9 @@ static void *ipvs_mt_worker_run(void *arg)
 	uint64_t flt0 = ipvs_mt_minflt();
 	/* a reader slot of its own (the resize thread's is the last) */
 	unsigned int slot0 = iht_rcu_pin_slot(w->idx);
+	struct iht_count_share share;
+
+	iht_count_share_begin(&share, t);
 
 	if (rw->shard) {
 		if (!w->sliced)
@@ -432,6 +435,7 @@ static void *ipvs_mt_worker_run(void *arg)
 				iht_try_maybe_resize(t);  /* busy: later */
 		}
 	}
+	iht_count_share_end(&share);
 	w->rows_ns = ipvs_mt_ns(CLOCK_MONOTONIC) - w->rows_ns;
 	w->rows_cpu_ns = ipvs_mt_ns(CLOCK_THREAD_CPUTIME_ID) - w->rows_cpu_ns;
 	if (rw->shard) {
@@ -677,16 +681,23 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 	if (!ws)
 		return -ENOMEM;
 	pthread_mutex_init(&sh.pool_lock, NULL);
-	sh.sched_locks = ipvs_mt_calloc_lines(m->nsvcs,
-					      sizeof(*sh.sched_locks));
-	if (!sh.sched_locks) {
+	sh.svcs = ipvs_mt_calloc_lines(m->nsvcs, sizeof(*sh.svcs));
+	if (!sh.svcs) {
 		ret = -ENOMEM;
 		goto out;
 	}
 	for (k = 0; k < m->nsvcs; k++) {
-		atomic_init(&sh.sched_locks[k].lock.w, 0);
-		if (m->svcs[k].sched && m->svcs[k].sched->n > sh.max_rows)
-			sh.max_rows = m->svcs[k].sched->n;
+		struct ipvs_csvc *s = &m->svcs[k];
+
+		atomic_init(&sh.svcs[k].sched_lock.w, 0);
+		if (!s->sched)
+			continue;
+		if (s->sched->n > sh.max_rows)
+			sh.max_rows = s->sched->n;
+		/* the rows as of now, for rows that stay so (the workers'
+		 * decisions on them read no dest) */
+		ipvs_sched_rows_refresh(m, s, s->sched->d);
+		sh.svcs[k].rows_fixed = ipvs_sched_rows_fixed(m, s);
 	}
 	for (k = 0; k < nworkers && !ret; k++) {
 		ret = ipvs_mt_worker_init(&ws[k], &sh);
@@ -790,7 +801,7 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 	st->finish_ns = ipvs_mt_ns(CLOCK_MONOTONIC) - t2;
 out:
 	pthread_mutex_destroy(&sh.pool_lock);
-	free(sh.sched_locks);
+	free(sh.svcs);
 	free(ws);
 	return ret;
 }

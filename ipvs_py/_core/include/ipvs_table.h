@@ -794,11 +794,71 @@ static inline void iht_set_stripes(struct iht_table *t, struct iht_stripes *ws)
 	t->ws = ws;
 }
 
+/*
+ * A thread's unflushed share of t->count (the kernel's percpu_counter
+ * idea).  The kernel keeps conn_count in one atomic_t; two workers adding
+ * to it on every new and every expired conn bounced its cache line between
+ * them: the lock xadd was 11-13% of ipvs_conn_new and ipvs_conn_release
+ * with two workers (perf annotate, churn rows of bench_multicore.py).
+ * A thread that began a share adds to it and flushes it into t->count
+ * once it reaches +-IHT_COUNT_BATCH; the count a writer compares with the
+ * resize thresholds is then the shared count plus its own share, off by
+ * less than IHT_COUNT_BATCH per other sharing thread.  A multi-core replay
+ * may resize at a slightly different count than one thread would (its
+ * table sizes may differ anyway, docs/multicore.md); iht_count() is exact
+ * once every share has ended.
+ */
+#define IHT_COUNT_BATCH 64
+
+struct iht_count_share {
+	struct iht_table *t;
+	int64_t delta;
+};
+
+static __thread struct iht_count_share *iht_my_share;
+
+/* Add this thread's count changes of @t to @s from now on.  Context: the
+ * thread itself; one share per thread. */
+static inline void iht_count_share_begin(struct iht_count_share *s,
+					 struct iht_table *t)
+{
+	s->t = t;
+	s->delta = 0;
+	iht_my_share = s;
+}
+
+/* Flush @s into its table's count and stop sharing.  Context: the thread
+ * that began @s. */
+static inline void iht_count_share_end(struct iht_count_share *s)
+{
+	if (s->delta)
+		atomic_fetch_add(&s->t->count, s->delta);
+	s->delta = 0;
+	iht_my_share = NULL;
+}
+
+/* Add @delta to @t's count (through this thread's share, if it has one
+ * for @t) and return the count as this thread sees it. */
+static inline int64_t iht_count_add(struct iht_table *t, int64_t delta)
+{
+	struct iht_count_share *s = iht_my_share;
+
+	if (s && s->t == t) {
+		s->delta += delta;
+		if (s->delta > -IHT_COUNT_BATCH && s->delta < IHT_COUNT_BATCH)
+			return atomic_load_explicit(&t->count,
+					memory_order_relaxed) + s->delta;
+		delta = s->delta;
+		s->delta = 0;
+	}
+	return atomic_fetch_add(&t->count, delta) + delta;
+}
+
 /* Count one more entry; request a resize past @u_thresh. */
 static inline int iht_note_added(struct iht_table *t, int count_delta,
 				 int64_t u_thresh)
 {
-	int64_t cnt = atomic_fetch_add(&t->count, count_delta) + count_delta;
+	int64_t cnt = iht_count_add(t, count_delta);
 
 	if (count_delta > 0 && cnt > u_thresh)
 		return !atomic_exchange(&t->resize_requested, 1);
@@ -874,7 +934,7 @@ static inline int iht_insert2(struct iht_table *t, struct iht_node *n0,
 /* After a remove: the services' shrink trigger (count <= l_thresh). */
 static inline int iht_note_removed(struct iht_table *t, int count_delta)
 {
-	int64_t cnt = atomic_fetch_sub(&t->count, count_delta) - count_delta;
+	int64_t cnt = iht_count_add(t, -(int64_t)count_delta);
 
 	if (t->shrink_on_remove && count_delta > 0) {
 		unsigned int slot = iht_read_lock(t);
