@@ -235,22 +235,33 @@ def run_scaling(a):
           f"{'cpu/wall':>8} {'rcpu':>6}")
     est = established(a.flows, a.pkts, 7)
     opening = syns(a.flows, 8)
+    rows = a.only.split(",") if a.only else ROWS
     for label, stripes in (("stripes 8", 8), ("global lock", 1)):
-        best = run_established(a, est, opening, stripes, label)
-        run_new_conns(a, opening, stripes, label)
-        run_churn(a, opening, stripes, label)
-        # where the 2-worker established run's wall time went
-        w2 = best["2w"]
-        st = w2[2]
-        print(f"{'':18} {'':>11} 2w phases, ms: wall {w2[0] * 1e3:.1f} = "
-              f"setup {st['setup_ns'] / 1e6:.1f} + workers "
-              f"{st['run_ns'] / 1e6:.1f} + finish "
-              f"{st['finish_ns'] / 1e6:.1f} + Python "
-              f"{(w2[0] * 1e9 - st['setup_ns'] - st['run_ns'] - st['finish_ns']) / 1e6:.1f}"
-              f"; on their rows, wall "
-              + "/".join(f"{x / 1e6:.1f}" for x in st["rows_ns"])
-              + ", CPU "
-              + "/".join(f"{x / 1e6:.1f}" for x in st["rows_cpu_ns"]))
+        best = (run_established(a, est, opening, stripes, label)
+                if "established" in rows else None)
+        if "new" in rows:
+            run_new_conns(a, opening, stripes, label)
+        if "churn" in rows:
+            run_churn(a, opening, stripes, label)
+        if best:
+            _print_phases(best["2w"])
+
+
+def _print_phases(w2):
+    """Where the 2-worker established run's wall time went."""
+    st = w2[2]
+    print(f"{'':18} {'':>11} 2w phases, ms: wall {w2[0] * 1e3:.1f} = "
+          f"setup {st['setup_ns'] / 1e6:.1f} + workers "
+          f"{st['run_ns'] / 1e6:.1f} + finish "
+          f"{st['finish_ns'] / 1e6:.1f} + Python "
+          f"{(w2[0] * 1e9 - st['setup_ns'] - st['run_ns'] - st['finish_ns']) / 1e6:.1f}"
+          f"; on their rows, wall "
+          + "/".join(f"{x / 1e6:.1f}" for x in st["rows_ns"])
+          + ", CPU "
+          + "/".join(f"{x / 1e6:.1f}" for x in st["rows_cpu_ns"]))
+
+
+ROWS = ("established", "new", "churn")
 
 
 def main():
@@ -260,7 +271,14 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--part", choices=("cache", "scaling", "all"),
                     default="all")
+    ap.add_argument("--only", metavar="ROWS",
+                    help="scaling rows to run, comma-separated, of "
+                         + ", ".join(ROWS) + " (default: all)")
     a = ap.parse_args()
+    bad = set(a.only.split(",")) - set(ROWS) if a.only else set()
+    if bad:
+        ap.error(f"--only: unknown row(s) {', '.join(sorted(bad))}; "
+                 f"choose from {', '.join(ROWS)}")
     print("load average:", " ".join(f"{x:.2f}" for x in os.getloadavg()),
           f"({os.cpu_count()} CPUs)")
     if a.part in ("scaling", "all"):
