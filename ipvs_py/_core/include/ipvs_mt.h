@@ -447,8 +447,7 @@ static void *ipvs_mt_worker_run(void *arg)
 						   memory_order_acquire)))
 			iht_spin_wait(&spins);
 		if (th == 1) {
-			atomic_fetch_add_explicit(&rw->rows_done, 1,
-						  memory_order_acq_rel);
+			ipvs_mt_count_done(&rw->rows_done);
 			ipvs_mt_wait_count(&rw->rows_done, rw->nworkers);
 			ipvs_mt_rows_scatter(rw, w->idx);
 		}

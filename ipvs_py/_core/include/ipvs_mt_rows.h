@@ -45,6 +45,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/futex.h>
 
 #include "iht_compat.h"
 
@@ -194,6 +197,42 @@ static inline void ipvs_mt_slice_bounds(const struct ipvs_mt_rows *r,
 	*hi = r->b->n * (k + 1) / r->nworkers;
 }
 
+/* Count one more worker done with a step and wake the waiting ones. */
+static inline void ipvs_mt_count_done(_Atomic uint32_t *ctr)
+{
+	atomic_fetch_add_explicit(ctr, 1, memory_order_release);
+	syscall(SYS_futex, (uint32_t *)ctr, FUTEX_WAKE_PRIVATE, INT32_MAX,
+		NULL, NULL, 0);
+}
+
+/*
+ * Wait until @ctr (counted by ipvs_mt_count_done) reaches @target: spin a
+ * little, then sleep on the counter.  A worker that finished its rows
+ * first used to spin (yielding every IHT_SPIN_LIMIT polls) until the
+ * others had: a spinning thread keeps its CPU looking busy, so the
+ * scheduler left the other worker and the resize thread queued on the
+ * other CPU.  That spin was 19% of the CPU samples of two workers making
+ * new conns (perf, bench_multicore.py --only new); asleep, its CPU goes
+ * to them.
+ */
+static inline void ipvs_mt_wait_count(_Atomic uint32_t *ctr, uint32_t target)
+{
+	unsigned int spins = 0;
+	uint32_t v;
+
+	while ((v = atomic_load_explicit(ctr, memory_order_acquire)) <
+	       target) {
+		if (spins < IHT_SPIN_LIMIT) {
+			spins++;
+			iht_cpu_relax();
+			continue;
+		}
+		/* sleeps only while the count is still v */
+		syscall(SYS_futex, (uint32_t *)ctr, FUTEX_WAIT_PRIVATE, v,
+			NULL, NULL, 0);
+	}
+}
+
 /* Step 1 for slice @k: the shard byte of each row, and how many rows of
  * the slice each worker takes.  Context: any thread, once per slice. */
 static inline void ipvs_mt_rows_slice(struct ipvs_mt_rows *r, uint32_t k)
@@ -214,16 +253,7 @@ static inline void ipvs_mt_rows_slice(struct ipvs_mt_rows *r, uint32_t k)
 		r->shard[i] = (uint8_t)w;
 		cnt[w]++;
 	}
-	atomic_fetch_add_explicit(&r->slices_done, 1, memory_order_release);
-}
-
-/* Wait until @ctr reaches @target (spins, then yields). */
-static inline void ipvs_mt_wait_count(_Atomic uint32_t *ctr, uint32_t target)
-{
-	unsigned int spins = 0;
-
-	while (atomic_load_explicit(ctr, memory_order_acquire) < target)
-		iht_spin_wait(&spins);
+	ipvs_mt_count_done(&r->slices_done);
 }
 
 /* Where worker @k's results start in the private arrays (after every
