@@ -51,10 +51,25 @@ def _addr(i):
     return ipaddress.IPv4Address(0x0A000000 + i)
 
 
+def _best_ns(loop, reps=5):
+    """ns per lookup of ``loop()`` (LOOKUPS lookups), best of ``reps``."""
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        loop()
+        best = min(best, time.perf_counter() - t0)
+    return best / LOOKUPS * 1e9
+
+
 def lookup_ns(n, impl="core", hot=False):
-    """ns per lookup of a random present service; ``hot`` cycles over 10
-    services only, which separates the algorithm (bucket walk) from the
-    memory hierarchy (a random service of 100,000 is a cache/TLB miss)."""
+    """ns per lookup of a random present service: (Netns.find_service,
+    the service table's own find, a dict baseline, table size).  ``hot``
+    cycles over 10 services only, which separates the algorithm (bucket
+    walk) from the memory hierarchy (a random service of 100,000 is a
+    cache/TLB miss).  The baseline is a plain dict from the packed address
+    to the same Service objects, looked up with the same keys in the same
+    order: how much any hash table's lookup grows here from 10 to 100,000
+    entries, with the same objects to return."""
     net = new_netns(impl, seed=n)
     for i in range(n):
         net.add_service("tcp", str(_addr(i)), 80)
@@ -62,15 +77,25 @@ def lookup_ns(n, impl="core", hot=False):
     pool = [rng.randrange(n) for _ in range(10)] if hot else None
     keys = [_addr(rng.choice(pool) if hot else rng.randrange(n))
             for _ in range(LOOKUPS)]
-    find = net.find_service
-    best = float("inf")
-    for _ in range(5):
-        t0 = time.perf_counter()
+    packed = [a.packed for a in keys]
+    find, tfind = net.find_service, net.svc_table.find
+    by_addr = {_addr(i).packed: find(2, 6, _addr(i), 80) for i in range(n)}
+    get = by_addr.get
+    assert find(2, 6, keys[0], 80) is get(packed[0]) is not None
+
+    def service_loop():
         for a in keys:
             find(2, 6, a, 80)
-        best = min(best, time.perf_counter() - t0)
-    assert find(2, 6, keys[0], 80) is not None
-    return best / LOOKUPS * 1e9, net.svc_table.size
+
+    def table_loop():
+        for k in packed:
+            tfind(2, 6, k, 80)
+
+    def dict_loop():
+        for k in packed:
+            get(k)
+    return (_best_ns(service_loop), _best_ns(table_loop),
+            _best_ns(dict_loop), net.svc_table.size)
 
 
 SYNS = 100_000
@@ -146,17 +171,23 @@ def main(argv=None):
     args = ap.parse_args(argv)
     impls = IMPLS if args.impl == "both" else (args.impl,)
     print("service lookup (Netns.find_service, kernel 7.1, svc_lfactor -3)")
+    print("ns/lookup and its ratio to 10 services: find_service, the "
+          "table's find alone, a dict of the same Services (baseline), and "
+          "find_service cycling over 10 services (hot-10)")
     print(f"{'table':>6} {'services':>10} {'buckets':>9} {'ns/lookup':>10}"
+          f" {'ratio':>7} {'table ns':>9} {'ratio':>7} {'dict ns':>8}"
           f" {'ratio':>7} {'hot-10 ns':>10} {'ratio':>7}")
     for impl in impls:
         base = hbase = None
         for n in (10, 10_000, 100_000):
-            ns, size = lookup_ns(n, impl)
-            hns, _ = lookup_ns(n, impl, hot=True)
-            base = base or ns
+            ns, tns, dns, size = lookup_ns(n, impl)
+            hns = lookup_ns(n, impl, hot=True)[0]
+            base = base or (ns, tns, dns)
             hbase = hbase or hns
-            print(f"{impl:>6} {n:>10} {size:>9} {ns:>10.0f} {ns / base:>7.2f}"
-                  f" {hns:>10.0f} {hns / hbase:>7.2f}")
+            print(f"{impl:>6} {n:>10} {size:>9} {ns:>10.0f} "
+                  f"{ns / base[0]:>7.2f} {tns:>9.0f} {tns / base[1]:>7.2f} "
+                  f"{dns:>8.0f} {dns / base[2]:>7.2f} {hns:>10.0f} "
+                  f"{hns / hbase:>7.2f}")
     print()
     print(f"packet path: ns per new conn, {SYNS:,} SYNs to random services "
           "(Netns.replay)")
