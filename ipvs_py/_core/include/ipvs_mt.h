@@ -37,9 +37,13 @@
  *   scheduler state           plain             rr/wrr: their service's
  *                                               sched_lock around a decision;
  *                                               the others read a per-worker
- *                                               copy of the rows (lockless,
- *                                               as in the kernel); decision
+ *                                               copy of the rows, or the
+ *                                               rows themselves when fixed
+ *                                               for the run (lockless, as
+ *                                               in the kernel); decision
  *                                               counts per worker, summed
+ *   table entry count         atomic            atomic + a share per worker
+ *                                               (iht_count_share_*)
  *   conns/no_cport/templates  plain             per worker deltas, summed
  *   flow cache                e->fc             one per worker
  *   drop_rate counter         plain             per worker (order-dependent)
