@@ -633,6 +633,12 @@ cdef class ConnEngine:
     def timers_pending(self):
         return self.e.heap_n
 
+    @property
+    def table_count(self):
+        """Entries in the conn table, as the table counts them for its
+        resize thresholds (a conn or template is one entry)."""
+        return iht_count(&self.e.tab)
+
     def table_info(self):
         """(size, bits, lfactor) of the current array."""
         cdef iht_tbl tb

@@ -373,3 +373,17 @@ def test_upper_thresholds_hold_with_workers(sched):
     assert sum(conns) == net.conn_count
     assert 15 <= net.conn_count <= 20
     assert all(3 <= c <= 4 for c in conns), conns
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_table_count_exact_after_workers(workers):
+    # Workers count table entries into shares of their own (flushed every
+    # 64): at the end the table's count must be exact again, i.e. what
+    # one thread leaves, and one entry per conn or template.
+    batch = trace(seed=11, n=5000, span=50.0)
+    one, _ = run(batch, None)
+    many, _ = run(batch, workers)
+    e1, en = one._path().e, many._path().e
+    assert en.table_count == e1.table_count == e1.nconns
+    # many entries came and went (timers fire mid-trace), some are left
+    assert e1.tot_counters()[0] > 1000 and e1.nconns > 20
