@@ -63,7 +63,7 @@ cdef extern from "ipvs_mt.h" nogil:
         uint64_t setup_ns, run_ns, finish_ns, workers_cpu_ns, workers_minflt
         uint64_t rows_cpu_ns[64]
         uint64_t rows_ns[64]
-        uint64_t grace_periods, pool_grabs, bg_resizes
+        uint64_t grace_periods, pool_grabs, bg_resizes, helped_buckets
         uint64_t fc_hits, fc_misses, fc_admitted, fc_rejected, fc_bypassed
         uint64_t fc_stale
     int ipvs_mt_thread_limit
@@ -232,6 +232,7 @@ def replay_mt(ConnEngine eng, batch, times, int nworkers, bytes mask,
             "rows_ns": [st.rows_ns[k] for k in range(nworkers)],
             "grace_periods": st.grace_periods, "pool_grabs": st.pool_grabs,
             "bg_resizes": st.bg_resizes,
+            "helped_buckets": st.helped_buckets,
             "fc_hits": st.fc_hits, "fc_misses": st.fc_misses,
             "fc_admitted": st.fc_admitted, "fc_rejected": st.fc_rejected,
             "fc_bypassed": st.fc_bypassed, "fc_stale": st.fc_stale}

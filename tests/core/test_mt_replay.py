@@ -244,8 +244,9 @@ def test_property_no_cport_traces_equal_single_thread(seed, workers, zero):
 
 
 def test_resizes_run_on_the_resize_thread():
-    # the workers only kick the resize thread (ipvs_resizer.h); the table
-    # grows during the run and the result equals one thread's
+    # the workers kick the resize thread (ipvs_resizer.h), which rebuilds
+    # (the workers may move chunks of a rebuild too, iht_help_move); the
+    # table grows during the run and the result equals one thread's
     batch = trace(seed=5, n=3000)
     one, r1 = run(batch, None, sched="mh")
     many = make_net(sched="mh")
@@ -387,3 +388,37 @@ def test_table_count_exact_after_workers(workers):
     assert en.table_count == e1.table_count == e1.nconns
     # many entries came and went (timers fire mid-trace), some are left
     assert e1.tot_counters()[0] > 1000 and e1.nconns > 20
+
+
+def test_workers_help_move_the_buckets_of_a_rebuild():
+    # 100k SYNs of new clients on a small table: it is rebuilt several
+    # times while the workers run, and the workers move chunks of those
+    # rebuilds between packets (iht_help_move); whoever moved a bucket,
+    # the conns are one thread's
+    n = 100_000
+    clients = int(ipaddress.IPv4Address("198.19.0.0")) + np.arange(n)
+    batch = PacketBatch.from_columns(
+        proto=np.full(n, 6, np.uint8), saddr=clients.astype(np.uint32),
+        sport=np.full(n, 40000, np.uint16),
+        daddr=np.full(n, int(ipaddress.IPv4Address(VIP2)), np.uint32),
+        dport=np.full(n, 80, np.uint16), tcp_flags=np.full(n, S, np.uint8),
+        time=np.linspace(0.0, 1.0, n), length=60)
+
+    def replay(workers):
+        net = ipvs_py.Netns(conn_tab_bits=20)      # room to grow to 2^17
+        net.restore(f"-A -t {VIP2}:80 -s mh\n" + "".join(
+            f"-a -t {VIP2}:80 -r {rs}:80 -m\n" for rs in RS))
+        multicore.configure(net, stripes=8, flow_cache=0, min_load=0.0,
+                            admit=1.0)
+        return net, net.replay(batch, workers=workers)
+    one, r1 = replay(None)
+    helped = 0
+    for _ in range(5):          # the workers may miss a short rebuild
+        many, rn = replay(2)
+        helped = many._path().mt_stats["helped_buckets"]
+        if helped:
+            break
+    assert helped > 0
+    assert many._path().e.table_stats()["resizes"] >= 2
+    assert list(r1.dest) == list(rn.dest)
+    assert snapshot(one) == snapshot(many)

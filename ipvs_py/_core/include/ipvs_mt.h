@@ -113,6 +113,7 @@ struct ipvs_worker {
 	int sliced;			/* its slice of the shard map is done */
 	int64_t nconns0, no_cport0, ntemplates0;
 	uint64_t grace_periods, pool_grabs;
+	uint64_t helped;		/* buckets of rebuilds it moved */
 	uint64_t cpu_ns, minflt;	/* this thread's, in the replay */
 	uint64_t rows_cpu_ns, rows_ns;	/* CPU and wall time on its rows only
 					 * (not the waits for the others) */
@@ -438,6 +439,8 @@ static void *ipvs_mt_worker_run(void *arg)
 			else
 				iht_try_maybe_resize(t);  /* busy: later */
 		}
+		if (!pf)		/* a rebuild is on: move a chunk */
+			w->helped += (uint64_t)iht_help_move(t);
 	}
 	iht_count_share_end(&share);
 	w->rows_ns = ipvs_mt_ns(CLOCK_MONOTONIC) - w->rows_ns;
@@ -626,6 +629,7 @@ struct ipvs_mt_stats {
 	uint64_t rows_cpu_ns[IPVS_MT_MAX_WORKERS], rows_ns[IPVS_MT_MAX_WORKERS];
 	uint64_t grace_periods, pool_grabs;
 	uint64_t bg_resizes;		/* rebuild checks by the resize thread */
+	uint64_t helped_buckets;	/* rebuild buckets the workers moved */
 	uint64_t fc_hits, fc_misses, fc_admitted, fc_rejected, fc_bypassed,
 		 fc_stale;
 };
@@ -772,6 +776,7 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 			ret = -ENOMEM;
 		st->grace_periods += ws[k].grace_periods;
 		st->pool_grabs += ws[k].pool_grabs;
+		st->helped_buckets += ws[k].helped;
 		st->workers_cpu_ns += ws[k].cpu_ns;
 		st->rows_cpu_ns[k] = ws[k].rows_cpu_ns;
 		st->rows_ns[k] = ws[k].rows_ns;

@@ -106,6 +106,11 @@ struct iht_tbl {
 	int nlocks;
 	ipvs_siphash_key_t hash_key;
 	struct iht_tbl *deferred_next;		/* iht_defer_frees() list */
+	/* a resize out of this array, moved in chunks (iht_move_chunks):
+	 * open once no insert targets it any more; next chunk to claim;
+	 * buckets moved so far */
+	_Atomic int move_open;
+	_Atomic int64_t move_next, move_done;
 };
 
 /* Hash of an entry, from its node, under @key (used by the resizer). */
@@ -287,6 +292,9 @@ static inline struct iht_tbl *iht_tbl_alloc(struct iht_table *t,
 	}
 	for (i = 0; i < tb->nseqc; i++)
 		iht_seqcount_init(&tb->seqc[i]);
+	atomic_init(&tb->move_open, 0);
+	atomic_init(&tb->move_next, 0);
+	atomic_init(&tb->move_done, 0);
 	tb->mask = (uint32_t)(size - 1);
 	tb->seqc_mask = (uint32_t)(tb->nseqc - 1);
 	tb->lock_mask = tb->nlocks ? (uint32_t)(tb->nlocks - 1) : 0;
@@ -1243,13 +1251,13 @@ static inline void iht_move_node_locked(struct iht_bl_head *head,
  * inserts spin on them (perf, bench_multicore.py).
  * Context: resize_lock held, outside a read-side section, and a grace
  * period has passed since @nt was linked (no insert still targets @old). */
-static inline void iht_move_all(struct iht_table *t, struct iht_tbl *old,
-				struct iht_tbl *nt)
+static inline void iht_move_range(struct iht_table *t, struct iht_tbl *old,
+				  struct iht_tbl *nt, int64_t lo, int64_t hi)
 {
 	uint64_t moved = 0;
 	unsigned int slot = 0;
 
-	for (int64_t b = 0; b < old->size; b++) {
+	for (int64_t b = lo; b < hi; b++) {
 		struct iht_bl_head *head = &old->buckets[b];
 		iht_seqcount *sc = &old->seqc[b & old->seqc_mask];
 		struct iht_spinlock *sl = old->nlocks ?
@@ -1265,8 +1273,8 @@ static inline void iht_move_all(struct iht_table *t, struct iht_tbl *old,
 		 * which bounds how long a grace period waits for it): a
 		 * stale node is then still memory, and only costs a useless
 		 * prefetch */
-		if (!(b & (IHT_MOVE_SECTION - 1))) {
-			if (b)
+		if (b == lo || !(b & (IHT_MOVE_SECTION - 1))) {
+			if (b != lo)
 				iht_read_unlock(t, slot);
 			slot = iht_read_lock(t);
 		}
@@ -1313,9 +1321,96 @@ static inline void iht_move_all(struct iht_table *t, struct iht_tbl *old,
 				iht_spin_unlock(sl);
 		}
 	}
-	if (old->size)
+	if (hi > lo)
 		iht_read_unlock(t, slot);
 	atomic_fetch_add_explicit(&t->moved, moved, memory_order_relaxed);
+}
+
+/* Buckets a mover claims at a time (iht_move_chunks). */
+#define IHT_MOVE_CHUNK 256
+
+/* Claim chunks of @old's buckets and move them into @nt until none is
+ * left to claim (the chunks others claimed may still be moving).
+ * Returns the number of buckets this call moved.  Context: as
+ * iht_move_range; @old's move is open. */
+static inline int64_t iht_move_chunks(struct iht_table *t,
+				      struct iht_tbl *old, struct iht_tbl *nt)
+{
+	int64_t did = 0;
+
+	for (;;) {
+		int64_t lo = atomic_fetch_add(&old->move_next, IHT_MOVE_CHUNK);
+		int64_t hi = lo + IHT_MOVE_CHUNK < old->size ?
+			lo + IHT_MOVE_CHUNK : old->size;
+
+		if (lo >= old->size)
+			return did;
+		iht_move_range(t, old, nt, lo, hi);
+		atomic_fetch_add_explicit(&old->move_done, hi - lo,
+					  memory_order_release);
+		did += hi - lo;
+	}
+}
+
+/*
+ * Move every entry of @old into @nt, in chunks that other threads may
+ * help with (iht_help_move): the resizer opens the move, moves chunks
+ * itself, and waits for the chunks others took.  Helping is for arrays
+ * with stripe locks only: the lock of a bucket's seqcount is what lets
+ * two movers write seqcounts at once (buckets that share a seqcount
+ * share its lock, nlocks <= nseqc); without them (the service table)
+ * the resizer moves alone, as before.
+ */
+static inline void iht_move_all(struct iht_table *t, struct iht_tbl *old,
+				struct iht_tbl *nt)
+{
+	unsigned int spins = 0;
+
+	if (!old->nlocks) {
+		iht_move_range(t, old, nt, 0, old->size);
+		return;
+	}
+	atomic_store_explicit(&old->move_open, 1, memory_order_release);
+	iht_move_chunks(t, old, nt);
+	while (atomic_load_explicit(&old->move_done, memory_order_acquire) <
+	       old->size)
+		iht_spin_wait(&spins);
+}
+
+/*
+ * Help a resize in progress: move one chunk of buckets if the move is
+ * open and a chunk is left.  For the workers of a multi-core replay,
+ * between packets: three threads (two workers and the resize thread) on
+ * two CPUs made the resize thread wait for a CPU while the workers spent
+ * the rebuild looking up in both arrays; a worker that moves buckets
+ * itself shortens that time instead.  (The kernel's rebuild is one work
+ * item; whoever moves a bucket, the table holds the same entries.)
+ * Returns the number of buckets moved.  Context: outside a read-side
+ * section, no lock held.
+ */
+static inline int64_t iht_help_move(struct iht_table *t)
+{
+	unsigned int slot = iht_read_lock(t);
+	struct iht_tbl *old = iht_first_tbl(t), *nt = iht_next_tbl(old);
+	int64_t lo, hi;
+
+	/* the claim is made inside the section: @old cannot be freed
+	 * before the resizer has seen this chunk done (move_done), and
+	 * not while this section lasts */
+	if (!nt || !atomic_load_explicit(&old->move_open,
+					 memory_order_acquire)) {
+		iht_read_unlock(t, slot);
+		return 0;
+	}
+	lo = atomic_fetch_add(&old->move_next, IHT_MOVE_CHUNK);
+	iht_read_unlock(t, slot);
+	if (lo >= old->size)
+		return 0;
+	hi = lo + IHT_MOVE_CHUNK < old->size ? lo + IHT_MOVE_CHUNK : old->size;
+	iht_move_range(t, old, nt, lo, hi);
+	atomic_fetch_add_explicit(&old->move_done, hi - lo,
+				  memory_order_release);
+	return hi - lo;
 }
 
 /* Rebuild into a new array of @size buckets at @lfactor.
