@@ -37,12 +37,26 @@ def _engine(target):
     return path.e, target.hz, path
 
 
+def _resize_help_mode(value):
+    """configure()'s resize_help as set_resize_help's -1/0/1."""
+    if value is True or value is False:
+        return int(value)
+    if isinstance(value, str) and value == "auto":
+        return -1
+    raise ValueError(f"resize_help must be True, False or 'auto', got "
+                     f"{value!r}")
+
+
 def configure(target, *, stripes=DEFAULT_STRIPES, flow_cache=0,
-              min_load=4.0, admit=0.1):
+              min_load=4.0, admit=0.1, resize_help="auto"):
     """Set the datapath switches of ``target`` (a Netns or ConnEngine);
-    ``admit`` is in seconds.  Returns the settings.  Raises ValueError
-    naming the bad setting; nothing changes then."""
+    ``admit`` is in seconds.  ``resize_help``: whether workers move
+    chunks of a conn table rebuild between packets (True, False, or
+    "auto": when workers plus the resize thread outnumber the online
+    CPUs).  Returns the settings.  Raises ValueError naming the bad
+    setting; nothing changes then."""
     eng, hz, path = _engine(target)
+    help_mode = _resize_help_mode(resize_help)
     if stripes != 0 and (not isinstance(stripes, int) or stripes < 1
                          or stripes & (stripes - 1) or stripes > 256):
         raise ValueError(f"stripes must be 0 or a power of two in 1..256, "
@@ -56,8 +70,10 @@ def configure(target, *, stripes=DEFAULT_STRIPES, flow_cache=0,
         raise ValueError(f"admit must be >= 0 seconds, got {admit!r}")
     conntab.set_stripes(eng, stripes)
     conntab.set_flow_cache(eng, flow_cache, min_load, int(round(admit * hz)))
+    conntab.set_resize_help(eng, help_mode)
     settings = {"stripes": stripes, "flow_cache": flow_cache,
-                "min_load": min_load, "admit": admit}
+                "min_load": min_load, "admit": admit,
+                "resize_help": resize_help}
     if path is not None:
         path.datapath = settings
     return settings

@@ -123,6 +123,7 @@ cdef extern from "ipvs_conn.h" nogil:
         ipvs_sched_cb sched_cb
         void *sched_arg
         ipvs_fc *fc
+        int mt_resize_help
         int cb_error
         ipvs_trace *trace
         uint64_t tot_conns, tot_inpkts, tot_outpkts, tot_inbytes, tot_outbytes
@@ -233,6 +234,7 @@ cdef class ConnEngine:
         prof.seqc_shift, prof.seqc_max, prof.locks, prof.ncpus = 6, 256, 8, 0
         self.e.free_head = IPVS_CONN_NONE
         self.e.hz = hz
+        self.e.mt_resize_help = -1          # when CPUs are short
         if iht_init(&self.e.tab, min_bits, max_bits, lfactor, &prof, 0,
                     ipvs_node_hash, NULL) != 0:
             raise MemoryError("conn table")

@@ -75,6 +75,16 @@ cdef extern from "ipvs_mt.h" nogil:
                        ipvs_mt_scratch *scratch, ipvs_mt_stats *st)
 
 
+def set_resize_help(ConnEngine eng, int mode):
+    """Whether the workers of a multi-core replay move chunks of a table
+    rebuild between packets: 1 always, 0 never (the resize thread alone,
+    the kernel's way), -1 when the workers and the resize thread are more
+    threads than online CPUs (the default)."""
+    if mode not in (-1, 0, 1):
+        raise ValueError(f"resize help must be -1, 0 or 1, got {mode}")
+    eng.e.mt_resize_help = mode
+
+
 def set_stripes(ConnEngine eng, int n):
     """Writer stripes of ``eng``'s conn table: ``n`` locks (a power of two,
     1..IPVS_STRIPES_MAX; 1 is one global lock) taken in increasing index

@@ -147,7 +147,9 @@ def test_cache_is_bypassed_while_the_table_is_lightly_loaded():
 @pytest.mark.parametrize("kw, msg", [
     ({"flow_cache": 17}, "flow_cache"), ({"flow_cache": -1}, "flow_cache"),
     ({"stripes": 3}, "stripes"), ({"stripes": 512}, "stripes"),
-    ({"min_load": -1}, "min_load"), ({"admit": -0.5}, "admit")])
+    ({"min_load": -1}, "min_load"), ({"admit": -0.5}, "admit"),
+    ({"resize_help": 1}, "resize_help"), ({"resize_help": "on"},
+                                          "resize_help")])
 def test_bad_switches_are_refused_and_change_nothing(kw, msg):
     net, eng = make(entries=3)
     before = conntab.flow_cache_stats(eng)["entries"], \

@@ -9,6 +9,7 @@ conns.  For rr and wlc only what is order-independent must agree
 the sums over dests.  Real threads: the workers run in C without the GIL.
 """
 import ipaddress
+import os
 
 import numpy as np
 import pytest
@@ -404,17 +405,17 @@ def test_workers_help_move_the_buckets_of_a_rebuild():
         dport=np.full(n, 80, np.uint16), tcp_flags=np.full(n, S, np.uint8),
         time=np.linspace(0.0, 1.0, n), length=60)
 
-    def replay(workers):
+    def replay(workers, resize_help="auto"):
         net = ipvs_py.Netns(conn_tab_bits=20)      # room to grow to 2^17
         net.restore(f"-A -t {VIP2}:80 -s mh\n" + "".join(
             f"-a -t {VIP2}:80 -r {rs}:80 -m\n" for rs in RS))
         multicore.configure(net, stripes=8, flow_cache=0, min_load=0.0,
-                            admit=1.0)
+                            admit=1.0, resize_help=resize_help)
         return net, net.replay(batch, workers=workers)
     one, r1 = replay(None)
     helped = 0
     for _ in range(5):          # the workers may miss a short rebuild
-        many, rn = replay(2)
+        many, rn = replay(2, resize_help=True)
         helped = many._path().mt_stats["helped_buckets"]
         if helped:
             break
@@ -422,3 +423,19 @@ def test_workers_help_move_the_buckets_of_a_rebuild():
     assert many._path().e.table_stats()["resizes"] >= 2
     assert list(r1.dest) == list(rn.dest)
     assert snapshot(one) == snapshot(many)
+    # switched off, the resize thread moves every bucket
+    off, _ = replay(2, resize_help=False)
+    assert off._path().mt_stats["helped_buckets"] == 0
+    assert off._path().e.table_stats()["resizes"] >= 2
+    # "auto": a worker helps only when the workers and the resize thread
+    # outnumber the CPUs
+    ncpu = os.cpu_count()
+    if ncpu >= 2:
+        alone, _ = replay(1)
+        assert alone._path().mt_stats["helped_buckets"] == 0
+    if ncpu <= 64:
+        for _ in range(5):
+            crowd, _ = replay(ncpu)
+            if crowd._path().mt_stats["helped_buckets"]:
+                break
+        assert crowd._path().mt_stats["helped_buckets"] > 0

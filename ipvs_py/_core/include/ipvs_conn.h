@@ -254,6 +254,8 @@ struct ipvs_engine {
 	struct ipvs_events *events;	/* session events, NULL: off */
 	struct ipvs_mt_ctx *mt;		/* worker clone (ipvs_mt.h) or NULL */
 	struct ipvs_fc *fc;		/* flow cache (ipvs_flowcache.h) or NULL */
+	int mt_resize_help;		/* workers move rebuild chunks (ipvs_mt.h):
+					 * -1 when CPUs are short, 0 no, 1 yes */
 };
 
 #include "ipvs_events.h"
