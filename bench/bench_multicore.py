@@ -261,6 +261,31 @@ def _print_phases(w2):
           + "/".join(f"{x / 1e6:.1f}" for x in st["rows_cpu_ns"]))
 
 
+def run_resize_help(a):
+    """New conns on a fresh (growing) net, 1 and 2 workers, with the
+    workers moving chunks of the rebuilds (resize_help) on and off,
+    interleaved rep by rep."""
+    print(f"\n## Workers helping rebuilds (new conns, {a.flows} SYNs on a "
+          f"fresh net, stripes 8; best of {a.reps})")
+    opening = syns(a.flows, 8)
+    modes = [(w, h) for w in (1, 2) for h in (False, True)]
+    best = {}
+    for _ in range(a.reps):
+        for workers, help_ in modes:
+            net = make_net(0)
+            multicore.configure(net, stripes=8, flow_cache=0, min_load=4.0,
+                                admit=0.1, resize_help=help_)
+            r = timed(net, opening, workers)
+            if (workers, help_) not in best or r[0] < best[workers, help_][0]:
+                best[workers, help_] = r
+    print(f"{'workers':>7} {'resize_help':>11} {'Mpps':>6} {'cpu/wall':>8} "
+          f"{'helped buckets':>14}")
+    for workers, help_ in modes:
+        wall, cpu, st = best[workers, help_]
+        print(f"{workers:>7} {str(help_):>11} {a.flows / wall / 1e6:>6.2f} "
+              f"{cpu / wall:>8.2f} {st['helped_buckets']:>14}")
+
+
 ROWS = ("established", "new", "churn")
 
 
@@ -269,8 +294,8 @@ def main():
     ap.add_argument("--flows", type=int, default=100_000)
     ap.add_argument("--pkts", type=int, default=1_000_000)
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--part", choices=("cache", "scaling", "all"),
-                    default="all")
+    ap.add_argument("--part", choices=("cache", "scaling", "resize-help",
+                                       "all"), default="all")
     ap.add_argument("--only", metavar="ROWS",
                     help="scaling rows to run, comma-separated, of "
                          + ", ".join(ROWS) + " (default: all)")
@@ -283,6 +308,8 @@ def main():
           f"({os.cpu_count()} CPUs)")
     if a.part in ("scaling", "all"):
         run_scaling(a)
+    if a.part in ("resize-help", "all"):
+        run_resize_help(a)
     if a.part in ("cache", "all"):
         run_cache(a)
     print("load average after:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
