@@ -7,7 +7,9 @@
  * while the CPUs go on with packets -- inserts into the new array, lookups
  * walking both (ip_vs_conn.c of the 2026 series).  Here a worker that sees
  * the request (iht_resize_pending) kicks this thread, which runs
- * iht_maybe_resize() until no request is left.  Done inline by a worker
+ * iht_maybe_resize() until no request is left; when CPUs are short the
+ * workers also move chunks of the rebuild between packets
+ * (iht_help_move, ipvs_mt.h).  Done inline by a worker
  * instead, a quarter of the CPU time of new conns went into resizes while
  * the other worker spun on the moving buckets and two workers created
  * conns no faster than one (docs/multicore.md).
