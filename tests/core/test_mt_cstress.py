@@ -20,8 +20,8 @@ def mt_stress():
 @pytest.mark.parametrize("workers, stripes, seed", [
     (2, 8, 1), (3, 1, 2), (4, 256, 3), (8, 8, 4)])
 def test_c_threads_equal_one_thread(mt_stress, workers, stripes, seed):
-    out = (ctypes.c_uint64 * 5)()
+    out = (ctypes.c_uint64 * 6)()
     assert mt_stress(workers, stripes, 3000, 40000, seed, out) == 0
-    rows, conns, counters, made, _ = out
+    rows, conns, counters, made, _, _ = out
     assert made > 1000
     assert (rows, conns, counters) == (0, 0, 0)

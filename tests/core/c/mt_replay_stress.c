@@ -8,7 +8,8 @@
  *
  * mt_stress() returns 0 and fills out[]: rows whose verdict differed,
  * |conns difference|, counters that differed (totals and per-dest), the
- * conns made, flow cache hits; or -2 when setup failed.
+ * conns made, flow cache hits, buckets the workers moved for rebuilds;
+ * or -2 when setup failed.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -36,6 +37,7 @@ static int engine_init(struct ipvs_engine *e, ipvs_sched_svc_t *ss,
 	if (ws)
 		iht_set_stripes(&e->tab, ws);
 	e->fc = fc;
+	e->mt_resize_help = 1;	/* workers move rebuild chunks too */
 	e->conn_reuse_mode = 1;
 	for (int i = 0; i < 11; i++)
 		e->tcp_timeouts[i] = tcp_s[i] * HZ;
@@ -183,7 +185,7 @@ int mt_stress(int workers, int stripes, int nflows, int npkts, uint64_t seed,
 		if (mrc)
 			goto out;
 	}
-	memset(out, 0, 5 * sizeof(*out));
+	memset(out, 0, 6 * sizeof(*out));
 	for (size_t i = 0; i < n; i++)
 		out[0] += d1[i] != d2[i] || act1[i] != act2[i];
 	out[1] = (uint64_t)llabs(one->nconns - many->nconns);
@@ -196,6 +198,7 @@ int mt_stress(int workers, int stripes, int nflows, int npkts, uint64_t seed,
 				 sizeof(one->dests[i])) != 0;
 	out[3] = one->tot_conns;
 	out[4] = st.fc_hits;
+	out[5] = st.helped_buckets;
 	rc = 0;
 out:
 	if (one && one->dests)
@@ -216,11 +219,12 @@ out:
 
 int main(void)
 {
-	uint64_t out[5];
+	uint64_t out[6];
 	int rc = mt_stress(3, 8, 3000, 60000, 7, out);
 
-	printf("rc %d rows %lu conns %lu counters %lu made %lu fc_hits %lu\n",
-	       rc, out[0], out[1], out[2], out[3], out[4]);
+	printf("rc %d rows %lu conns %lu counters %lu made %lu fc_hits %lu "
+	       "helped %lu\n", rc, out[0], out[1], out[2], out[3], out[4],
+	       out[5]);
 	return rc || out[0] || out[1] || out[2];
 }
 #endif
