@@ -84,6 +84,18 @@ def trace(seed, n=3000, replies=True, span=2500.0, zero_port=0.0):
                                     direction=out, length=100)
 
 
+def new_clients(n):
+    """``n`` SYNs to VIP2:80 over one second, each from a new client
+    (198.19.0.1 on)."""
+    clients = int(ipaddress.IPv4Address("198.19.0.1")) + np.arange(n)
+    return PacketBatch.from_columns(
+        proto=np.full(n, 6, np.uint8), saddr=clients.astype(np.uint32),
+        sport=np.full(n, 40000, np.uint16),
+        daddr=np.full(n, int(ipaddress.IPv4Address(VIP2)), np.uint32),
+        dport=np.full(n, 80, np.uint16), tcp_flags=np.full(n, S, np.uint8),
+        time=np.linspace(0.0, 1.0, n), length=60)
+
+
 def snapshot(net):
     """Everything a replay leaves behind, without slab ids (a template is
     named by its key)."""
@@ -360,15 +372,7 @@ def test_upper_thresholds_hold_with_workers(sched):
                         for rs in RS))
     multicore.configure(net, stripes=8, flow_cache=0, min_load=0.0,
                         admit=1.0)
-    n = 400
-    clients = int(ipaddress.IPv4Address("198.19.0.1")) + np.arange(n)
-    batch = PacketBatch.from_columns(
-        proto=np.full(n, 6, np.uint8), saddr=clients.astype(np.uint32),
-        sport=np.full(n, 40000, np.uint16),
-        daddr=np.full(n, int(ipaddress.IPv4Address(VIP2)), np.uint32),
-        dport=np.full(n, 80, np.uint16), tcp_flags=np.full(n, S, np.uint8),
-        time=np.linspace(0.0, 1.0, n), length=60)
-    net.replay(batch, workers=2)
+    net.replay(new_clients(400), workers=2)
     path = net._path()
     per_dest = [path.e.dest_counters(i) for i in range(len(path._dests))]
     conns = [c[0] + c[1] for c in per_dest]       # active + inactive
@@ -396,14 +400,7 @@ def test_workers_help_move_the_buckets_of_a_rebuild():
     # times while the workers run, and the workers move chunks of those
     # rebuilds between packets (iht_help_move); whoever moved a bucket,
     # the conns are one thread's
-    n = 100_000
-    clients = int(ipaddress.IPv4Address("198.19.0.0")) + np.arange(n)
-    batch = PacketBatch.from_columns(
-        proto=np.full(n, 6, np.uint8), saddr=clients.astype(np.uint32),
-        sport=np.full(n, 40000, np.uint16),
-        daddr=np.full(n, int(ipaddress.IPv4Address(VIP2)), np.uint32),
-        dport=np.full(n, 80, np.uint16), tcp_flags=np.full(n, S, np.uint8),
-        time=np.linspace(0.0, 1.0, n), length=60)
+    batch = new_clients(100_000)
 
     def replay(workers, resize_help="auto"):
         net = ipvs_py.Netns(conn_tab_bits=20)      # room to grow to 2^17
