@@ -1237,8 +1237,8 @@ static inline void iht_move_node_locked(struct iht_bl_head *head,
 	iht_bl_unlock(h2);
 }
 
-/* Move every entry of @old into @nt (the body of conn_resize_work_handler).
- * Per bucket: the seqcount's table spinlock, the seqcount writer section,
+/* Move every entry of buckets [@lo, @hi) of @old into @nt (the body of
+ * conn_resize_work_handler, for one range).  Per bucket: the seqcount's table spinlock, the seqcount writer section,
  * the old bucket lock, then for each of at most IHT_MOVE_LIMIT entries
  * the new bucket's lock (OLD BEFORE NEW); repeat the bucket until it is
  * empty.  No writer stripes, as the kernel's resizer takes none of the
@@ -1249,8 +1249,10 @@ static inline void iht_move_node_locked(struct iht_bl_head *head,
  * iht_move_one_striped) made resizes a quarter of the multi-core replay's
  * new-conn time, and holding all of them per batch made the workers'
  * inserts spin on them (perf, bench_multicore.py).
- * Context: resize_lock held, outside a read-side section, and a grace
- * period has passed since @nt was linked (no insert still targets @old). */
+ * Context: outside a read-side section; a grace period has passed since
+ * @nt was linked (no insert still targets @old); the caller holds
+ * resize_lock or has claimed the range (iht_move_chunks, iht_help_move),
+ * so no one else moves these buckets. */
 static inline void iht_move_range(struct iht_table *t, struct iht_tbl *old,
 				  struct iht_tbl *nt, int64_t lo, int64_t hi)
 {
