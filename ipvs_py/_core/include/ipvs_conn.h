@@ -188,8 +188,6 @@ struct ipvs_cstats {
 	uint64_t conns, inpkts, outpkts, inbytes, outbytes;
 };
 
-/* What a worker's engine clone shares (ipvs_mt.h sets it up; NULL on the
- * single-threaded path). */
 /* A service's state in a multi-core replay, alone on its cache line:
  * the sched_lock of rr/wrr, and whether its rows are fixed for the run
  * (written once in setup, then only read). */
@@ -198,11 +196,15 @@ struct ipvs_mt_svc {
 	int rows_fixed;
 };
 
+/* What a worker's engine clone shares (ipvs_mt.h sets it up; NULL on the
+ * single-threaded path). */
 struct ipvs_mt_ctx {
 	struct iht_table *tab;		/* the one conn table */
 	struct ipvs_mt_svc *svcs;	/* per service (ipvs_mt_svc) */
-	ipvs_sched_dest_t *rows;	/* this worker's copy of a service's */
-	int nrows;			/* ... sched rows, room for nrows */
+	ipvs_sched_dest_t *rows;	/* this worker's copy of a service's
+					 * sched rows: room for the most any
+					 * service has (set up before the run,
+					 * when services cannot change) */
 	uint64_t *decisions;		/* per service, this worker's */
 	struct ipvs_cstats *dstats, *sstats;	/* this worker's stats */
 	uint32_t (*alloc)(struct ipvs_mt_ctx *m);	/* a slab id */
@@ -1335,8 +1337,7 @@ static inline int32_t ipvs_schedule_dest_mt(struct ipvs_engine *e, int si,
 
 	if (!m)
 		return ipvs_schedule_dest(e, si, p);
-	if (!s->sched || ipvs_sched_stateful(s->sched->kind) ||
-	    s->sched->n > m->nrows) {
+	if (!s->sched || ipvs_sched_stateful(s->sched->kind)) {
 		iht_spin_lock(&m->svcs[si].sched_lock);
 		did = ipvs_schedule_dest(e, si, p);
 		iht_spin_unlock(&m->svcs[si].sched_lock);

@@ -270,7 +270,6 @@ static inline int ipvs_mt_worker_init(struct ipvs_worker *w,
 	w->sh = sh;
 	w->ctx.tab = &m->tab;
 	w->ctx.svcs = sh->svcs;
-	w->ctx.nrows = sh->max_rows;
 	w->ctx.rows = ipvs_mt_calloc_lines((size_t)sh->max_rows,
 					   sizeof(*w->ctx.rows));
 	w->ctx.decisions = ipvs_mt_calloc_lines(m->nsvcs,
