@@ -1331,27 +1331,35 @@ static inline void iht_move_range(struct iht_table *t, struct iht_tbl *old,
 /* Buckets a mover claims at a time (iht_move_chunks). */
 #define IHT_MOVE_CHUNK 256
 
+/* Move the chunk of @old starting at bucket @lo, which the caller
+ * claimed from old->move_next, and count it done.  Returns the number of
+ * buckets moved: 0 when the claim fell past the end (nothing was left).
+ * Context: as iht_move_range. */
+static inline int64_t iht_move_claimed(struct iht_table *t,
+				       struct iht_tbl *old,
+				       struct iht_tbl *nt, int64_t lo)
+{
+	int64_t hi = lo + IHT_MOVE_CHUNK < old->size ?
+		lo + IHT_MOVE_CHUNK : old->size;
+
+	if (lo >= old->size)
+		return 0;
+	iht_move_range(t, old, nt, lo, hi);
+	atomic_fetch_add_explicit(&old->move_done, hi - lo,
+				  memory_order_release);
+	return hi - lo;
+}
+
 /* Claim chunks of @old's buckets and move them into @nt until none is
  * left to claim (the chunks others claimed may still be moving).
- * Returns the number of buckets this call moved.  Context: as
- * iht_move_range; @old's move is open. */
-static inline int64_t iht_move_chunks(struct iht_table *t,
-				      struct iht_tbl *old, struct iht_tbl *nt)
+ * Context: as iht_move_range; @old's move is open. */
+static inline void iht_move_chunks(struct iht_table *t, struct iht_tbl *old,
+				   struct iht_tbl *nt)
 {
-	int64_t did = 0;
-
-	for (;;) {
-		int64_t lo = atomic_fetch_add(&old->move_next, IHT_MOVE_CHUNK);
-		int64_t hi = lo + IHT_MOVE_CHUNK < old->size ?
-			lo + IHT_MOVE_CHUNK : old->size;
-
-		if (lo >= old->size)
-			return did;
-		iht_move_range(t, old, nt, lo, hi);
-		atomic_fetch_add_explicit(&old->move_done, hi - lo,
-					  memory_order_release);
-		did += hi - lo;
-	}
+	while (iht_move_claimed(t, old, nt,
+				atomic_fetch_add(&old->move_next,
+						 IHT_MOVE_CHUNK)))
+		;
 }
 
 /*
@@ -1394,7 +1402,7 @@ static inline int64_t iht_help_move(struct iht_table *t)
 {
 	unsigned int slot = iht_read_lock(t);
 	struct iht_tbl *old = iht_first_tbl(t), *nt = iht_next_tbl(old);
-	int64_t lo, hi;
+	int64_t lo;
 
 	/* the claim is made inside the section: @old cannot be freed
 	 * before the resizer has seen this chunk done (move_done), and
@@ -1406,13 +1414,7 @@ static inline int64_t iht_help_move(struct iht_table *t)
 	}
 	lo = atomic_fetch_add(&old->move_next, IHT_MOVE_CHUNK);
 	iht_read_unlock(t, slot);
-	if (lo >= old->size)
-		return 0;
-	hi = lo + IHT_MOVE_CHUNK < old->size ? lo + IHT_MOVE_CHUNK : old->size;
-	iht_move_range(t, old, nt, lo, hi);
-	atomic_fetch_add_explicit(&old->move_done, hi - lo,
-				  memory_order_release);
-	return hi - lo;
+	return iht_move_claimed(t, old, nt, lo);
 }
 
 /* Rebuild into a new array of @size buckets at @lfactor.
