@@ -30,13 +30,14 @@ VIP = "192.0.2.1"
 
 
 def make_net(lfactor=0, sched="mh", stripes=8, flow_cache=0, min_load=4.0,
-             admit=0.1):
+             admit=0.1, resize_help="auto"):
     net = ipvs_py.Netns(conn_tab_bits=20)
     net.sysctl["conn_lfactor"] = lfactor
     net.restore(f"-A -t {VIP}:80 -s {sched}\n" + "".join(
         f"-a -t {VIP}:80 -r 10.0.1.{i}:80 -m\n" for i in range(1, 9)))
     multicore.configure(net, stripes=stripes, flow_cache=flow_cache,
-                        min_load=min_load, admit=admit)
+                        min_load=min_load, admit=admit,
+                        resize_help=resize_help)
     return net
 
 
@@ -142,6 +143,13 @@ def timed(net, batch, workers):
     return wall, time.process_time() - c0, dict(st or {})
 
 
+def keep_best(best, key, r):
+    """Keep ``r`` (a timed() result) as ``best[key]`` if it is the fastest
+    so far."""
+    if key not in best or r[0] < best[key][0]:
+        best[key] = r
+
+
 def run_established(a, est, opening, stripes, label):
     """Established ACKs on one warmed-up net: 1 worker, 2 workers and
     replay() interleaved rep by rep, then 1 worker back to back (the
@@ -151,16 +159,12 @@ def run_established(a, est, opening, stripes, label):
     net.replay(opening)
     net.replay(est, workers=2)      # warm up: ESTABLISHED, pages touched
     best = {}
-
-    def keep(key, r):
-        if key not in best or r[0] < best[key][0]:
-            best[key] = r
     for _ in range(a.reps):         # interleaved: the load drifts
-        keep("1w", timed(net, est, 1))
-        keep("2w", timed(net, est, 2))
-        keep("replay", timed(net, est, None))
+        keep_best(best, "1w", timed(net, est, 1))
+        keep_best(best, "2w", timed(net, est, 2))
+        keep_best(best, "replay", timed(net, est, None))
     for _ in range(a.reps):
-        keep("1w b2b", timed(net, est, 1))
+        keep_best(best, "1w b2b", timed(net, est, 1))
     _print_row("established ACKs", label, best, len(est))
     return best
 
@@ -187,9 +191,7 @@ def _fresh_runs(a, batch, new_net, workload, label):
     best = {}
     for _ in range(a.reps):
         for key, workers in (("1w", 1), ("2w", 2), ("replay", None)):
-            r = timed(new_net(), batch, workers)
-            if key not in best or r[0] < best[key][0]:
-                best[key] = r
+            keep_best(best, key, timed(new_net(), batch, workers))
     _print_row(workload, label, best, len(batch))
     return best
 
@@ -272,12 +274,9 @@ def run_resize_help(a):
     best = {}
     for _ in range(a.reps):
         for workers, help_ in modes:
-            net = make_net(0)
-            multicore.configure(net, stripes=8, flow_cache=0, min_load=4.0,
-                                admit=0.1, resize_help=help_)
-            r = timed(net, opening, workers)
-            if (workers, help_) not in best or r[0] < best[workers, help_][0]:
-                best[workers, help_] = r
+            keep_best(best, (workers, help_),
+                      timed(make_net(0, resize_help=help_), opening,
+                            workers))
     print(f"{'workers':>7} {'resize_help':>11} {'Mpps':>6} {'cpu/wall':>8} "
           f"{'helped buckets':>14}")
     for workers, help_ in modes:
