@@ -58,13 +58,11 @@ def workloads(flows, pkts):
     }
 
 
-def best(fn, reps):
-    out = None
-    for _ in range(reps):
-        r = fn()
-        if out is None or r[0] < out[0]:
-            out = r
-    return out
+def keep_best(best, key, r):
+    """Keep ``r`` (a tuple whose first item is a time) as ``best[key]``
+    if it is the fastest so far."""
+    if key not in best or r[0] < best[key][0]:
+        best[key] = r
 
 
 def run_cache(a):
@@ -95,9 +93,7 @@ def run_cache(a):
             cells = {}
             for _ in range(a.reps):
                 for mode, kw in modes:
-                    r = one(kw)
-                    if mode not in cells or r[0] < cells[mode][0]:
-                        cells[mode] = r
+                    keep_best(cells, mode, one(kw))
             off, on, fo = cells["off"], cells["on"], cells["forced"]
             mpps = lambda c: len(b) / c[0] / 1e6   # noqa: E731
             print(f"{name:12} {lf:>3} {off[2]:>9.2f} {mpps(off):>9.2f} "
@@ -141,13 +137,6 @@ def timed(net, batch, workers):
     wall = time.perf_counter() - t0
     st = net._path().mt_stats if workers else {}
     return wall, time.process_time() - c0, dict(st or {})
-
-
-def keep_best(best, key, r):
-    """Keep ``r`` (a timed() result) as ``best[key]`` if it is the fastest
-    so far."""
-    if key not in best or r[0] < best[key][0]:
-        best[key] = r
 
 
 def run_established(a, est, opening, stripes, label):
