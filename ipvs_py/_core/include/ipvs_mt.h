@@ -251,7 +251,7 @@ static void ipvs_mt_free(struct ipvs_mt_ctx *m, uint32_t id)
  * of its own (no false sharing with another worker's); free() it. */
 static inline void *ipvs_mt_calloc_lines(size_t n, size_t size)
 {
-	size_t bytes = ((n ? n : 1) * size + 63) & ~(size_t)63;
+	size_t bytes = ipvs_mt_lines((n ? n : 1) * size);
 	void *p = aligned_alloc(64, bytes);
 
 	if (p)
