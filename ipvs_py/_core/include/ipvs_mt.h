@@ -313,6 +313,11 @@ static inline int ipvs_mt_worker_init(struct ipvs_worker *w,
 	c->nsvcs = m->nsvcs;
 	c->cap_svcs = m->cap_svcs;
 	c->sidx = m->sidx;	/* read only; built before the workers start */
+	/* Linux 6.1 hashing: without it the workers hashed conns of a
+	 * kernel="6.1" netns with the 2026 key hash, into buckets the
+	 * single-threaded path then never looked in */
+	c->hash61 = m->hash61;
+	c->salt61 = m->salt61;
 	/* no_cport gates a second lookup: start from the engine's count
 	 * (a superset of this worker's, so no lookup is skipped wrongly) */
 	c->nconns = w->nconns0 = m->nconns;
