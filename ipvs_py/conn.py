@@ -15,6 +15,7 @@ sed nq fo ovf sh dh mh) run inside the engine; their state is taken from
 each call.  Other schedulers are called back in Python (with the GIL).
 """
 import ipaddress
+import weakref
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -23,6 +24,7 @@ import numpy as np
 from ._core import conntab
 from ._core.conntab import ConnEngine, SCTP_STATES, TCP_STATES
 from ._core.sched import BatchScheduler, KINDS
+from ._weak import weak_method
 from .icmp import icmp_packet
 from .packets import PacketBatch, parse_proto, parse_tcp_flags
 from .schedulers.base import PacketInfo, is_available
@@ -107,7 +109,7 @@ class ConnPath:
     """The packet path of ``net`` (created on first use)."""
 
     def __init__(self, net):
-        self.net = net
+        self._net = weakref.ref(net)    # net owns this path (ipvs_py._weak)
         if net.kernel == "6.1":     # one fixed 2^conn_tab_bits table
             lo = hi = net.conn_tab_bits
             lf = 0
@@ -132,12 +134,17 @@ class ConnPath:
         #: explain (ipvs_py.ops.explain): a list the Python schedulers
         #: note their decisions in, None (no tracing) otherwise
         self.py_trace = None
-        self.e.set_sched_callback(self._py_schedule)
+        self.e.set_sched_callback(weak_method(self._py_schedule))
         #: called after every engine call (ipvs_py.bpf.feed drains the
         #: engine's session events here); None: nothing to do
         self.after_engine = None
         self.datapath = None        # multicore.configure() settings
         self.mt_stats = None        # last multi-threaded replay's counters
+
+    @property
+    def net(self):
+        """The Netns of this path (which owns it)."""
+        return self._net()
 
     # -- configuration -------------------------------------------------------
     def _dest_id(self, d):

@@ -6,6 +6,8 @@ inactconns, persistconns, af``.  The packet path (issue 6) updates the
 connection counters and ``refcnt`` (connections that still point here,
 which keeps a deleted destination in the dest_trash).
 """
+import weakref
+
 from .stats import Stats
 
 __all__ = ["Dest", "FWD_MASQ", "FWD_LOCALNODE", "FWD_TUNNEL", "FWD_DROUTE",
@@ -32,9 +34,9 @@ class Dest:
     __slots__ = ("af", "addr", "addr_bytes", "port", "fwd_method", "weight",
                  "last_weight", "u_thresh", "l_thresh", "l_thresh_val",
                  "tun_type", "tun_port", "tun_flags", "activeconns",
-                 "inactconns", "persistconns", "flags", "available", "svc",
-                 "protocol", "vaddr_bytes", "vport", "vfwmark", "stats",
-                 "idle_start", "refcnt", "__weakref__")
+                 "inactconns", "persistconns", "flags", "available",
+                 "_svc_ref", "protocol", "vaddr_bytes", "vport", "vfwmark",
+                 "stats", "idle_start", "refcnt", "__weakref__")
 
     def __init__(self, svc, af, addr, port):
         self.af = af
@@ -64,6 +66,23 @@ class Dest:
         self.stats = Stats()
         self.idle_start = 0        # jiffies, dest_trash expiry
         self.refcnt = 0            # connections bound to this dest
+
+    @property
+    def svc(self):
+        """The service this dest belongs (or last belonged) to, None once
+        freed.  Held weakly: the service holds its dests, and a dest that
+        kept its service alive made a reference cycle per dest (see
+        ipvs_py._weak).  A dest in the dest_trash whose service was
+        deleted reads None here, where the kernel's dest->svc still pins
+        the old service; the only reader of that pointer,
+        __ip_vs_update_dest() reviving the dest into a new service, sees
+        "not this service" either way."""
+        ref = self._svc_ref
+        return None if ref is None else ref()
+
+    @svc.setter
+    def svc(self, svc):
+        self._svc_ref = None if svc is None else weakref.ref(svc)
 
     @property
     def totalconns(self):

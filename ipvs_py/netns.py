@@ -17,6 +17,7 @@ import itertools
 import random
 
 from . import kernel_checks, text
+from ._weak import weak_method
 from .dest import Dest, DEST_F_OVERLOAD
 from .errors import IPVSError, NoSuchFile
 from .requests import DestReq, SvcReq
@@ -88,15 +89,18 @@ class Netns:
         if svc_salt is None:
             svc_salt = self._rng.getrandbits(8)
         self.svc_salt = svc_salt & 0xFF
-        lf = ((lambda: self.sysctl["svc_lfactor"]) if kernel != "6.1"
+        # the parts below refer back to this Netns weakly (ipvs_py._weak)
+        sysctl = self.sysctl
+        lf = ((lambda: sysctl["svc_lfactor"]) if kernel != "6.1"
               else (lambda: 0))
         self.svc_table = ServiceTable(kernel, self._rng, lf, self.svc_salt)
         if kernel != "6.1":
-            self.sysctl.on_write["svc_lfactor"] = self._svc_lfactor_written
+            sysctl.on_write["svc_lfactor"] = weak_method(
+                self._svc_lfactor_written)
         # proc_do_defense_mode(): a write runs update_defense_level() at once
+        defense = weak_method(self.update_defense_level)
         for name in ("drop_entry", "drop_packet", "secure_tcp"):
-            self.sysctl.on_write[name] = \
-                lambda value: self.update_defense_level()
+            sysctl.on_write[name] = lambda value: defense()
         self.dest_trash = []          # tail = head of the kernel list
         self.counters = {name: [0, 0] for name in (
             "num_services", "fwm_services", "nonfwm_services",
@@ -144,7 +148,7 @@ class Netns:
         self.jiffies = 0
         self._timers = []
         self._timer_seq = itertools.count()
-        self._trash_timer = _Timer(self._dest_trash_expire)
+        self._trash_timer = _Timer(weak_method(self._dest_trash_expire))
 
     # ------------------------------------------------------------------
     # virtual clock

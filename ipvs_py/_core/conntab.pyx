@@ -218,6 +218,7 @@ cdef class ConnEngine:
     cdef list _svc_keep          # BatchSchedulers kept alive per service
     cdef object sched_fn         # Python scheduler callback
     cdef object _cb_exc
+    cdef object __weakref__      # tests: freed with its Netns
     cdef ipvs_events *_events    # session event ring (ipvs_events.h), or NULL
     cdef iht_walk_stats ws       # count_walks() target (ipvs_py.tune)
     cdef iht_stripes stripes     # writer stripes (conntab_mt.pxi); n 0: off

@@ -45,6 +45,7 @@ from ipvs_py._core.table cimport (
 
 import os
 import random
+import weakref
 
 __all__ = ["SvcTable", "TableView", "MIN_BITS", "MAX_BITS", "ENTRY_SIZE"]
 
@@ -116,10 +117,11 @@ class TableView:
     @property
     def buckets(self):
         """Chains of this array, head first: ``buckets[hash_key & mask]``."""
-        if self._owner._gen != self._gen:
+        owner = self._owner()       # weak: the table caches this view
+        if owner is None or owner._gen != self._gen:
             raise RuntimeError("this bucket array was rebuilt or freed")
         out = [[] for _ in range(self.size)]
-        for svc, hk in self._owner._walk_keys():
+        for svc, hk in owner._walk_keys():
             out[hk & self.mask].append(svc)
         return out
 
@@ -160,6 +162,7 @@ cdef class SvcTable:
     cdef object rng
     cdef object lfactor_fn
     cdef readonly uint64_t _gen    # bumped by every new/freed array
+    cdef object __weakref__      # tests: freed with its Netns
     cdef uint64_t resizes_before   # resizes of freed incarnations
     cdef object view
 
@@ -540,7 +543,7 @@ cdef class SvcTable:
             v.lfactor = s.lfactor
             v.u_thresh = s.u_thresh
             v.l_thresh = s.l_thresh
-            v._owner = self
+            v._owner = weakref.ref(self)
             v._gen = self._gen
             self.view = v
         return self.view
