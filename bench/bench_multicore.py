@@ -302,6 +302,30 @@ def run_resize_help(a):
               f"{cpu / wall:>8.2f} {st['helped_buckets']:>14}")
 
 
+def run_ceiling(a):
+    """1 -> 2 threads of plain C loops that share nothing
+    (bench/c/scaling_ceiling.c): the most this machine gives the scaling
+    rows above."""
+    import ctypes
+    from _cbuild import load
+    lib = load("scaling_ceiling")
+    lib.ceiling_run.restype = ctypes.c_double
+    lib.ceiling_run.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_size_t)
+    print(f"\n## Ceiling: plain C loops, nothing shared (best of {a.reps})")
+    print(f"{'loop':34} {'1 thread s':>10} {'2 threads s':>11} "
+          f"{'speed-up':>8}")
+    for mode, name, n in ((0, "compute (xorshift)", 200_000_000),
+                          (1, "memory (random RMW, 64 MiB each)",
+                           20_000_000)):
+        t1 = t2 = float("inf")
+        for _ in range(a.reps):         # interleaved: the load drifts
+            t1 = min(t1, lib.ceiling_run(mode, 1, n))
+            t2 = min(t2, lib.ceiling_run(mode, 2, n))
+        if min(t1, t2) < 0:
+            raise RuntimeError("scaling_ceiling: no memory or no thread")
+        print(f"{name:34} {t1:>10.3f} {t2:>11.3f} {2 * t1 / t2:>8.2f}")
+
+
 ROWS = ("established", "new", "new-fixed", "churn")
 
 
@@ -311,7 +335,7 @@ def main():
     ap.add_argument("--pkts", type=int, default=1_000_000)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--part", choices=("cache", "scaling", "resize-help",
-                                       "all"), default="all")
+                                       "ceiling", "all"), default="all")
     ap.add_argument("--only", metavar="ROWS",
                     help="scaling rows to run, comma-separated, of "
                          + ", ".join(ROWS) + " (default: all)")
@@ -326,6 +350,8 @@ def main():
         run_scaling(a)
     if a.part in ("resize-help", "all"):
         run_resize_help(a)
+    if a.part in ("ceiling", "all"):
+        run_ceiling(a)
     if a.part in ("cache", "all"):
         run_cache(a)
     print("load average after:", " ".join(f"{x:.2f}" for x in os.getloadavg()))
