@@ -31,6 +31,7 @@ import time
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve()
                        .parent.parent))
 import ipvs_py  # noqa: E402
+from _timing import best_of  # noqa: E402
 from ipvs_py._core import _pyref_svctab  # noqa: E402
 
 LOOKUPS = 200_000
@@ -53,12 +54,7 @@ def _addr(i):
 
 def _best_ns(loop, reps=5):
     """ns per lookup of ``loop()`` (LOOKUPS lookups), best of ``reps``."""
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        loop()
-        best = min(best, time.perf_counter() - t0)
-    return best / LOOKUPS * 1e9
+    return best_of(loop, reps) / LOOKUPS * 1e9
 
 
 def lookup_ns(n, impl="core", hot=False):

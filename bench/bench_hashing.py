@@ -12,7 +12,6 @@ import argparse
 import ctypes
 import os
 import sys
-import time
 
 import numpy as np
 from rich.console import Console
@@ -23,17 +22,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from ipvs_py import hashing  # noqa: E402
 import _cbuild  # noqa: E402
+from _timing import best_of  # noqa: E402
 
 P = ctypes.c_void_p
-
-
-def best(fn, repeat):
-    t = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        t = min(t, time.perf_counter() - t0)
-    return t
 
 
 def ptr(a):
@@ -67,18 +58,18 @@ def main(argv=None):
     rows = []
 
     def add(name, c_loop, batch, scalar, extra=None):
-        c = best(c_loop, r) / n * 1e9
-        b = best(batch, r) / n * 1e9
-        s = best(scalar, max(1, r // 2)) / m * 1e9
+        c = best_of(c_loop, r) / n * 1e9
+        b = best_of(batch, r) / n * 1e9
+        s = best_of(scalar, max(1, r // 2)) / m * 1e9
         rows.append((name, c, b, s, extra))
 
     add("siphash_2u64",
         lambda: lib.loop_siphash_2u64(ptr(w64_2), ctypes.c_size_t(n), ptr(kwords), ptr(o64)),
         lambda: hashing.siphash_u64_batch(w64_2, key, out=o64),
         lambda: [hashing.siphash_2u64(a, b, key) for a, b in s64],
-        {"siphash24 pkg": best(lambda: [siphash24.siphash24(x, key=key).intdigest()
+        {"siphash24 pkg": best_of(lambda: [siphash24.siphash24(x, key=key).intdigest()
                                         for x in raw16], 3) / m * 1e9,
-         "hash(tuple)": best(lambda: [hash(t) for t in s64], 3) / m * 1e9})
+         "hash(tuple)": best_of(lambda: [hash(t) for t in s64], 3) / m * 1e9})
     add("siphash_4u64",
         lambda: lib.loop_siphash_4u64(ptr(w64_4), ctypes.c_size_t(n), ptr(kwords), ptr(o64)),
         lambda: hashing.siphash_u64_batch(w64_4, key, out=o64),
@@ -91,7 +82,7 @@ def main(argv=None):
         lambda: lib.loop_jhash_3words(ptr(w32_3), ctypes.c_size_t(n), ctypes.c_uint32(7), ptr(o32)),
         lambda: hashing.jhash_words_batch(w32_3, 7, out=o32),
         lambda: [hashing.jhash_3words(a, b, c, 7) for a, b, c in s32],
-        {"hash(tuple)": best(lambda: [hash(t) for t in s32], 3) / m * 1e9})
+        {"hash(tuple)": best_of(lambda: [hash(t) for t in s32], 3) / m * 1e9})
     add("hash_32",
         lambda: lib.loop_hash_32(ptr(w32_1), ctypes.c_size_t(n), ctypes.c_uint(8), ptr(o32)),
         lambda: hashing.hash_32_batch(w32_1, 8, out=o32),

@@ -18,11 +18,11 @@ import argparse
 import json
 import pathlib
 import sys
-import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from pyroute2.netlink.generic import ipvs as _ipvs  # noqa: E402
+from _timing import best_of  # noqa: E402
 
 from ipvs_py.netlink import wire  # noqa: E402
 from ipvs_py.netlink.socket import IPVSConnection, _attrs, _dest_nla, _ipvsmsg, _svc_nla  # noqa: E402
@@ -31,15 +31,6 @@ SERVICES, DESTS = 2000, 4
 STATS = [(f"IPVS_STATS_ATTR_{n}", i) for i, n in enumerate(
     ("CONNS", "INPKTS", "OUTPKTS", "INBYTES", "OUTBYTES", "CPS", "INPPS",
      "OUTPPS", "INBPS", "OUTBPS"))]
-
-
-def best(fn, runs=5):
-    out = float("inf")
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        out = min(out, time.perf_counter() - t0)
-    return out
 
 
 def configs():
@@ -98,8 +89,8 @@ def host():
                 m["cmd"], m["version"], m["attrs"] = 5, 1, attrs
                 m.encode()
 
-    rows = [("decode 10,000 reply nests", best(ours_decode), best(pyroute2_decode, 2)),
-            ("encode 10,000 sync requests", best(ours_encode), best(pyroute2_encode, 2))]
+    rows = [("decode 10,000 reply nests", best_of(ours_decode), best_of(pyroute2_decode, 2)),
+            ("encode 10,000 sync requests", best_of(ours_encode), best_of(pyroute2_encode, 2))]
     print(f"{'host, 2,000 x 4':32} {'ours':>9} {'pyroute2':>9} {'speed-up':>9}")
     for name, ours, theirs in rows:
         print(f"{name:32} {ours:8.3f}s {theirs:8.3f}s {theirs / ours:8.1f}x")

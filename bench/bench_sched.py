@@ -15,7 +15,6 @@ import dataclasses
 import logging
 import os
 import sys
-import time
 
 import numpy as np
 from rich.console import Console
@@ -23,6 +22,7 @@ from rich.table import Table
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from _timing import best_of  # noqa: E402
 from ipvs_py import schedulers as S  # noqa: E402
 from ipvs_py._core.sched import KINDS, BatchScheduler  # noqa: E402
 from ipvs_py.schedulers.base import PacketInfo, bind_conn  # noqa: E402
@@ -65,15 +65,6 @@ def service(name, weights, flags=0):
     return svc, sch
 
 
-def best(fn, repeat):
-    t = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        t = min(t, time.perf_counter() - t0)
-    return t
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--conns", type=int, default=5_000_000)
@@ -106,7 +97,7 @@ def main(argv=None):
             def batch():
                 bs = BatchScheduler(svc)
                 bs.schedule_batch(folds, ports, dfolds, count="active", out=out)
-            t = best(batch, args.repeat)
+            t = best_of(batch, args.repeat)
             c_rate = args.conns / t
         svc, sch = service(name, weights, flags)
         pk = [PacketInfo(saddr=int(f), sport=int(p), daddr=0x0A000001,
@@ -119,7 +110,7 @@ def main(argv=None):
                 d = sch.schedule(svc, p)
                 if d is not None:
                     bind_conn(d, active=True)
-        py_rate = args.py_conns / best(python, 1)
+        py_rate = args.py_conns / best_of(python, 1)
         target = TARGET.get(name)
         ok = "" if target is None else (
             "ok" if c_rate and c_rate >= target else "MISSED")

@@ -36,6 +36,7 @@ sys.path.insert(0, ROOT)
 
 sys.path.insert(0, HERE)
 import _cbuild  # noqa: E402
+from _timing import best_of  # noqa: E402
 
 from ipvs_py._core import table as T  # noqa: E402
 
@@ -52,15 +53,6 @@ def build_baseline():
                               ctypes.c_void_p, ctypes.c_uint64]
     lib.ct_free.argtypes = [ctypes.c_void_p]
     return lib
-
-
-def best(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def make_keys(n, seed=1):
@@ -101,10 +93,10 @@ def bench_lookups(n, lib, repeat, lfactors=(-3, 0, 3)):
         # all of them alike; keep each one's best.
         ours = base = dict_s = float("inf")
         for _ in range(repeat):
-            ours = min(ours, best(lambda: t.lookup_batch(probe), 1))
-            base = min(base, best(lambda: lib.ct_lookup(
+            ours = min(ours, best_of(lambda: t.lookup_batch(probe), 1))
+            base = min(base, best_of(lambda: lib.ct_lookup(
                 ct, probe.ctypes.data, out.ctypes.data, n), 1))
-            dict_s = min(dict_s, best(
+            dict_s = min(dict_s, best_of(
                 lambda: list(map(d.__getitem__, probe_list)), 1))
         lib.ct_free(ct)
         m = t.memory()
