@@ -162,7 +162,7 @@ cdef class SvcTable:
     cdef object rng
     cdef object lfactor_fn
     cdef readonly uint64_t _gen    # bumped by every new/freed array
-    cdef object __weakref__      # tests: freed with its Netns
+    cdef object __weakref__      # TableView._owner; tests (freed with Netns)
     cdef uint64_t resizes_before   # resizes of freed incarnations
     cdef object view
 
