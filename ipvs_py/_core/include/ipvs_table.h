@@ -1238,10 +1238,10 @@ static inline void iht_move_node_locked(struct iht_bl_head *head,
 }
 
 /* Move every entry of buckets [@lo, @hi) of @old into @nt (the body of
- * conn_resize_work_handler, for one range).  Per bucket: the seqcount's table spinlock, the seqcount writer section,
- * the old bucket lock, then for each of at most IHT_MOVE_LIMIT entries
- * the new bucket's lock (OLD BEFORE NEW); repeat the bucket until it is
- * empty.  No writer stripes, as the kernel's resizer takes none of the
+ * conn_resize_work_handler, for one range).  Per bucket: the seqcount's
+ * table spinlock, the seqcount writer section, the old bucket lock, then
+ * for each of at most IHT_MOVE_LIMIT entries the new bucket's lock (OLD
+ * BEFORE NEW); repeat the bucket until it is empty.  No writer stripes, as the kernel's resizer takes none of the
  * conn_tab_lock()s: every writer re-checks a node's hash_key under its
  * bucket lock and follows a move (__iht_unlink_bl, iht_rehash_commit), so
  * the stripes only make a writer's own two nodes one step.  Taking them
@@ -1404,15 +1404,21 @@ static inline int64_t iht_help_move(struct iht_table *t)
 	struct iht_tbl *old = iht_first_tbl(t), *nt = iht_next_tbl(old);
 	int64_t lo;
 
-	/* the claim is made inside the section: @old cannot be freed
-	 * before the resizer has seen this chunk done (move_done), and
-	 * not while this section lasts */
+	/* The claim is made and checked inside the section: a chunk
+	 * claimed within @old keeps it alive until this thread counts it
+	 * done (the resizer waits for move_done), but a claim past the end
+	 * keeps nothing, so once the section ends @old may be freed and
+	 * must not be read (its size included). */
 	if (!nt || !atomic_load_explicit(&old->move_open,
 					 memory_order_acquire)) {
 		iht_read_unlock(t, slot);
 		return 0;
 	}
 	lo = atomic_fetch_add(&old->move_next, IHT_MOVE_CHUNK);
+	if (lo >= old->size) {
+		iht_read_unlock(t, slot);
+		return 0;
+	}
 	iht_read_unlock(t, slot);
 	return iht_move_claimed(t, old, nt, lo);
 }
