@@ -10,7 +10,6 @@ machine is shared, so absolute packets/s move from run to run; the load
 average is printed first.  Best of --reps runs per cell.
 """
 import argparse
-import gc
 import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # idle BLAS threads spin
@@ -26,6 +25,9 @@ from ipvs_py import multicore
 from ipvs_py._core import conntab
 from ipvs_py.packets import PacketBatch
 from ipvs_py.workload import generators as g
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _timing import collector_off  # noqa: E402
 
 VIP = "192.0.2.1"
 
@@ -137,21 +139,15 @@ def syns(nflows, seed):
 def timed(net, batch, workers):
     """One replay: (wall s, process CPU s, the run's mt_stats or {}).
 
-    Garbage is collected first and the collector is off while the replay
-    runs (as timeit does): a Netns lives in reference cycles, so the nets
-    of earlier runs, and their conn memory, stay until a collection; the
-    next fresh net then takes new pages, whose first touch (a 2 MiB huge
-    page zeroed on this VM's slow path) fell inside the timed run:
-    1 worker, 200,000 SYNs on a fixed table, 78-80 ms instead of 21-23
-    ms (/tmp driver, machine clock 13:2x UTC)."""
-    gc.collect()
-    gc.disable()
-    try:
+    With the collector out of the way (_timing.collector_off): when a
+    dropped Netns still waited for the collector with its conn memory,
+    the next fresh net took new pages, whose first touch (a 2 MiB huge
+    page zeroed on this VM's slow path) fell inside the timed run: 1
+    worker, 200,000 SYNs on a fixed table, 78-80 ms instead of 21-23 ms."""
+    with collector_off():
         c0, t0 = time.process_time(), time.perf_counter()
         net.replay(batch, workers=workers)
         wall = time.perf_counter() - t0
-    finally:
-        gc.enable()
     st = net._path().mt_stats if workers else {}
     return wall, time.process_time() - c0, dict(st or {})
 
