@@ -12,9 +12,9 @@ from pyroute2.netlink.generic import ipvs as _ipvs
 
 from ipvs_py.netlink import KernelRejected, wire
 from ipvs_py.netlink.config import ServiceConfig
-from ipvs_py.netlink.socket import IPVSConnection
+from ipvs_py.netlink.socket import (IPVSConnection, _attrs, _dest_nla,
+                                    _ipvsmsg, _svc_nla)
 from tests.core.test_cfgdigest import kernel_service
-from ipvs_py.netlink.socket import _attrs, _dest_nla, _ipvsmsg, _svc_nla
 
 FAMILY = 0x1D
 
