@@ -90,8 +90,11 @@ static inline uint32_t ipvs_mt_row_time(const struct ipvs_mt_batch *b,
 }
 
 /* The worker of a client address: a multiplicative hash of the masked
- * address words (@mask: 16 bytes of netmask), modulo @nworkers.  Used for
- * both the trace rows and the conns already in the table. */
+ * address words (@mask: 16 bytes of netmask), its top 32 bits scaled to
+ * 0..@nworkers-1 by a multiply and a shift (Lemire's range reduction)
+ * rather than a modulo: the modulo compiled to a 64-bit div, on every row
+ * of every multi-worker run.  Used for both the trace rows and the conns
+ * already in the table. */
 static inline uint32_t ipvs_mt_shard_of(const uint32_t *caddr,
 					const uint32_t *mask, uint32_t nworkers)
 {
@@ -99,7 +102,7 @@ static inline uint32_t ipvs_mt_shard_of(const uint32_t *caddr,
 
 	for (int i = 0; i < 4; i++)
 		h = (h ^ (caddr[i] & mask[i])) * 0x9E3779B97F4A7C15ull;
-	return (uint32_t)((h >> 32) % nworkers);
+	return (uint32_t)(((h >> 32) * nworkers) >> 32);
 }
 
 /* Memory for the per-row state, kept by the caller between runs (free it
