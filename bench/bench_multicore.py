@@ -1,6 +1,8 @@
 """Multi-core datapath benchmark (issue 8): flow cache off/on over four
 workloads at conn_lfactor -3, 0, +3, and scaling of the multi-threaded
-replay from 1 to 2 workers with writer stripes vs one global lock.
+replay from 1 to 2 workers with writer stripes vs one global lock: one
+kind of packet per row (established ACKs, new conns on a growing and on
+a fixed table, churn) and the four traces whole (the "mix" rows).
 
     python bench/bench_multicore.py [--flows 100000] [--pkts 1000000]
                                     [--part cache|scaling|all] [--reps 3]
@@ -213,6 +215,17 @@ def run_new_conns_fixed(a, opening, stripes, label):
                        "new, fixed table", label)
 
 
+def run_mix(a, mixes, stripes, label):
+    """The flow-cache part's four traffic shapes (new conns and their
+    later packets mixed, as a trace holds them) on a fresh kernel="6.1"
+    net each time: what the scaling is for whole traces rather than for
+    one kind of packet, without the rebuilds of a growing table."""
+    for name, batch in mixes.items():
+        _fresh_runs(a, batch,
+                    lambda: make_net(0, stripes=stripes, kernel="6.1"),
+                    f"mix {name}", label)
+
+
 def run_churn(a, opening, stripes, label):
     """New conns in steady state: a net holding ``opening``'s conns (SYN
     sent at t=0, so they expire at 60 s) gets as many SYNs of new clients
@@ -249,6 +262,7 @@ def run_scaling(a):
     est = established(a.flows, a.pkts, 7)
     opening = syns(a.flows, 8)
     rows = a.only.split(",") if a.only else ROWS
+    mixes = workloads(a.flows, a.pkts) if "mix" in rows else {}
     for label, stripes in (("stripes 8", 8), ("global lock", 1)):
         best = (run_established(a, est, opening, stripes, label)
                 if "established" in rows else None)
@@ -258,6 +272,8 @@ def run_scaling(a):
             run_new_conns_fixed(a, opening, stripes, label)
         if "churn" in rows:
             run_churn(a, opening, stripes, label)
+        if "mix" in rows:
+            run_mix(a, mixes, stripes, label)
         if best:
             _print_phases(best["2w"])
 
@@ -322,7 +338,7 @@ def run_ceiling(a):
         print(f"{name:34} {t1:>10.3f} {t2:>11.3f} {2 * t1 / t2:>8.2f}")
 
 
-ROWS = ("established", "new", "new-fixed", "churn")
+ROWS = ("established", "new", "new-fixed", "churn", "mix")
 
 
 def main():
