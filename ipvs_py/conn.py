@@ -247,17 +247,8 @@ class ConnPath:
                 bs.write_back()
                 reread.update(self._dest_ids[d] for d in bs.dests
                               if d in self._dest_ids)
-            s = self._svcs[si] if si < len(self._svcs) else None
-            if s is not None:
-                for name, v in zip(COUNTERS, self.e.svc_counters(si)):
-                    setattr(s.stats, name, v)
-        for i in reread:
-            d = self._dests[i]
-            (d.activeconns, d.inactconns, d.persistconns, d.refcnt, flags,
-             *st) = self.e.dest_counters(i)
-            d.flags = (d.flags & ~2) | (flags & 2)
-            for name, v in zip(COUNTERS, st):
-                setattr(d.stats, name, v)
+        self.e.copy_svc_counters(svcs, self._svcs)
+        self.e.copy_dest_counters(reread, self._dests)
         for name, v in zip(COUNTERS, self.e.tot_counters()):
             setattr(self.net.tot_stats, name, v)
         self.net.conn_count = self.e.nconns

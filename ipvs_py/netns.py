@@ -49,6 +49,18 @@ class _Timer:
         self.fn, self.expires, self.active = fn, 0, False
 
 
+def _packed_address(af, text):
+    """The packed bytes of address ``text`` of family ``af``; ValueError
+    naming it when it is not one."""
+    try:
+        a = ipaddress.ip_address(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an IP address") from None
+    if _AF_INDEX.get(af) != (a.version == 6):
+        raise ValueError(f"{text!r} is not an address of family {af}")
+    return a.packed
+
+
 def _note(trace, lookup, ran, counter, counters, idx):
     """One find_service() trace entry: (lookup, ran, counter, value)."""
     trace.append((lookup, bool(ran), counter, counters[counter][idx]))
@@ -217,7 +229,8 @@ class Netns:
     def find_service(self, af, protocol, addr, port, fwmark=0, trace=None):
         """ip_vs_service_find() as the packet path calls it: fwmark first,
         then <proto,addr,port>, the FTP-data and port-zero fallbacks; the
-        service-type counters skip lookups that cannot match.  ``trace``:
+        service-type counters skip lookups that cannot match.  ``addr``:
+        an ipaddress object, its packed bytes or a string.  ``trace``:
         a list that gets (lookup, ran, counter, value) per lookup."""
         # The trace notes are guarded inline, not made by a helper closure:
         # a closure built per call made every untraced lookup 1.5x slower
@@ -239,7 +252,12 @@ class Netns:
             _note(trace, "proto_addr_port", on, "nonfwm_services", c, idx)
         if not on:
             return None
-        ab = addr.packed if hasattr(addr, "packed") else addr
+        if hasattr(addr, "packed"):
+            ab = addr.packed
+        elif isinstance(addr, str):
+            ab = _packed_address(af, addr)
+        else:
+            ab = addr
         svc = t.find(af, protocol, ab, port)
         if svc is not None:
             return svc

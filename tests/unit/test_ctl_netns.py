@@ -1,5 +1,6 @@
 """Netns behaviour: services, dests, dest_trash, counters, sysctls, sizing."""
 import errno
+import ipaddress
 
 import pytest
 
@@ -269,3 +270,17 @@ def test_as_dict_netlink_names():
     dd = svc.dests[0].as_dict()
     assert (dd["weight"], dd["u_thresh"], dd["l_thresh"],
             dd["fwd_method"], dd["addr_family"]) == (4, 9, 3, 0, 2)
+
+
+def test_find_service_takes_address_strings():
+    net = ipvs_py.Netns()
+    net.restore("-A -t 192.0.2.1:80 -s rr\n-A -t [2001:db8::1]:80 -s rr\n")
+    v4 = net.find_service(2, 6, ipaddress.ip_address("192.0.2.1"), 80)
+    assert v4 is not None
+    assert net.find_service(2, 6, "192.0.2.1", 80) is v4
+    assert net.find_service(10, 6, "2001:db8::1", 80).af == 10
+    assert net.find_service(2, 6, "192.0.2.9", 80) is None
+    with pytest.raises(ValueError, match="'nope' is not an IP address"):
+        net.find_service(2, 6, "nope", 80)
+    with pytest.raises(ValueError, match="not an address of family 2"):
+        net.find_service(2, 6, "2001:db8::1", 80)
