@@ -182,6 +182,18 @@ cdef inline int _ntohs(int v) noexcept nogil:
     return ((v >> 8) | (v << 8)) & 0xFFFF
 
 
+cdef inline int _set_counters(object st, object conns, object inpkts,
+                              object outpkts, object inbytes,
+                              object outbytes) except -1:
+    """The five counters (stats.COUNTERS) of Stats object ``st``."""
+    st.conns = conns
+    st.inpkts = inpkts
+    st.outpkts = outpkts
+    st.inbytes = inbytes
+    st.outbytes = outbytes
+    return 0
+
+
 cdef list _changed_rows(const char *rows, uint32_t n, size_t size,
                         char **shadow, uint32_t *nshadow):
     """Indexes of the ``n`` rows of ``size`` bytes that differ from their
@@ -369,12 +381,8 @@ cdef class ConnEngine:
             if svc is None:
                 continue
             s = &self.e.svcs[i]
-            st = svc.stats
-            st.conns = s.conns
-            st.inpkts = s.inpkts
-            st.outpkts = s.outpkts
-            st.inbytes = s.inbytes
-            st.outbytes = s.outbytes
+            _set_counters(svc.stats, s.conns, s.inpkts, s.outpkts,
+                          s.inbytes, s.outbytes)
 
     def copy_dest_counters(self, ids, list dests):
         """For each engine dest id in ``ids``: set activeconns,
@@ -393,12 +401,8 @@ cdef class ConnEngine:
             d.persistconns = c.persistconns
             d.refcnt = c.refcnt
             d.flags = (d.flags & ~2) | (c.flags & 2)
-            st = d.stats
-            st.conns = c.conns
-            st.inpkts = c.inpkts
-            st.outpkts = c.outpkts
-            st.inbytes = c.inbytes
-            st.outbytes = c.outbytes
+            _set_counters(d.stats, c.conns, c.inpkts, c.outpkts,
+                          c.inbytes, c.outbytes)
 
     def changed_dests(self):
         """Engine ids of the dests whose struct (counters, flags, config)
