@@ -20,6 +20,7 @@ from . import kernel_checks, text
 from ._weak import weak_method
 from .dest import Dest, DEST_F_OVERLOAD
 from .errors import IPVSError, NoSuchFile
+from .packets import parse_addr
 from .requests import DestReq, SvcReq
 from .service import (AF_INET, AF_INET6, FTPPORT, IPPROTO_SCTP, IPPROTO_TCP,
                       IPPROTO_UDP, PE_CONN_OUT, SCHEDULERS, Service,
@@ -50,15 +51,12 @@ class _Timer:
 
 
 def _packed_address(af, text):
-    """The packed bytes of address ``text`` of family ``af``; ValueError
-    naming it when it is not one."""
-    try:
-        a = ipaddress.ip_address(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not an IP address") from None
-    if _AF_INDEX.get(af) != (a.version == 6):
+    """The packed bytes of address ``text`` (packets.parse_addr) when it
+    is of family ``af``; ValueError naming it otherwise."""
+    text_af, raw = parse_addr(text)
+    if text_af != af:
         raise ValueError(f"{text!r} is not an address of family {af}")
-    return a.packed
+    return raw[:4] if af == AF_INET else raw
 
 
 def _note(trace, lookup, ran, counter, counters, idx):

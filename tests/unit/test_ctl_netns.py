@@ -280,7 +280,7 @@ def test_find_service_takes_address_strings():
     assert net.find_service(2, 6, "192.0.2.1", 80) is v4
     assert net.find_service(10, 6, "2001:db8::1", 80).af == 10
     assert net.find_service(2, 6, "192.0.2.9", 80) is None
-    with pytest.raises(ValueError, match="'nope' is not an IP address"):
+    with pytest.raises(ValueError, match="bad IP address 'nope'"):
         net.find_service(2, 6, "nope", 80)
     with pytest.raises(ValueError, match="not an address of family 2"):
         net.find_service(2, 6, "2001:db8::1", 80)
