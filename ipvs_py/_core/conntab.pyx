@@ -65,16 +65,17 @@ cdef extern from "ipvs_conn.h" nogil:
         uint8_t af, protocol, state, in_use, daf, in_pkts
         uint32_t id
     cdef struct ipvs_cdest:
-        int32_t activeconns, inactconns, persistconns, refcnt
-        int32_t weight
-        uint32_t u_thresh, l_thresh, flags
-        uint32_t addr[4]
+        uint32_t flags
+        int32_t svc
         uint16_t port
         uint8_t af, fwd
         uint16_t tun_port
         uint8_t tun_type
-        int32_t svc
         uint64_t conns, inpkts, outpkts, inbytes, outbytes
+        int32_t activeconns, inactconns, persistconns, refcnt
+        int32_t weight
+        uint32_t u_thresh, l_thresh
+        uint32_t addr[4]
     cdef struct ipvs_csvc:
         uint32_t addr[4]
         uint32_t fwmark, flags, timeout
@@ -128,6 +129,7 @@ cdef extern from "ipvs_conn.h" nogil:
         ipvs_trace *trace
         uint64_t tot_conns, tot_inpkts, tot_outpkts, tot_inbytes, tot_outbytes
     void *ipvs_engine_free_all "ipvs_engine_free_all"(ipvs_engine *e)
+    int ipvs_dests_reserve(ipvs_engine *e, uint32_t n)
     ipvs_conn *ipvs_conn_of(ipvs_engine *e, uint32_t id)
     ipvs_conn *ipvs_conn_of_node(const iht_node *n)
     unsigned int ipvs_node_dir(const iht_node *n)
@@ -333,12 +335,8 @@ cdef class ConnEngine:
             raise ValueError("dest index")
         if <uint32_t>idx >= self.e.ndests:
             n = idx + 1
-            d = <ipvs_cdest *>realloc(self.e.dests, n * sizeof(ipvs_cdest))
-            if d == NULL:
+            if ipvs_dests_reserve(&self.e, n):
                 raise MemoryError()
-            memset(&d[self.e.ndests], 0,
-                   (n - self.e.ndests) * sizeof(ipvs_cdest))
-            self.e.dests = d
             self.e.ndests = n
         d = &self.e.dests[idx]
         memcpy(d.addr, <char *>addr, 16)

@@ -130,20 +130,38 @@ _Static_assert(IPVS_CONN_BYTES % 16 == 0 &&
 	       offsetof(struct ipvs_conn, hn) == 0,
 	       "hn0/hn1 are told apart by address bit 3");
 
-/* A real server (the parts of struct ip_vs_dest the packet path uses). */
+/* A real server (the parts of struct ip_vs_dest the packet path uses).
+ *
+ * Two cache lines, by who writes them.  The first holds what every packet
+ * of a conn touches: flags (IPVS_DF_AVAILABLE), svc and the packet
+ * statistics (written in place on one thread; per worker in a multi-core
+ * replay).  The second holds what a new conn or a state change touches:
+ * the conn counters (atomics that the workers of a multi-core replay
+ * share, as atomic_t in the kernel), the thresholds beside them, weight
+ * and address.  On one 104-byte struct, every new conn on one worker
+ * invalidated the line the other worker read flags from on every packet
+ * of its conns to that dest (measured: docs/multicore.md, "The dest
+ * line").  The kernel's struct ip_vs_dest keeps them apart too: its
+ * stats block lies between addr/flags and activeconns. */
 struct ipvs_cdest {
-	int32_t activeconns, inactconns, persistconns, refcnt;
-	int32_t weight;
-	uint32_t u_thresh, l_thresh;	/* l_thresh 0: 3/4 of u_thresh rule */
 	uint32_t flags;			/* IPVS_DF_* */
-	uint32_t addr[4];
+	int32_t svc;			/* engine service index (stats) */
 	uint16_t port;			/* network order */
 	uint8_t af, fwd;
 	uint16_t tun_port;		/* tunnel dests: network order */
 	uint8_t tun_type;		/* IP_VS_CONN_F_TUNNEL_TYPE_* */
-	int32_t svc;			/* engine service index (stats) */
 	uint64_t conns, inpkts, outpkts, inbytes, outbytes;
+	_Alignas(64) int32_t activeconns;	/* (one declarator: _Alignas
+					 * aligns each one) */
+	int32_t inactconns, persistconns, refcnt;
+	int32_t weight;
+	uint32_t u_thresh, l_thresh;	/* l_thresh 0: 3/4 of u_thresh rule */
+	uint32_t addr[4];
 };
+
+_Static_assert(sizeof(struct ipvs_cdest) == 128 &&
+	       offsetof(struct ipvs_cdest, activeconns) == 64,
+	       "struct ipvs_cdest: two cache lines, counters on the second");
 
 /* A virtual service as the packet path sees it. */
 struct ipvs_csvc {
@@ -261,6 +279,31 @@ struct ipvs_engine {
 };
 
 #include "ipvs_events.h"
+
+/* Room for @n dests in @e->dests (64-byte aligned, so that each dest's
+ * two lines are whole; new ones zeroed).  Returns 0 or -ENOMEM (then
+ * nothing changed). */
+static inline int ipvs_dests_reserve(struct ipvs_engine *e, uint32_t n)
+{
+	struct ipvs_cdest *d;
+	uint32_t cap;
+
+	if (n <= e->cap_dests)
+		return 0;
+	cap = e->cap_dests ? e->cap_dests : 8;
+	while (cap < n)
+		cap = cap > UINT32_MAX / 2 ? n : 2 * cap;
+	d = aligned_alloc(64, (size_t)cap * sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	if (e->ndests)
+		memcpy(d, e->dests, (size_t)e->ndests * sizeof(*d));
+	memset(&d[e->ndests], 0, (size_t)(cap - e->ndests) * sizeof(*d));
+	free(e->dests);
+	e->dests = d;
+	e->cap_dests = cap;
+	return 0;
+}
 
 /* The conn table: a worker clone's is the shared engine's. */
 static inline struct iht_table *ipvs_tab(struct ipvs_engine *e)
