@@ -102,7 +102,7 @@ cdef extern from "ipvs_conn.h" nogil:
         int dirty
     cdef struct ipvs_engine:
         iht_table tab
-        uint32_t nchunks, nslots, free_head
+        uint32_t nchunks, nslots, free_head, bump
         int64_t nconns, no_cport, ntemplates
         size_t heap_n, heap_cap
         uint32_t now, hz
@@ -182,6 +182,13 @@ cdef inline ipvs_conn *_walk_next_conn(iht_walker *w) noexcept nogil:
 cdef inline int _ntohs(int v) noexcept nogil:
     """ntohs() of a 16-bit port, which is also htons()."""
     return ((v >> 8) | (v << 8)) & 0xFFFF
+
+
+cdef inline int _check16(str what, bytes b) except -1:
+    """The engine copies 16 bytes from every address it is given."""
+    if len(b) != 16:
+        raise ValueError(f"{what} must be 16 raw bytes, got {len(b)}")
+    return 0
 
 
 cdef inline int _set_counters(object st, object conns, object inpkts,
@@ -332,7 +339,8 @@ cdef class ConnEngine:
         cdef ipvs_cdest *d
         cdef uint32_t n
         if idx < 0:
-            raise ValueError("dest index")
+            raise ValueError(f"dest index {idx} is negative")
+        _check16("addr", addr)
         if <uint32_t>idx >= self.e.ndests:
             n = idx + 1
             if ipvs_dests_reserve(&self.e, n):
@@ -346,21 +354,36 @@ cdef class ConnEngine:
         d.flags = (d.flags & ~1) | (1 if available else 0)
         d.svc = svc
 
+    cdef ipvs_cdest *_dest(self, int idx) except NULL:
+        """Dest ``idx`` of the engine, or IndexError."""
+        if not 0 <= idx < <int>self.e.ndests:
+            raise IndexError(f"no dest {idx}")
+        return &self.e.dests[idx]
+
+    cdef ipvs_csvc *_svc(self, int idx) except NULL:
+        """Service ``idx`` of the engine, or IndexError."""
+        if not 0 <= idx < <int>self.e.nsvcs:
+            raise IndexError(f"no service {idx}")
+        return &self.e.svcs[idx]
+
     def set_overload(self, int idx, bint on):
+        """Set or clear dest ``idx``'s overload flag (IP_VS_DEST_F_OVERLOAD)."""
+        cdef ipvs_cdest *d = self._dest(idx)
         if on:
-            self.e.dests[idx].flags |= 2
+            d.flags |= 2
         else:
-            self.e.dests[idx].flags &= ~2
+            d.flags &= ~2
 
     def dest_counters(self, int idx):
         """(activeconns, inactconns, persistconns, refcnt, flags, conns,
         inpkts, outpkts, inbytes, outbytes)"""
-        cdef ipvs_cdest *d = &self.e.dests[idx]
+        cdef ipvs_cdest *d = self._dest(idx)
         return (d.activeconns, d.inactconns, d.persistconns, d.refcnt,
                 d.flags, d.conns, d.inpkts, d.outpkts, d.inbytes, d.outbytes)
 
     def svc_counters(self, int idx):
-        cdef ipvs_csvc *s = &self.e.svcs[idx]
+        """(conns, inpkts, outpkts, inbytes, outbytes) of service ``idx``."""
+        cdef ipvs_csvc *s = self._svc(idx)
         return (s.conns, s.inpkts, s.outpkts, s.inbytes, s.outbytes)
 
     def copy_svc_counters(self, ids, list svcs):
@@ -438,6 +461,19 @@ cdef class ConnEngine:
         cdef ipvs_csvc *s
         cdef uint32_t n
         cdef int i
+        if idx < 0:
+            raise ValueError(f"service index {idx} is negative")
+        _check16("addr", addr)
+        _check16("netmask", netmask)
+        if sched is not None:
+            # the packet path reads row_dest[0..rows-1] and the dests they
+            # name without further checks
+            if len(row_dest) < sched.s.n:
+                raise ValueError(f"row_dest has {len(row_dest)} entries, the "
+                                 f"scheduler {sched.s.n} rows")
+            for i in range(sched.s.n):
+                if not 0 <= row_dest[i] < <int>self.e.ndests:
+                    raise IndexError(f"row {i}: no dest {row_dest[i]}")
         if <uint32_t>idx >= self.e.nsvcs:
             n = idx + 1
             s = <ipvs_csvc *>realloc(self.e.svcs, n * sizeof(ipvs_csvc))
@@ -663,6 +699,9 @@ cdef class ConnEngine:
         self.e.rng = s or 1
 
     def expire_conn(self, uint32_t cid):
+        """Expire conn ``cid`` now (ip_vs_conn_expire_now)."""
+        if cid >= self.e.bump or not ipvs_conn_of(&self.e, cid).in_use:
+            raise IndexError(f"no conn {cid}")
         ipvs_conn_expire_now(&self.e, cid)
 
     @property
@@ -869,6 +908,8 @@ cdef class ConnEngine:
 
     cdef object _lookup(self, int af, int proto, bytes r, int rport, bytes l,
                         int lport, int d):
+        _check16("addresses", r)
+        _check16("addresses", l)
         cdef ipvs_conn *c = ipvs_engine_lookup(&self.e, af, proto,
                                                <const uint32_t *><char *>r,
                                                _ntohs(rport),
