@@ -233,20 +233,20 @@ class ConnPath:
         changed since the last copy (ConnEngine.changed_svcs/_dests, a C
         compare), so a replay costs the same against 10 services or
         100,000 (copying all of them took 0.23-0.64 s per call at 100,000,
-        bench/bench_ctl.py).  A scheduler's write_back copies its rows'
-        (possibly older) counters to all its dests, so every dest of a
-        written-back service is then re-read from the engine."""
+        bench/bench_ctl.py).  A scheduler's state (rr/wrr positions) is
+        written back for every service that moved; its dests' counters
+        and overload flag come from the engine alone (the scheduler's rows
+        may hold older ones), for every dest of such a service."""
         dests = self.e.changed_dests()
         svcs = set(self.e.changed_svcs())
         svcs.update(self.e.dest_svc(i) for i in dests)
         svcs.discard(-1)
-        reread = set(dests)
         for si in svcs:
             bs = self._bs.get(si)
             if bs is not None:
-                bs.write_back()
-                reread.update(self._dest_ids[d] for d in bs.dests
-                              if d in self._dest_ids)
+                bs.write_back(dests=False)
+        reread = self.e.row_dests(svcs)
+        reread.update(dests)
         self.e.copy_svc_counters(svcs, self._svcs)
         self.e.copy_dest_counters(reread, self._dests)
         for name, v in zip(COUNTERS, self.e.tot_counters()):

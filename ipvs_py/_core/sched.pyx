@@ -269,8 +269,13 @@ cdef class BatchScheduler:
                                    ports, fold_addresses(batch.daddr, batch.af),
                                    count=count, out=out)
 
-    def write_back(self):
-        """Copy rr/wrr positions and dest counters/flags back to Python."""
+    def write_back(self, bint dests=True):
+        """Copy rr/wrr positions and, with ``dests``, the rows' counters
+        and flags back to the Python dests.  ``dests=False``: positions
+        only, for a caller that copies the dests' counters from somewhere
+        newer itself (ConnPath.sync_back, from the engine: the per-dest
+        loop here was then done twice, 109 ms of a first replay's
+        copy-back at 100,000 services, bench/bench_ctl.py)."""
         st = self.svc.sched_data
         k = self.s.kind
         if k == IPVS_SCHED_RR and st is not None:
@@ -280,6 +285,8 @@ cdef class BatchScheduler:
         elif k == IPVS_SCHED_WRR and st is not None:
             st.cl, st.cw, st.mw, st.di = (self.s.wrr_cl, self.s.wrr_cw,
                                           self.s.wrr_mw, self.s.wrr_di)
+        if not dests:
+            return
         avail = _base.IP_VS_DEST_F_AVAILABLE
         for i, d in enumerate(self.dests):
             d.activeconns = self.rows[i].activeconns

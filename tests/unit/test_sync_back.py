@@ -86,3 +86,35 @@ def test_copy_rejects_unknown_rows_and_skips_missing_objects():
     e.copy_svc_counters([0], [])
     with pytest.raises(TypeError):
         e.copy_dest_counters([0], None)
+
+
+@pytest.mark.parametrize("kernel", ["7.1", "6.1"])
+def test_scheduler_positions_are_written_back(kernel):
+    """sync_back writes the rr/wrr positions back (its counters come from
+    the engine, not from the scheduler's rows): the next decision made in
+    Python continues where the engine's left off."""
+    net = ipvs_py.Netns(kernel=kernel)
+    net.restore("-A -t 192.0.2.9:80 -s rr\n" + "".join(
+        f"-a -t 192.0.2.9:80 -r 10.0.9.{i}:80 -m\n" for i in (1, 2, 3)))
+    res = net.replay([("tcp", f"198.51.100.{i + 1}", 40000, "192.0.2.9", 80,
+                       "S", i * 0.01) for i in range(4)])
+    svc = net.find_service(2, 6, "192.0.2.9", 80)
+    last = [d for d in svc.dests if (str(d.addr), d.port) == res.dest[-1]]
+    assert svc.sched_data.cur is last[0]
+    assert svc.dests.index(last[0]) == svc.sched_data.idx
+    assert_synced(net)
+
+
+def test_row_dests_are_the_dests_of_the_services_schedulers():
+    net = ipvs_py.Netns()
+    net.restore(RULES)
+    path = net._path()
+    path.sync_config()
+    e = path.e
+    for si, svc in enumerate(path._svcs):
+        want = {path._dest_ids[d] for d in svc.dests}
+        assert e.row_dests([si]) == want, svc
+    assert e.row_dests(range(len(path._svcs))) == set(path._dest_ids.values())
+    assert e.row_dests([]) == set()
+    with pytest.raises(IndexError, match="no service 99"):
+        e.row_dests([0, 99])
