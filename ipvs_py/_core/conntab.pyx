@@ -396,12 +396,10 @@ cdef class ConnEngine:
         cdef ipvs_csvc *s
         cdef Py_ssize_t n = len(svcs)
         for i in ids:
-            if not 0 <= i < <int>self.e.nsvcs:
-                raise IndexError(f"no service {i}")
+            s = self._svc(i)
             svc = svcs[i] if i < n else None
             if svc is None:
                 continue
-            s = &self.e.svcs[i]
             _set_counters(svc.stats, s.conns, s.inpkts, s.outpkts,
                           s.inbytes, s.outbytes)
 
@@ -413,10 +411,8 @@ cdef class ConnEngine:
         cdef int i
         cdef ipvs_cdest *c
         for i in ids:
-            if not 0 <= i < <int>self.e.ndests:
-                raise IndexError(f"no dest {i}")
+            c = self._dest(i)
             d = dests[i]
-            c = &self.e.dests[i]
             d.activeconns = c.activeconns
             d.inactconns = c.inactconns
             d.persistconns = c.persistconns
@@ -460,9 +456,7 @@ cdef class ConnEngine:
 
     def dest_svc(self, int idx):
         """Engine service index dest ``idx`` belongs to (-1: none)."""
-        if not 0 <= idx < <int>self.e.ndests:
-            raise IndexError(f"no dest {idx}")
-        return self.e.dests[idx].svc
+        return self._dest(idx).svc
 
     def tot_counters(self):
         return (self.e.tot_conns, self.e.tot_inpkts, self.e.tot_outpkts,

@@ -1241,10 +1241,11 @@ static inline void iht_move_node_locked(struct iht_bl_head *head,
  * conn_resize_work_handler, for one range).  Per bucket: the seqcount's
  * table spinlock, the seqcount writer section, the old bucket lock, then
  * for each of at most IHT_MOVE_LIMIT entries the new bucket's lock (OLD
- * BEFORE NEW); repeat the bucket until it is empty.  No writer stripes, as the kernel's resizer takes none of the
- * conn_tab_lock()s: every writer re-checks a node's hash_key under its
- * bucket lock and follows a move (__iht_unlink_bl, iht_rehash_commit), so
- * the stripes only make a writer's own two nodes one step.  Taking them
+ * BEFORE NEW); repeat the bucket until it is empty.  No writer stripes,
+ * as the kernel's resizer takes none of the conn_tab_lock()s: every
+ * writer re-checks a node's hash_key under its bucket lock and follows a
+ * move (__iht_unlink_bl, iht_rehash_commit), so the stripes only make a
+ * writer's own two nodes one step.  Taking them
  * cost: a double stripe lock and two hashes per entry (the old
  * iht_move_one_striped) made resizes a quarter of the multi-core replay's
  * new-conn time, and holding all of them per batch made the workers'
