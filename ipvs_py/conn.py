@@ -340,6 +340,36 @@ class ConnPath:
             self.net.jiffies = max(self.net.jiffies, last)
         return ReplayResult(self, dest, codes)
 
+    def replay_queues(self, batches):
+        """One worker thread per batch of ``batches`` (the RSS queues of
+        a trace: multicore.rss_queues), sharing the engine; each worker
+        writes its own queue's verdicts.  Returns a ReplayResult per
+        queue; see Netns.replay_queues."""
+        from .multicore import configure
+        batches = [b if isinstance(b, PacketBatch) else
+                   PacketBatch.from_rows(b) for b in batches]
+        for k, b in enumerate(batches):
+            if b.icmp is not None:
+                raise ValueError(f"queue {k}: ICMP rows replay on the "
+                                 f"single-threaded path only")
+        hz = self.net.hz
+        floor = self.net.jiffies
+        self.sync_config()
+        dests = [np.empty(len(b), np.int32) for b in batches]
+        codes = [np.empty(len(b), np.uint8) for b in batches]
+        try:
+            if self.datapath is None:           # stripes on: 8, the kernel's
+                configure(self.net)
+            self.mt_stats = conntab.replay_mt_queues(
+                self.e, batches, self.shard_mask(), dests, codes, hz, floor)
+        finally:
+            self.sync_back()
+        last = [float(b.time[-1]) for b in batches if len(b)]
+        if last:
+            self.net.jiffies = max(self.net.jiffies,
+                                   conntab.mt_jiffies(max(last), hz, floor))
+        return [ReplayResult(self, d, c) for d, c in zip(dests, codes)]
+
     def shard_mask(self):
         """16-byte mask of the client address the multi-core replay shards
         by: the AND of every persistent service's netmask (all ones when

@@ -21,10 +21,12 @@ consulted while conns > ``min_load`` x buckets, admitting a flow only if
 its previous packet came at most ``admit`` seconds earlier.
 See docs/multicore.md for what equals a single-threaded replay.
 """
+import numpy as np
+
 from ._core import conntab
 
-__all__ = ["configure", "replay_engine", "DEFAULT_STRIPES",
-           "DEFAULT_FLOW_CACHE"]
+__all__ = ["configure", "replay_engine", "rss_queues", "RssQueues",
+           "DEFAULT_STRIPES", "DEFAULT_FLOW_CACHE"]
 
 DEFAULT_STRIPES = 8       # min(8, ...) spinlocks of the kernel's conn table
 DEFAULT_FLOW_CACHE = 4    # seed 001's MAX_CACHE
@@ -91,3 +93,60 @@ def replay_engine(eng, batch, times, workers, mask, dest, codes, *,
         raise ValueError(f"workers must be 1..64, got {workers!r}")
     return conntab.replay_mt(eng, batch, times, workers, mask, dest, codes,
                              hz, floor)
+
+
+class RssQueues:
+    """A trace split the way a NIC's receive-side scaling would deliver it
+    to ``len(batches)`` CPUs: ``batches[k]`` holds, in trace order, the
+    rows whose client address hashes to worker k (the hash every
+    multi-core replay shards by), and ``rows[k]`` their row numbers in
+    the trace.  ``Netns.replay_queues(queues)`` replays them, one worker
+    thread per queue."""
+
+    __slots__ = ("batches", "rows", "n")
+
+    def __init__(self, batches, rows, n):
+        self.batches, self.rows, self.n = batches, rows, n
+
+    def __len__(self):
+        return len(self.batches)
+
+    def merge(self, results):
+        """The per-queue ReplayResults of ``replay_queues`` as trace-order
+        arrays ``(dest_index, codes)``, what ``replay(batch)`` returns
+        as ``.dest_index``/``.codes``."""
+        if len(results) != len(self.batches):
+            raise ValueError(f"{len(self.batches)} queues, "
+                             f"{len(results)} results")
+        dest = np.empty(self.n, np.int32)
+        codes = np.empty(self.n, np.uint8)
+        for rows, res in zip(self.rows, results):
+            dest[rows] = res.dest_index
+            codes[rows] = res.codes
+        return dest, codes
+
+    def __repr__(self):
+        return (f"<RssQueues {self.n} rows in {len(self.batches)} queues: "
+                f"{[len(b) for b in self.batches]}>")
+
+
+def rss_queues(net, batch, n):
+    """Split ``batch`` into ``n`` RSS queues for ``net`` (a Netns): row i
+    goes to the worker of its client address (source of a client packet,
+    destination of a reply) masked by the coarsest persistence netmask of
+    ``net``'s services, as the workers of ``net.replay(batch,
+    workers=n)`` split it themselves.  Split after the services are in
+    place: a persistent service added later changes the mask, and
+    replay_queues then refuses the queues.  Returns an RssQueues."""
+    from .packets import PacketBatch
+    if not isinstance(n, int) or not 1 <= n <= 64:
+        raise ValueError(f"queues must be 1..64, got {n!r}")
+    if not isinstance(batch, PacketBatch):
+        batch = PacketBatch.from_rows(batch)
+    if batch.icmp is not None:
+        raise ValueError("ICMP rows replay on the single-threaded path only")
+    shard = conntab.shard_rows(batch, net._path().shard_mask(), n)
+    order = np.argsort(shard, kind="stable")
+    bounds = np.searchsorted(shard[order], np.arange(n + 1))
+    rows = [order[bounds[k]:bounds[k + 1]] for k in range(n)]
+    return RssQueues([batch.take(r) for r in rows], rows, len(batch))

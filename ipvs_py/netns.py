@@ -592,6 +592,18 @@ class Netns:
         client over N threads sharing the engine (docs/multicore.md)."""
         return self._path().replay(batch, workers)
 
+    def replay_queues(self, queues):
+        """Replay a trace already split into RSS queues, one worker thread
+        per queue sharing the engine: ``queues`` is what
+        ``ipvs_py.multicore.rss_queues(net, batch, n)`` returns (or its
+        list of PacketBatches).  Each worker reads only its own queue and
+        writes its own verdicts, as CPUs fed by a NIC's queues do.
+        Returns a ReplayResult per queue (rows in queue order;
+        ``queues.merge(results)`` puts them in trace order), equal to
+        ``replay(batch)``'s.  A row whose client belongs to another
+        queue is a ValueError naming it, before anything changes."""
+        return self._path().replay_queues(getattr(queues, "batches", queues))
+
     def explain(self, proto, saddr, sport, daddr, dport, tcp_flags="S",
                 fwmark=0):
         """packet() with the decision trace on: which real server the

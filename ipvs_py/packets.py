@@ -383,6 +383,8 @@ class PacketBatch:
     def take(self, indices):
         """A new batch of the rows at ``indices`` (in that order)."""
         idx = np.asarray(indices)
+        if idx.size == 0:           # [] is a float array to numpy
+            idx = idx.astype(np.intp)
         return PacketBatch({k: v[idx] for k, v in self._cols.items()})
 
     @staticmethod

@@ -37,6 +37,8 @@ cdef extern from "ipvs_mt_rows.h" nogil:
         size_t cap
     void ipvs_mt_scratch_free(ipvs_mt_scratch *s)
     uint32_t ipvs_mt_jiffies(double sec, double hz, uint32_t floor)
+    uint32_t ipvs_mt_shard_of(const uint32_t *caddr, const uint32_t *mask,
+                              uint32_t nworkers)
     struct ipvs_mt_batch:
         const uint8_t *saddr
         const uint8_t *daddr
@@ -66,10 +68,11 @@ cdef extern from "ipvs_mt.h" nogil:
         uint64_t grace_periods, pool_grabs, bg_resizes, helped_buckets
         uint64_t fc_hits, fc_misses, fc_admitted, fc_rejected, fc_bypassed
         uint64_t fc_stale
+        int64_t misrouted_queue, misrouted_row
     int ipvs_mt_thread_limit
     # m: struct ipvs_engine * (declared later, in conntab.pyx)
     size_t ipvs_mt_heap_copy(const void *m, uint32_t *out, size_t cap)
-    int ipvs_mt_replay(void *m, const ipvs_mt_batch *b,
+    int ipvs_mt_replay(void *m, const ipvs_mt_batch *b, uint32_t nb,
                        uint32_t nworkers, const uint32_t *mask,
                        const ipvs_fc *fc_conf, uint32_t until,
                        ipvs_mt_scratch *scratch, ipvs_mt_stats *st)
@@ -136,43 +139,51 @@ def flow_cache_stats(ConnEngine eng):
             "bypassed": f.bypassed, "stale": f.stale}
 
 
-def replay_mt(ConnEngine eng, batch, times, int nworkers, bytes mask,
-              int32_t[::1] dest_out, uint8_t[::1] action_out,
-              double hz=0.0, uint32_t floor=0):
-    """``eng.replay`` on ``nworkers`` threads sharing the engine (see
-    include/ipvs_mt.h).  ``times``: jiffies per row, or None for the
-    workers to convert ``batch.time`` themselves, as ConnPath.replay does
-    (max(round(t * hz), floor)), which saves the single-threaded pass
-    and its 56 MB of numpy temporaries for 2M rows.  Every row of
-    ``dest_out``/``action_out`` is written.  Returns the run's
-    statistics as a dict."""
-    cdef const uint8_t[:, ::1] sa = np.ascontiguousarray(batch.saddr)
-    cdef const uint8_t[:, ::1] da = np.ascontiguousarray(batch.daddr)
-    cdef const uint8_t[::1] proto = np.ascontiguousarray(batch.proto)
-    cdef const uint8_t[::1] af = np.ascontiguousarray(batch.af)
-    cdef const uint16_t[::1] sp = np.ascontiguousarray(batch.sport)
-    cdef const uint16_t[::1] dp = np.ascontiguousarray(batch.dport)
-    cdef const uint8_t[::1] fl = np.ascontiguousarray(batch.tcp_flags)
-    cdef const uint32_t[::1] fw = np.ascontiguousarray(batch.fwmark)
-    cdef const uint32_t[::1] ln = np.ascontiguousarray(batch.length)
-    cdef const uint8_t[::1] dr = np.ascontiguousarray(batch.direction)
+cdef object _mt_batch(ipvs_mt_batch *b, batch, times,
+                      int32_t[::1] dest_out, uint8_t[::1] action_out,
+                      double hz, uint32_t floor, uint32_t *until):
+    """Point ``b`` at the columns of ``batch`` (contiguous copies where
+    they are not) and set ``until`` to its last row time.  Returns the
+    arrays ``b`` points into: the caller keeps them until the run ends.
+    ValueError names a column of the wrong length or shape."""
+    sa_a = np.ascontiguousarray(batch.saddr)
+    da_a = np.ascontiguousarray(batch.daddr)
+    keep = [sa_a, da_a]
+    cdef const uint8_t[:, ::1] sa = sa_a
+    cdef const uint8_t[:, ::1] da = da_a
+    cols = {}
+    for name, attr, dtype in (("proto", "proto", np.uint8),
+                              ("af", "af", np.uint8),
+                              ("sport", "sport", np.uint16),
+                              ("dport", "dport", np.uint16),
+                              ("tcp_flags", "tcp_flags", np.uint8),
+                              ("fwmark", "fwmark", np.uint32),
+                              ("length", "length", np.uint32),
+                              ("direction", "direction", np.uint8)):
+        cols[name] = np.ascontiguousarray(getattr(batch, attr))
+        keep.append(cols[name])
+    cdef const uint8_t[::1] proto = cols["proto"]
+    cdef const uint8_t[::1] af = cols["af"]
+    cdef const uint16_t[::1] sp = cols["sport"]
+    cdef const uint16_t[::1] dp = cols["dport"]
+    cdef const uint8_t[::1] fl = cols["tcp_flags"]
+    cdef const uint32_t[::1] fw = cols["fwmark"]
+    cdef const uint32_t[::1] ln = cols["length"]
+    cdef const uint8_t[::1] dr = cols["direction"]
     cdef const uint32_t[::1] tm
     cdef const double[::1] secs
     cdef Py_ssize_t n = proto.shape[0]
-    cdef ipvs_mt_batch b
-    cdef ipvs_mt_stats st
-    cdef uint32_t m[4]
-    cdef int rc
-    cdef uint32_t until
-    cdef const ipvs_fc *fcc = &eng.fc_conf if eng.fc_conf.n else NULL
     if times is None:
         if not hz > 0:
             raise ValueError(f"hz must be > 0 to convert batch.time, got {hz}")
-        secs = np.ascontiguousarray(batch.time, dtype=np.float64)
+        t_a = np.ascontiguousarray(batch.time, dtype=np.float64)
+        secs = t_a
         ntimes = secs.shape[0]
     else:
-        tm = np.ascontiguousarray(times, dtype=np.uint32)
+        t_a = np.ascontiguousarray(times, dtype=np.uint32)
+        tm = t_a
         ntimes = tm.shape[0]
+    keep.append(t_a)
     for name, col in (("saddr", sa.shape[0]), ("daddr", da.shape[0]),
                       ("af", af.shape[0]), ("sport", sp.shape[0]),
                       ("dport", dp.shape[0]), ("tcp_flags", fl.shape[0]),
@@ -184,27 +195,22 @@ def replay_mt(ConnEngine eng, batch, times, int nworkers, bytes mask,
             raise ValueError(f"{name} has {col} rows, proto has {n}")
     if n and (sa.shape[1] != 16 or da.shape[1] != 16):
         raise ValueError("addresses are 16 raw bytes per row")
-    if len(mask) != 16:
-        raise ValueError("mask is 16 bytes")
-    if nworkers < 1 or nworkers > IPVS_MT_MAX_WORKERS:
-        raise ValueError(f"workers must be 1..{IPVS_MT_MAX_WORKERS}, "
-                         f"got {nworkers}")
-    memcpy(m, <char *>mask, 16)
-    if n == 0:
-        return {}
-    b.times = NULL
-    b.seconds = NULL
+    memset(b, 0, sizeof(b[0]))
     b.hz = hz
     b.floor = floor
+    b.n = <size_t>n
+    until[0] = 0
+    if n == 0:
+        return keep
     # timers due by the latest row time have run after one thread (its
     # clock never goes back), so after the workers too; the conversion
     # is monotonic, so the latest row time is that of the latest seconds
     if times is None:
         b.seconds = &secs[0]
-        until = ipvs_mt_jiffies(np.max(np.asarray(secs)), hz, floor)
+        until[0] = ipvs_mt_jiffies(np.max(t_a), hz, floor)
     else:
         b.times = &tm[0]
-        until = <uint32_t>np.max(np.asarray(tm))
+        until[0] = <uint32_t>np.max(t_a)
     b.saddr = &sa[0, 0]
     b.daddr = &da[0, 0]
     b.proto = &proto[0]
@@ -217,14 +223,41 @@ def replay_mt(ConnEngine eng, batch, times, int nworkers, bytes mask,
     b.len = &ln[0]
     b.dest_out = &dest_out[0]
     b.action_out = &action_out[0]
-    b.n = <size_t>n
+    return keep
+
+
+cdef _check_mt_args(bytes mask, Py_ssize_t nworkers, str what):
+    if len(mask) != 16:
+        raise ValueError("mask is 16 bytes")
+    if nworkers < 1 or nworkers > IPVS_MT_MAX_WORKERS:
+        raise ValueError(f"{what} must be 1..{IPVS_MT_MAX_WORKERS}, "
+                         f"got {nworkers}")
+
+
+cdef dict _mt_run(ConnEngine eng, ipvs_mt_batch *b, uint32_t nb,
+                  int nworkers, bytes mask, uint32_t until):
+    """ipvs_mt_replay without the GIL; its statistics as a dict.  Raises
+    ValueError for a Python scheduler or a row in the wrong queue (the
+    engine unchanged), MemoryError."""
+    cdef ipvs_mt_stats st
+    cdef uint32_t m[4]
+    cdef int rc
+    cdef int64_t q, row
+    cdef const ipvs_fc *fcc = &eng.fc_conf if eng.fc_conf.n else NULL
+    memcpy(m, <char *>mask, 16)
     if eng.e.sidx.dirty:
         # the workers only read the service index (ipvs_svcindex.h)
         ipvs_svc_index_build(&eng.e.sidx, eng.e.svcs, eng.e.nsvcs)
     with nogil:
-        # the workers shard the rows themselves (ipvs_mt.h)
-        rc = ipvs_mt_replay(&eng.e, &b, nworkers, m, fcc, until,
+        rc = ipvs_mt_replay(&eng.e, b, nb, nworkers, m, fcc, until,
                             &eng.mt_scratch, &st)
+    if rc == -18:       # EXDEV: nothing ran
+        q, row = st.misrouted_queue, st.misrouted_row
+        raise ValueError(
+            f"queue {q} row {row}: its client belongs to queue "
+            f"{_row_shard(&b[q], row, m, nworkers)} of {nworkers} "
+            f"(split the trace with ipvs_py.multicore.rss_queues); "
+            f"nothing was replayed")
     if eng._events != NULL:
         # worker clones start from zeroed engines and record no session
         # events: count the run as lost events, so the reader
@@ -246,6 +279,99 @@ def replay_mt(ConnEngine eng, batch, times, int nworkers, bytes mask,
             "fc_hits": st.fc_hits, "fc_misses": st.fc_misses,
             "fc_admitted": st.fc_admitted, "fc_rejected": st.fc_rejected,
             "fc_bypassed": st.fc_bypassed, "fc_stale": st.fc_stale}
+
+
+cdef uint32_t _row_shard(const ipvs_mt_batch *b, size_t i, const uint32_t *m,
+                         uint32_t n) noexcept:
+    """The worker of row ``i`` of ``b`` (its client under mask ``m``)."""
+    cdef uint32_t a[4]
+    memcpy(a, &b.daddr[i * 16] if b.dir[i] == 1 else &b.saddr[i * 16], 16)
+    return ipvs_mt_shard_of(a, m, n)
+
+
+def replay_mt(ConnEngine eng, batch, times, int nworkers, bytes mask,
+              int32_t[::1] dest_out, uint8_t[::1] action_out,
+              double hz=0.0, uint32_t floor=0):
+    """``eng.replay`` on ``nworkers`` threads sharing the engine (see
+    include/ipvs_mt.h), the workers sharding the rows by client.
+    ``times``: jiffies per row, or None for the workers to convert
+    ``batch.time`` themselves, as ConnPath.replay does (max(round(t *
+    hz), floor)), which saves the single-threaded pass and its 56 MB of
+    numpy temporaries for 2M rows.  Every row of
+    ``dest_out``/``action_out`` is written.  Returns the run's
+    statistics as a dict."""
+    cdef ipvs_mt_batch b
+    cdef uint32_t until
+    keep = _mt_batch(&b, batch, times, dest_out, action_out, hz, floor,
+                     &until)
+    _check_mt_args(mask, nworkers, "workers")
+    if b.n == 0:
+        return {}
+    st = _mt_run(eng, &b, 1, nworkers, mask, until)
+    del keep
+    return st
+
+
+def replay_mt_queues(ConnEngine eng, batches, bytes mask, dests, codes,
+                     double hz, uint32_t floor=0):
+    """One worker per batch of ``batches`` (RSS queues: every row of
+    batch k must be a row of worker k, as ``shard_rows`` splits a trace),
+    each writing its verdicts into ``dests[k]``/``codes[k]`` (int32 and
+    uint8 arrays of its length); the workers convert the times as
+    ``replay_mt`` does.  ValueError names the first row in a wrong queue,
+    before anything changes."""
+    cdef Py_ssize_t nq = len(batches), k
+    cdef ipvs_mt_batch *bs
+    cdef uint32_t until = 0, u
+    cdef int any_rows = 0
+    _check_mt_args(mask, nq, "queues")
+    if len(dests) != nq or len(codes) != nq:
+        raise ValueError(f"{nq} queues need {nq} dest and code arrays, "
+                         f"got {len(dests)} and {len(codes)}")
+    bs = <ipvs_mt_batch *>calloc(nq, sizeof(ipvs_mt_batch))
+    if bs == NULL:
+        raise MemoryError("queues")
+    try:
+        keep = []
+        for k in range(nq):
+            try:
+                keep.append(_mt_batch(&bs[k], batches[k], None, dests[k],
+                                      codes[k], hz, floor, &u))
+            except ValueError as exc:
+                raise ValueError(f"queue {k}: {exc}") from None
+            if bs[k].n:
+                any_rows = 1
+                if u > until:
+                    until = u
+        if not any_rows:
+            return {}
+        return _mt_run(eng, bs, <uint32_t>nq, <int>nq, mask, until)
+    finally:
+        free(bs)
+
+
+def shard_rows(batch, bytes mask, int nworkers):
+    """The worker of every row of ``batch`` in a multi-core replay on
+    ``nworkers`` (ipvs_mt_shard_of of its client address under ``mask``,
+    16 bytes): a uint8 array.  What splits a trace into RSS queues."""
+    cdef const uint8_t[:, ::1] sa = np.ascontiguousarray(batch.saddr)
+    cdef const uint8_t[:, ::1] da = np.ascontiguousarray(batch.daddr)
+    cdef const uint8_t[::1] dr = np.ascontiguousarray(batch.direction)
+    cdef Py_ssize_t n = dr.shape[0], i
+    cdef uint32_t m[4]
+    cdef uint32_t a[4]
+    _check_mt_args(mask, nworkers, "workers")
+    if sa.shape[0] != n or da.shape[0] != n or (
+            n and (sa.shape[1] != 16 or da.shape[1] != 16)):
+        raise ValueError("addresses are 16 raw bytes per row, one per row")
+    memcpy(m, <char *>mask, 16)
+    out = np.empty(n, np.uint8)
+    cdef uint8_t[::1] o = out
+    with nogil:
+        for i in range(n):
+            memcpy(a, &da[i, 0] if dr[i] == 1 else &sa[i, 0], 16)
+            o[i] = <uint8_t>ipvs_mt_shard_of(a, m, nworkers)
+    return out
 
 
 def timer_heap(ConnEngine eng):

@@ -92,8 +92,13 @@ struct ipvs_mt_shared {
 	struct ipvs_mt_svc *svcs;	/* one per service */
 	int max_rows;			/* most sched rows of a service */
 	uint32_t chunk_cap;		/* e->chunks has room for this many */
-	const struct ipvs_mt_batch *b;
-	struct ipvs_mt_rows rows;	/* whose rows, where results go */
+	const struct ipvs_mt_batch *b;	/* the trace, or the first queue */
+	struct ipvs_mt_rows rows;	/* whose rows, where results go (one
+					 * trace; unused with queues) */
+	uint32_t nworkers, mask[4];
+	int queues;			/* b[k] is worker k's own queue */
+	_Atomic uint32_t checked;	/* queues checked by this many */
+	_Atomic int misrouted;		/* a queue holds another's row */
 	const struct ipvs_fc *fc_conf;	/* NULL: no flow cache */
 	int resize_help;		/* workers move chunks of rebuilds */
 	struct ipvs_resizer rz;		/* the resize work (not running: the
@@ -111,7 +116,12 @@ struct ipvs_worker {
 	uint32_t *free_ids, *pend_ids;	/* reusable now / after a grace period */
 	size_t nfree, npend, cap_free, cap_pend;
 	uint32_t idx;			/* worker number (ipvs_mt_rows.h) */
+	struct ipvs_mt_rows *rw;	/* its rows: &sh->rows, or own_rows */
+	struct ipvs_mt_rows own_rows;	/* queues: all of its queue's rows */
 	int sliced;			/* its slice of the shard map is done */
+	int checked;			/* queues: its queue is checked */
+	size_t misrouted_row;		/* queues: first row of another worker
+					 * (SIZE_MAX: none) */
 	int64_t nconns0, no_cport0, ntemplates0;
 	uint64_t grace_periods, pool_grabs;
 	uint64_t helped;		/* buckets of rebuilds it moved */
@@ -332,6 +342,34 @@ static inline int ipvs_mt_worker_init(struct ipvs_worker *w,
 	return 0;
 }
 
+/* Queues: check that every row of @w's queue belongs to @w (its client
+ * maps to w->idx under ipvs_mt_shard_of, as the rows of one trace are
+ * split), so that a client's flows, its template and its conns already in
+ * the table meet on one worker (ipvs_mt.h); the first row that does not is
+ * kept in w->misrouted_row and stops the run before any row is processed.
+ * Each worker reads only its own queue's address columns, in parallel
+ * with the others.  Context: once per worker, before any worker's rows. */
+static inline void ipvs_mt_queue_check(struct ipvs_worker *w)
+{
+	const struct ipvs_mt_shared *sh = w->sh;
+	const struct ipvs_mt_batch *b = w->rw->b;
+
+	w->misrouted_row = SIZE_MAX;
+	for (size_t i = 0; i < b->n; i++) {
+		uint32_t a[4];
+
+		memcpy(a, b->dir[i] == 1 ? &b->daddr[i * 16]
+					 : &b->saddr[i * 16], 16);
+		if (ipvs_mt_shard_of(a, sh->mask, sh->nworkers) != w->idx) {
+			w->misrouted_row = i;
+			atomic_store_explicit(&w->sh->misrouted, 1,
+					      memory_order_relaxed);
+			break;
+		}
+	}
+	ipvs_mt_count_done(&w->sh->checked);
+}
+
 /* One worker: its rows in trace order (ipvs_mt_rows.h: first its slice
  * of the shard map, last its slice of the results), as ConnEngine.replay
  * runs all rows (timers first, then the decision), with the same
@@ -348,8 +386,8 @@ static void *ipvs_mt_worker_run(void *arg)
 {
 	struct ipvs_worker *w = arg;
 	struct ipvs_mt_shared *sh = w->sh;
-	struct ipvs_mt_rows *rw = &sh->rows;
-	const struct ipvs_mt_batch *b = sh->b;
+	struct ipvs_mt_rows *rw = w->rw;
+	const struct ipvs_mt_batch *b = rw->b;
 	struct iht_table *t = w->ctx.tab;
 	/* own rows r..r+IPVS_MT_PF_DIST: their row numbers and bucket hints,
 	 * at [own row number & (IPVS_MT_PF_RING - 1)] */
@@ -368,6 +406,17 @@ static void *ipvs_mt_worker_run(void *arg)
 
 	iht_count_share_begin(&share, t);
 
+	if (sh->queues) {
+		if (!w->checked)
+			ipvs_mt_queue_check(w);
+		ipvs_mt_wait_count(&sh->checked, sh->nworkers);
+		if (atomic_load_explicit(&sh->misrouted,
+					 memory_order_relaxed)) {
+			w->rows_ns = ipvs_mt_ns(CLOCK_MONOTONIC);
+			w->rows_cpu_ns = ipvs_mt_ns(CLOCK_THREAD_CPUTIME_ID);
+			goto rows_done;		/* nothing changes */
+		}
+	}
 	if (rw->shard) {
 		if (!w->sliced)
 			ipvs_mt_rows_slice(rw, w->idx);
@@ -447,6 +496,7 @@ static void *ipvs_mt_worker_run(void *arg)
 		if (!pf && sh->resize_help)	/* a rebuild is on */
 			w->helped += (uint64_t)iht_help_move(t);
 	}
+rows_done:
 	iht_count_share_end(&share);
 	w->rows_ns = ipvs_mt_ns(CLOCK_MONOTONIC) - w->rows_ns;
 	w->rows_cpu_ns = ipvs_mt_ns(CLOCK_THREAD_CPUTIME_ID) - w->rows_cpu_ns;
@@ -645,19 +695,29 @@ struct ipvs_mt_stats {
 	uint64_t helped_buckets;	/* rebuild buckets the workers moved */
 	uint64_t fc_hits, fc_misses, fc_admitted, fc_rejected, fc_bypassed,
 		 fc_stale;
+	int64_t misrouted_queue, misrouted_row;	/* -EXDEV: the first row
+						 * in a wrong queue */
 };
 
-/* Replay @b on @nworkers threads; worker k takes the rows whose client
- * address (masked by @mask, 16 bytes) ipvs_mt_shard_of() maps to k, in
- * trace order, and the due timers of the conns already in the table
- * whose client maps to k.  @fc_conf: flow cache settings for every worker, or NULL.  @until: the
+/* Replay on @nworkers threads.  One trace (@nb 1): worker k takes the
+ * rows of @b whose client address (masked by @mask, 16 bytes)
+ * ipvs_mt_shard_of() maps to k, in trace order (ipvs_mt_rows.h).  Queues
+ * (@nb == @nworkers > 1, what a NIC's RSS queues deliver): worker k takes
+ * every row of @b[k], each of which must map to k (checked by the
+ * workers, in parallel, before any row is processed), and writes its
+ * verdicts into @b[k]'s own output columns: no shard map, no scatter,
+ * and no worker reads another's rows.  Either way worker k also takes the
+ * due timers of the conns already in the table whose client maps to k.
+ * @fc_conf: flow cache settings for every worker, or NULL.  @until: the
  * last row's time; timers due by then have run on return, as after a
  * single-threaded replay.  Returns 0, -EINVAL (a service needs the
- * Python scheduler, or bad @nworkers), -ENOMEM (the engine is unchanged
- * if setup failed; after the run a conn that could not be allocated is
- * counted in allocs_failed as on one thread). */
+ * Python scheduler, or bad @nworkers/@nb), -EXDEV (a queue holds a row
+ * of another worker: @st->misrouted_queue/row say which; nothing has
+ * changed), -ENOMEM (the engine is unchanged if setup failed; after the
+ * run a conn that could not be allocated is counted in allocs_failed as
+ * on one thread). */
 static inline int ipvs_mt_replay(struct ipvs_engine *m,
-				 const struct ipvs_mt_batch *b,
+				 const struct ipvs_mt_batch *b, uint32_t nb,
 				 uint32_t nworkers, const uint32_t *mask,
 				 const struct ipvs_fc *fc_conf, uint32_t until,
 				 struct ipvs_mt_scratch *scratch,
@@ -670,7 +730,8 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 	uint32_t lo, hi;		/* earliest, latest worker clock */
 	uint64_t t0 = ipvs_mt_ns(CLOCK_MONOTONIC), t1, t2;
 
-	if (nworkers < 1 || nworkers > IPVS_MT_MAX_WORKERS || m->mt)
+	if (nworkers < 1 || nworkers > IPVS_MT_MAX_WORKERS || m->mt ||
+	    (nb != 1 && nb != nworkers))
 		return -EINVAL;
 	for (uint32_t i = 0; i < m->nsvcs; i++)
 		if (m->svcs[i].live && !m->svcs[i].sched)
@@ -678,14 +739,23 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 	memset(&sh, 0, sizeof(sh));
 	sh.e = m;
 	sh.b = b;
+	sh.nworkers = nworkers;
+	memcpy(sh.mask, mask, sizeof(sh.mask));
+	sh.queues = nb > 1;
+	atomic_init(&sh.checked, 0);
+	atomic_init(&sh.misrouted, 0);
 	sh.fc_conf = fc_conf;
 	/* room for every new conn of the trace plus the grabs in flight, so
 	 * that e->chunks never moves while workers read it */
 	{
-		uint64_t need = (uint64_t)m->bump + (uint64_t)b->n +
+		uint64_t need = (uint64_t)m->bump +
 			(uint64_t)nworkers * (IPVS_MT_GRAB + IPVS_CONN_CHUNK);
-		uint32_t cap = (uint32_t)(need / IPVS_CONN_CHUNK + 2);
+		uint32_t cap;
 		struct ipvs_conn **nc;
+
+		for (k = 0; k < nb; k++)
+			need += b[k].n;
+		cap = (uint32_t)(need / IPVS_CONN_CHUNK + 2);
 
 		if (cap < m->nchunks)
 			cap = m->nchunks;
@@ -695,7 +765,8 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 		m->chunks = nc;
 		sh.chunk_cap = cap;
 	}
-	if (ipvs_mt_rows_init(&sh.rows, scratch, b, nworkers, mask))
+	if (!sh.queues && ipvs_mt_rows_init(&sh.rows, scratch, b, nworkers,
+					    mask))
 		return -ENOMEM;
 	ws = ipvs_mt_calloc_lines(nworkers, sizeof(*ws));
 	if (!ws)
@@ -722,6 +793,11 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 	for (k = 0; k < nworkers && !ret; k++) {
 		ret = ipvs_mt_worker_init(&ws[k], &sh);
 		ws[k].idx = k;
+		ws[k].rw = &sh.rows;
+		if (sh.queues) {	/* all its rows, results in place */
+			ws[k].rw = &ws[k].own_rows;
+			(void)ipvs_mt_rows_init(ws[k].rw, NULL, &b[k], 1, mask);
+		}
 	}
 	if (!ret)
 		ret = ipvs_mt_split_timers(m, ws, nworkers, mask, until);
@@ -770,6 +846,10 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 		ipvs_mt_rows_slice(&sh.rows, k);
 		ws[k].sliced = 1;
 	}
+	for (k = started + 1; sh.queues && k < nworkers; k++) {
+		ipvs_mt_queue_check(&ws[k]);	/* likewise their checks */
+		ws[k].checked = 1;
+	}
 	atomic_store_explicit(&sh.rows.threads, started + 1 == nworkers ? 1 : 2,
 			      memory_order_release);
 	ipvs_mt_worker_run(&ws[0]);
@@ -785,6 +865,7 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 	iht_defer_frees(&m->tab, 0);	/* no worker left to hold a hint */
 	m->tab.prof.ncpus = ncpus;
 	memset(st, 0, sizeof(*st));
+	st->misrouted_queue = st->misrouted_row = -1;
 	st->setup_ns = t1 - t0;
 	st->run_ns = t2 - t1;
 	st->bg_resizes = sh.rz.runs;
@@ -810,7 +891,18 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 		st->fc_stale += ws[k].fc.stale;
 		if (ws[k].oom)
 			ret = -ENOMEM;
+		if (sh.queues && ws[k].misrouted_row != SIZE_MAX &&
+		    st->misrouted_queue < 0) {
+			st->misrouted_queue = k;
+			st->misrouted_row = (int64_t)ws[k].misrouted_row;
+		}
 		ipvs_mt_worker_free(&ws[k]);
+	}
+	if (atomic_load(&sh.misrouted)) {
+		/* no worker took a row: the merges gave the due timers back
+		 * and changed nothing else; the clock stays */
+		ret = -EXDEV;
+		goto finish;
 	}
 	/* the workers ran their timers up to their own last packet: bring
 	 * every conn to the trace's end, as one thread would have -- from
@@ -827,6 +919,7 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 		m->now = hi;
 	if (iht_resize_pending(&m->tab))
 		iht_maybe_resize(&m->tab);
+finish:
 	st->finish_ns = ipvs_mt_ns(CLOCK_MONOTONIC) - t2;
 out:
 	pthread_mutex_destroy(&sh.pool_lock);
