@@ -1,12 +1,15 @@
 /* mt_replay_stress.c - the multi-core replay (ipvs_mt.h) from plain C,
  * no Python: one engine replays a trace on one thread, another engine the
  * same trace on @workers threads (sh scheduler, NAT, writer stripes, flow
- * cache), and the results must be equal.  Small enough to build with
+ * cache), and the results must be equal.  With @queues the trace is first
+ * split into one RSS queue per worker (rows grouped by worker, each group
+ * in trace order) and replayed from those (ipvs_mt_replay with nb ==
+ * workers); the verdicts are put back in trace order to compare.  Small enough to build with
  * -fsanitize=thread as a standalone program (Python itself does not run
  * under TSan here), and called through ctypes by
  * tests/core/test_mt_cstress.py.
  *
- * mt_stress() returns 0 and fills out[]: rows whose verdict differed,
+ * mt_stress() and mt_stress_queues() return 0 and fill out[]: rows whose verdict differed,
  * |conns difference|, counters that differed (totals and per-dest), the
  * conns made, flow cache hits, buckets the workers moved for rebuilds;
  * or -2 when setup failed.
@@ -84,6 +87,85 @@ static void engine_free(struct ipvs_engine *e)
 	ipvs_engine_free_all(e);
 }
 
+/* Replay the trace @b (n rows) as @nw RSS queues: copies of its rows
+ * grouped by ipvs_mt_shard_of (stable), one batch per worker; the verdicts
+ * are written back to @b's output columns in trace order.  Returns
+ * ipvs_mt_replay's result, or -ENOMEM. */
+static int replay_queues(struct ipvs_engine *e, const struct ipvs_mt_batch *b,
+			 uint32_t nw, const uint32_t *mask,
+			 const struct ipvs_fc *fc, uint32_t until,
+			 struct ipvs_mt_stats *st)
+{
+	size_t n = b->n, *perm = malloc(n * sizeof(*perm));
+	size_t start[IPVS_MT_MAX_WORKERS + 1] = { 0 }, fill[IPVS_MT_MAX_WORKERS];
+	uint8_t *w = malloc(n), *sa = malloc(n * 16), *da = malloc(n * 16);
+	uint8_t *u8 = malloc(n * 5);	/* proto, af, flags, dir, action */
+	uint16_t *ports = malloc(n * 4);
+	uint32_t *u32 = malloc(n * 12);	/* fwmark, len, times */
+	int32_t *dest = malloc(n * 4);
+	struct ipvs_mt_batch qs[IPVS_MT_MAX_WORKERS];
+	int rc = -ENOMEM;
+
+	if (!perm || !w || !sa || !da || !u8 || !ports || !u32 || !dest)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		uint32_t a[4];
+
+		memcpy(a, b->dir[i] == 1 ? &b->daddr[i * 16] : &b->saddr[i * 16],
+		       16);
+		w[i] = (uint8_t)ipvs_mt_shard_of(a, mask, nw);
+		start[w[i] + 1]++;
+	}
+	for (uint32_t k = 0; k < nw; k++) {
+		start[k + 1] += start[k];
+		fill[k] = start[k];
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t j = fill[w[i]]++;
+
+		perm[j] = i;
+		memcpy(&sa[j * 16], &b->saddr[i * 16], 16);
+		memcpy(&da[j * 16], &b->daddr[i * 16], 16);
+		u8[j] = b->proto[i];
+		u8[n + j] = b->af[i];
+		u8[2 * n + j] = b->flags[i];
+		u8[3 * n + j] = b->dir[i];
+		ports[j] = b->sport[i];
+		ports[n + j] = b->dport[i];
+		u32[j] = b->fwmark[i];
+		u32[n + j] = b->len[i];
+		u32[2 * n + j] = b->times[i];
+	}
+	for (uint32_t k = 0; k < nw; k++) {
+		size_t o = start[k];
+
+		memset(&qs[k], 0, sizeof(qs[k]));
+		qs[k].saddr = &sa[o * 16];
+		qs[k].daddr = &da[o * 16];
+		qs[k].proto = &u8[o];
+		qs[k].af = &u8[n + o];
+		qs[k].flags = &u8[2 * n + o];
+		qs[k].dir = &u8[3 * n + o];
+		qs[k].sport = &ports[o];
+		qs[k].dport = &ports[n + o];
+		qs[k].fwmark = &u32[o];
+		qs[k].len = &u32[n + o];
+		qs[k].times = &u32[2 * n + o];
+		qs[k].dest_out = &dest[o];
+		qs[k].action_out = &u8[4 * n + o];
+		qs[k].n = start[k + 1] - o;
+	}
+	rc = ipvs_mt_replay(e, qs, nw, nw, mask, fc, until, NULL, st);
+	for (size_t j = 0; !rc && j < n; j++) {
+		b->dest_out[perm[j]] = dest[j];
+		b->action_out[perm[j]] = u8[4 * n + j];
+	}
+out:
+	free(perm); free(w); free(sa); free(da); free(u8); free(ports);
+	free(u32); free(dest);
+	return rc;
+}
+
 static uint64_t xs(uint64_t *s)
 {
 	*s ^= *s << 13;
@@ -92,8 +174,8 @@ static uint64_t xs(uint64_t *s)
 	return *s;
 }
 
-int mt_stress(int workers, int stripes, int nflows, int npkts, uint64_t seed,
-	      uint64_t *out)
+static int stress(int workers, int stripes, int nflows, int npkts,
+		  uint64_t seed, int queues, uint64_t *out)
 {
 	struct ipvs_engine *one = calloc(1, sizeof(*one));
 	struct ipvs_engine *many = calloc(1, sizeof(*many));
@@ -178,9 +260,13 @@ int mt_stress(int workers, int stripes, int nflows, int npkts, uint64_t seed,
 		struct ipvs_mt_scratch scratch = { NULL, 0 };
 		int mrc;
 
-		/* the workers shard the rows themselves */
-		mrc = ipvs_mt_replay(many, &b, (uint32_t)workers, mask, &fc,
-				     tm[n - 1], &scratch, &st);
+		if (queues)	/* split before the workers, as by a NIC */
+			mrc = replay_queues(many, &b, (uint32_t)workers, mask,
+					    &fc, tm[n - 1], &st);
+		else		/* the workers shard the rows themselves */
+			mrc = ipvs_mt_replay(many, &b, 1, (uint32_t)workers,
+					     mask, &fc, tm[n - 1], &scratch,
+					     &st);
 		ipvs_mt_scratch_free(&scratch);
 		if (mrc)
 			goto out;
@@ -214,17 +300,35 @@ out:
 	return rc;
 }
 
+int mt_stress(int workers, int stripes, int nflows, int npkts, uint64_t seed,
+	      uint64_t *out)
+{
+	return stress(workers, stripes, nflows, npkts, seed, 0, out);
+}
+
+/* The same from RSS queues, one per worker. */
+int mt_stress_queues(int workers, int stripes, int nflows, int npkts,
+		     uint64_t seed, uint64_t *out)
+{
+	return stress(workers, stripes, nflows, npkts, seed, 1, out);
+}
+
 #ifdef MT_STRESS_MAIN
 #include <stdio.h>
 
 int main(void)
 {
 	uint64_t out[6];
-	int rc = mt_stress(3, 8, 3000, 60000, 7, out);
+	int bad = 0;
 
-	printf("rc %d rows %lu conns %lu counters %lu made %lu fc_hits %lu "
-	       "helped %lu\n", rc, out[0], out[1], out[2], out[3], out[4],
-	       out[5]);
-	return rc || out[0] || out[1] || out[2];
+	for (int queues = 0; queues < 2; queues++) {
+		int rc = stress(3, 8, 3000, 60000, 7, queues, out);
+
+		printf("queues %d rc %d rows %lu conns %lu counters %lu made %lu "
+		       "fc_hits %lu helped %lu\n", queues, rc, out[0], out[1],
+		       out[2], out[3], out[4], out[5]);
+		bad |= rc || out[0] || out[1] || out[2];
+	}
+	return bad;
 }
 #endif
