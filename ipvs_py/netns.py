@@ -600,7 +600,8 @@ class Netns:
         writes its own verdicts, as CPUs fed by a NIC's queues do.
         Returns a ReplayResult per queue (rows in queue order;
         ``queues.merge(results)`` puts them in trace order), equal to
-        ``replay(batch)``'s.  A row whose client belongs to another
+        ``replay(batch)``'s wherever ``replay(batch, workers=N)``'s are
+        (docs/multicore.md).  A row whose client belongs to another
         queue is a ValueError naming it, before anything changes."""
         return self._path().replay_queues(getattr(queues, "batches", queues))
 
