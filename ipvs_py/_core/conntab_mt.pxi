@@ -37,8 +37,6 @@ cdef extern from "ipvs_mt_rows.h" nogil:
         size_t cap
     void ipvs_mt_scratch_free(ipvs_mt_scratch *s)
     uint32_t ipvs_mt_jiffies(double sec, double hz, uint32_t floor)
-    uint32_t ipvs_mt_shard_of(const uint32_t *caddr, const uint32_t *mask,
-                              uint32_t nworkers)
     struct ipvs_mt_batch:
         const uint8_t *saddr
         const uint8_t *daddr
@@ -57,6 +55,8 @@ cdef extern from "ipvs_mt_rows.h" nogil:
         const double *seconds
         double hz
         uint32_t floor
+    uint32_t ipvs_mt_row_shard(const ipvs_mt_batch *b, size_t i,
+                               const uint32_t *mask, uint32_t nworkers)
 
 cdef extern from "ipvs_mt.h" nogil:
     enum:
@@ -68,7 +68,7 @@ cdef extern from "ipvs_mt.h" nogil:
         uint64_t grace_periods, pool_grabs, bg_resizes, helped_buckets
         uint64_t fc_hits, fc_misses, fc_admitted, fc_rejected, fc_bypassed
         uint64_t fc_stale
-        int64_t misrouted_queue, misrouted_row
+        int64_t misrouted_queue, misrouted_row, misrouted_to
     int ipvs_mt_thread_limit
     # m: struct ipvs_engine * (declared later, in conntab.pyx)
     size_t ipvs_mt_heap_copy(const void *m, uint32_t *out, size_t cap)
@@ -152,15 +152,9 @@ cdef object _mt_batch(ipvs_mt_batch *b, batch, times,
     cdef const uint8_t[:, ::1] sa = sa_a
     cdef const uint8_t[:, ::1] da = da_a
     cols = {}
-    for name, attr, dtype in (("proto", "proto", np.uint8),
-                              ("af", "af", np.uint8),
-                              ("sport", "sport", np.uint16),
-                              ("dport", "dport", np.uint16),
-                              ("tcp_flags", "tcp_flags", np.uint8),
-                              ("fwmark", "fwmark", np.uint32),
-                              ("length", "length", np.uint32),
-                              ("direction", "direction", np.uint8)):
-        cols[name] = np.ascontiguousarray(getattr(batch, attr))
+    for name in ("proto", "af", "sport", "dport", "tcp_flags", "fwmark",
+                 "length", "direction"):
+        cols[name] = np.ascontiguousarray(getattr(batch, name))
         keep.append(cols[name])
     cdef const uint8_t[::1] proto = cols["proto"]
     cdef const uint8_t[::1] af = cols["af"]
@@ -242,7 +236,6 @@ cdef dict _mt_run(ConnEngine eng, ipvs_mt_batch *b, uint32_t nb,
     cdef ipvs_mt_stats st
     cdef uint32_t m[4]
     cdef int rc
-    cdef int64_t q, row
     cdef const ipvs_fc *fcc = &eng.fc_conf if eng.fc_conf.n else NULL
     memcpy(m, <char *>mask, 16)
     if eng.e.sidx.dirty:
@@ -252,12 +245,10 @@ cdef dict _mt_run(ConnEngine eng, ipvs_mt_batch *b, uint32_t nb,
         rc = ipvs_mt_replay(&eng.e, b, nb, nworkers, m, fcc, until,
                             &eng.mt_scratch, &st)
     if rc == -18:       # EXDEV: nothing ran
-        q, row = st.misrouted_queue, st.misrouted_row
         raise ValueError(
-            f"queue {q} row {row}: its client belongs to queue "
-            f"{_row_shard(&b[q], row, m, nworkers)} of {nworkers} "
-            f"(split the trace with ipvs_py.multicore.rss_queues); "
-            f"nothing was replayed")
+            f"queue {st.misrouted_queue} row {st.misrouted_row}: its client "
+            f"belongs to queue {st.misrouted_to} of {nworkers} (split the "
+            f"trace with ipvs_py.multicore.rss_queues); nothing was replayed")
     if eng._events != NULL:
         # worker clones start from zeroed engines and record no session
         # events: count the run as lost events, so the reader
@@ -279,14 +270,6 @@ cdef dict _mt_run(ConnEngine eng, ipvs_mt_batch *b, uint32_t nb,
             "fc_hits": st.fc_hits, "fc_misses": st.fc_misses,
             "fc_admitted": st.fc_admitted, "fc_rejected": st.fc_rejected,
             "fc_bypassed": st.fc_bypassed, "fc_stale": st.fc_stale}
-
-
-cdef uint32_t _row_shard(const ipvs_mt_batch *b, size_t i, const uint32_t *m,
-                         uint32_t n) noexcept:
-    """The worker of row ``i`` of ``b`` (its client under mask ``m``)."""
-    cdef uint32_t a[4]
-    memcpy(a, &b.daddr[i * 16] if b.dir[i] == 1 else &b.saddr[i * 16], 16)
-    return ipvs_mt_shard_of(a, m, n)
 
 
 def replay_mt(ConnEngine eng, batch, times, int nworkers, bytes mask,
@@ -359,7 +342,7 @@ def shard_rows(batch, bytes mask, int nworkers):
     cdef const uint8_t[::1] dr = np.ascontiguousarray(batch.direction)
     cdef Py_ssize_t n = dr.shape[0], i
     cdef uint32_t m[4]
-    cdef uint32_t a[4]
+    cdef ipvs_mt_batch b            # the address columns only
     _check_mt_args(mask, nworkers, "workers")
     if sa.shape[0] != n or da.shape[0] != n or (
             n and (sa.shape[1] != 16 or da.shape[1] != 16)):
@@ -367,10 +350,15 @@ def shard_rows(batch, bytes mask, int nworkers):
     memcpy(m, <char *>mask, 16)
     out = np.empty(n, np.uint8)
     cdef uint8_t[::1] o = out
+    if n == 0:
+        return out
+    memset(&b, 0, sizeof(b))
+    b.saddr = &sa[0, 0]
+    b.daddr = &da[0, 0]
+    b.dir = &dr[0]
     with nogil:
         for i in range(n):
-            memcpy(a, &da[i, 0] if dr[i] == 1 else &sa[i, 0], 16)
-            o[i] = <uint8_t>ipvs_mt_shard_of(a, m, nworkers)
+            o[i] = <uint8_t>ipvs_mt_row_shard(&b, i, m, nworkers)
     return out
 
 

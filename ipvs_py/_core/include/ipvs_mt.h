@@ -122,6 +122,7 @@ struct ipvs_worker {
 	int checked;			/* queues: its queue is checked */
 	size_t misrouted_row;		/* queues: first row of another worker
 					 * (SIZE_MAX: none) */
+	uint32_t misrouted_to;		/* ... that worker */
 	int64_t nconns0, no_cport0, ntemplates0;
 	uint64_t grace_periods, pool_grabs;
 	uint64_t helped;		/* buckets of rebuilds it moved */
@@ -356,12 +357,11 @@ static inline void ipvs_mt_queue_check(struct ipvs_worker *w)
 
 	w->misrouted_row = SIZE_MAX;
 	for (size_t i = 0; i < b->n; i++) {
-		uint32_t a[4];
+		uint32_t k = ipvs_mt_row_shard(b, i, sh->mask, sh->nworkers);
 
-		memcpy(a, b->dir[i] == 1 ? &b->daddr[i * 16]
-					 : &b->saddr[i * 16], 16);
-		if (ipvs_mt_shard_of(a, sh->mask, sh->nworkers) != w->idx) {
+		if (k != w->idx) {
 			w->misrouted_row = i;
+			w->misrouted_to = k;
 			atomic_store_explicit(&w->sh->misrouted, 1,
 					      memory_order_relaxed);
 			break;
@@ -696,7 +696,8 @@ struct ipvs_mt_stats {
 	uint64_t fc_hits, fc_misses, fc_admitted, fc_rejected, fc_bypassed,
 		 fc_stale;
 	int64_t misrouted_queue, misrouted_row;	/* -EXDEV: the first row
-						 * in a wrong queue */
+						 * in a wrong queue, */
+	int64_t misrouted_to;			/* and the queue it is of */
 };
 
 /* Replay on @nworkers threads.  One trace (@nb 1): worker k takes the
@@ -865,7 +866,7 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 	iht_defer_frees(&m->tab, 0);	/* no worker left to hold a hint */
 	m->tab.prof.ncpus = ncpus;
 	memset(st, 0, sizeof(*st));
-	st->misrouted_queue = st->misrouted_row = -1;
+	st->misrouted_queue = st->misrouted_row = st->misrouted_to = -1;
 	st->setup_ns = t1 - t0;
 	st->run_ns = t2 - t1;
 	st->bg_resizes = sh.rz.runs;
@@ -895,6 +896,7 @@ static inline int ipvs_mt_replay(struct ipvs_engine *m,
 		    st->misrouted_queue < 0) {
 			st->misrouted_queue = k;
 			st->misrouted_row = (int64_t)ws[k].misrouted_row;
+			st->misrouted_to = ws[k].misrouted_to;
 		}
 		ipvs_mt_worker_free(&ws[k]);
 	}

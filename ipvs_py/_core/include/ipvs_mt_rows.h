@@ -105,6 +105,19 @@ static inline uint32_t ipvs_mt_shard_of(const uint32_t *caddr,
 	return (uint32_t)(((h >> 32) * nworkers) >> 32);
 }
 
+/* The worker of row @i of @b: ipvs_mt_shard_of() of its client address,
+ * the source of a client->VIP packet or the destination of a reply. */
+static inline uint32_t ipvs_mt_row_shard(const struct ipvs_mt_batch *b,
+					 size_t i, const uint32_t *mask,
+					 uint32_t nworkers)
+{
+	uint32_t a[4];
+
+	memcpy(a, b->dir[i] == 1 /* IPVS_DIR_OUTPUT */ ? &b->daddr[i * 16]
+						       : &b->saddr[i * 16], 16);
+	return ipvs_mt_shard_of(a, mask, nworkers);
+}
+
 /* Memory for the per-row state, kept by the caller between runs (free it
  * with ipvs_mt_scratch_free).  Mapped, not malloc()ed: a long-lived
  * block of megabytes in malloc's heap changed where the next runs' numpy
@@ -247,12 +260,8 @@ static inline void ipvs_mt_rows_slice(struct ipvs_mt_rows *r, uint32_t k)
 	ipvs_mt_slice_bounds(r, k, &lo, &hi);
 	memset(cnt, 0, r->nworkers * sizeof(*cnt));
 	for (size_t i = lo; i < hi; i++) {
-		uint32_t a[4], w;
+		uint32_t w = ipvs_mt_row_shard(b, i, r->mask, r->nworkers);
 
-		memcpy(a, b->dir[i] == 1 /* IPVS_DIR_OUTPUT: the client is
-					    the destination of a reply */
-		       ? &b->daddr[i * 16] : &b->saddr[i * 16], 16);
-		w = ipvs_mt_shard_of(a, r->mask, r->nworkers);
 		r->shard[i] = (uint8_t)w;
 		cnt[w]++;
 	}

@@ -109,11 +109,7 @@ static int replay_queues(struct ipvs_engine *e, const struct ipvs_mt_batch *b,
 	if (!perm || !w || !sa || !da || !u8 || !ports || !u32 || !dest)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
-		uint32_t a[4];
-
-		memcpy(a, b->dir[i] == 1 ? &b->daddr[i * 16] : &b->saddr[i * 16],
-		       16);
-		w[i] = (uint8_t)ipvs_mt_shard_of(a, mask, nw);
+		w[i] = (uint8_t)ipvs_mt_row_shard(b, i, mask, nw);
 		start[w[i] + 1]++;
 	}
 	for (uint32_t k = 0; k < nw; k++) {
