@@ -9,7 +9,10 @@ length.
 """
 import ipaddress
 
+from ._core import load as _load
 from .stats import Stats
+
+_svctab = _load("svctab")
 
 __all__ = ["Service", "SCHEDULERS", "PERSISTENCE_ENGINES", "AF_INET",
            "AF_INET6", "IPPROTO_TCP", "IPPROTO_UDP", "IPPROTO_SCTP",
@@ -48,8 +51,14 @@ def svc_key(af, protocol, addr_bytes, port, fwmark):
     return (af, protocol, addr_bytes, port)
 
 
-class Service:
-    """One virtual service; created by :meth:`ipvs_py.Netns.add_service`."""
+class Service(_svctab.ServiceNode):
+    """One virtual service; created by :meth:`ipvs_py.Netns.add_service`.
+
+    Its service-table entry (hash node and lookup key) is in the object,
+    on its first cache line, as the kernel embeds the node in
+    ``struct ip_vs_service``: the ``ServiceNode`` base and ``adopt()``
+    below (``ipvs_py/_core/svctab.pyx``).  A lookup among 100,000 services
+    then misses on two lines (bucket, service), not three."""
 
     __slots__ = ("af", "protocol", "addr", "addr_bytes", "port", "fwmark",
                  "sched_name", "flags", "timeout", "netmask", "pe_name",
@@ -75,6 +84,10 @@ class Service:
         self.hash_key = 0
         self._addr32 = svc_addr32(af, self.addr_bytes)
         self.sched_data = None     # opaque, owned by the scheduler hooks
+
+    def __getstate__(self):
+        """copy and pickle carry the fields, never the table link."""
+        return None, {k: getattr(self, k) for k in _FIELDS if hasattr(self, k)}
 
     @property
     def key(self):
@@ -115,6 +128,10 @@ class Service:
             a = (f"[{self.addr}]" if self.af == AF_INET6 else str(self.addr))
             ident = f"{PROTO_NAMES.get(self.protocol, '?')} {a}:{self.port}"
         return f"<Service {ident} {self.sched_name} dests={len(self.dests)}>"
+
+
+_svctab.adopt(Service)
+_FIELDS = tuple(k for k in Service.__slots__ if k != "__weakref__")
 
 
 def zero_addr(af):

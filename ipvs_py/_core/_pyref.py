@@ -514,5 +514,5 @@ def lock_counts(size, profile="conn", ncpus=None):
 
 
 from ._pyref_table import BadKeyError, Table  # noqa: E402,F401
-from ._pyref_svctab import SvcTable  # noqa: E402,F401
+from ._pyref_svctab import SvcTable, ServiceNode, adopt  # noqa: E402,F401
 from ._pyref_nlattr import decode_nest, decode_stats  # noqa: E402,F401

@@ -27,7 +27,7 @@ _hashing = _load("hashing")
 _jhash2 = _hashing.jhash_2words
 _jhash3 = _hashing.jhash_3words
 
-__all__ = ["SvcTable", "desired_size", "thresholds", "svc_addr32",
+__all__ = ["SvcTable", "ServiceNode", "adopt", "desired_size", "thresholds", "svc_addr32",
            "SVC_TAB_MIN_BITS", "SVC_TAB_MAX_BITS"]
 
 SVC_TAB_MIN_BITS = 4          # IP_VS_SVC_TAB_MIN_BITS
@@ -86,6 +86,21 @@ def svc_addr32(af, addr_bytes):
         return int.from_bytes(addr_bytes, "little")
     w = int.from_bytes(addr_bytes, "little")
     return (w ^ (w >> 32) ^ (w >> 64) ^ (w >> 96)) & 0xFFFFFFFF
+
+
+class ServiceNode:
+    """``svctab.ServiceNode``: the compiled table embeds its entry here;
+    this table keeps its chains in lists, so the base is empty."""
+
+    __slots__ = ()
+
+
+def adopt(cls):
+    """``svctab.adopt``: nothing to install for list chains."""
+    if not isinstance(cls, type) or not issubclass(cls, ServiceNode):
+        raise TypeError(f"adopt() takes a subclass of ServiceNode, not "
+                        f"{cls!r}")
+    return cls
 
 
 class _Rht:

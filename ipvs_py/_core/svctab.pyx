@@ -9,11 +9,16 @@ buckets sized by ``svc_lfactor``, a shrink request when a delete leaves
 per array.  The hash is the kernel's jhash over the low 32 bits of that
 key (see the header).
 
-The Python ``Service`` objects stay in a Python list, which owns them; a
-C entry holds the object's index there (``handle``, for walks and
-removal) and a borrowed pointer to it (``obj``, so a lookup does not also
-miss on the list slot).  C code never touches a Python object: this module
-reads them, always with the GIL held.
+Each entry lives inside its Python object, as the kernel's hlist node
+lives inside ``struct ip_vs_service``: ``ServiceNode`` (the base class of
+``ipvs_py.Service``) holds it right after the object header, and
+:func:`adopt` gives a subclass an allocator (``include/ipvs_svcobj.h``)
+that places its objects in the cage, on a cache line boundary, so a
+lookup's hit reads one line for the entry and the object it returns.
+While linked, the objects stay in a Python list, which owns them; the
+entry holds the object's index there (``handle``, for walks and removal)
+and a borrowed pointer to it (``obj``).  C code never touches a Python
+object: this module reads them, always with the GIL held.
 
 Why the GIL rules below hold (ipvs_table.h, locking table): a lookup holds
 the GIL but takes no lock; it may only spin for a mover of a concurrent
@@ -22,39 +27,42 @@ for a grace period (insert, unlink, retire, resize, walk) runs ``nogil``.
 
 Measured (bench/bench_ctl.py, 2-core VM shared with other jobs): see
 docs/control-plane.md.  A lookup is ~50-90 ns in a small table; at 100,000
-services it is dominated by three dependent cache misses (bucket head,
-entry, the Service object the caller gets).
+services it is dominated by two dependent cache misses (bucket head,
+then the Service object's first line, which holds the entry).
 """
 cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.object cimport PyObject, PyTypeObject
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
 from libc.stdlib cimport malloc, free, realloc
 from libc.string cimport memset
+from posix.unistd cimport usleep
 
 from ipvs_py._core.hashing cimport ipvs_siphash_key_t
 from ipvs_py._core.table cimport (
     iht_table, iht_node, iht_tbl, iht_walker, iht_lock_profile,
     iht_key_src_fn, iht_init, iht_destroy, iht_set_key_source,
     iht_read_lock, iht_read_unlock, iht_lookup, iht_insert, iht_unlink,
-    iht_retire, iht_maybe_resize, iht_set_lfactor, iht_walk_start,
+    iht_synchronize, iht_maybe_resize, iht_set_lfactor, iht_walk_start,
     iht_walk_next, iht_walk_stop, iht_histogram, iht_count,
     iht_resize_pending, iht_resizes, iht_snapshot,
     iht_mem_bytes, iht_key_hash_fn, iht_key_cmp_fn, iht_node_hash_fn,
-    IHT_MEM_ENTRIES, IHT_MEM_BUCKETS, IHT_MEM_LOCKS, IHT_MEM_META,
+    IHT_MEM_BUCKETS, IHT_MEM_LOCKS, IHT_MEM_META,
     IHT_HIST_MAXLEN)
 
 import os
 import random
 import weakref
 
-__all__ = ["SvcTable", "TableView", "MIN_BITS", "MAX_BITS", "ENTRY_SIZE"]
+__all__ = ["SvcTable", "ServiceNode", "adopt", "TableView", "MIN_BITS",
+           "MAX_BITS", "ENTRY_SIZE"]
 
 
 cdef extern from "ipvs_svctab.h" nogil:
     enum:
         SVT_MIN_BITS
         SVT_MAX_BITS
-        SVT_ENTRY_BYTES
+        SVT_ENTRY_LINE_BYTES
 
     struct svt_key:
         uint32_t addr32
@@ -66,9 +74,9 @@ cdef extern from "ipvs_svctab.h" nogil:
 
     struct svt_entry:
         iht_node node
+        void *obj
         svt_key key
         uint32_t handle
-        void *obj
 
     struct svt_keysrc:
         uint32_t next
@@ -87,17 +95,107 @@ cdef extern from "ipvs_svctab.h" nogil:
     void svt_next_key(ipvs_siphash_key_t *k, void *ctx)
     void svt_cancel_resize(iht_table *t)
     void svt_request_resize(iht_table *t)
-    void svt_free_node(iht_node *n, void *ctx)
-    svt_entry *svt_entry_alloc(iht_table *t)
     uint32_t svt_node_hash_key(const iht_node *n)
+
+
+cdef extern from "ipvs_svcobj.h" nogil:
+    enum:
+        SVO_SUPPORTED
+        SVO_GC_HEAD
+        SVO_LEAD
+    void svo_adopt(PyTypeObject *t)
+    int svo_owns(PyObject *op)
+    size_t svo_block_size(PyTypeObject *t)
 
 
 MIN_BITS = SVT_MIN_BITS
 MAX_BITS = SVT_MAX_BITS
-ENTRY_SIZE = SVT_ENTRY_BYTES      # bytes a service entry takes (a line)
+ENTRY_SIZE = sizeof(svt_entry)    # bytes of the entry in each service
+
+cdef struct walk_row:
+    uint32_t handle
+    uint32_t hash_key
+    void *obj
+
 
 cdef int _ENOMEM = 12
 cdef uint32_t _NO_HANDLE = 0xFFFFFFFF
+
+
+@cython.auto_pickle(False)   # the entry is not state; Service has __getstate__
+cdef class ServiceNode:
+    """The part of a service that its table links: the kernel's ``s_list``
+    node and lookup key inside ``struct ip_vs_service``.  ``ipvs_py.Service``
+    derives from it; it has no Python-visible state.
+
+    An instance can be in one :class:`SvcTable` at a time.  Only objects
+    from :func:`adopt`'s allocator (this class and adopted subclasses) can
+    be linked: their entry is in the cage, on the object's first line."""
+
+    cdef svt_entry ent       # first: node, obj, key on the object's line
+    cdef void *linked_in     # the SvcTable it is linked in, or NULL
+
+    @property
+    def linked(self):
+        """True while the service is in a table."""
+        return self.linked_in != NULL
+
+
+def _gc_head_size():
+    """The bytes CPython keeps before a GC object (``sys.getsizeof`` adds
+    them to ``__sizeof__``)."""
+    import sys
+    x = []
+    return sys.getsizeof(x) - x.__sizeof__()
+
+
+cdef int _MANAGED_PREHEADER = (1 << 3) | (1 << 4)  # MANAGED_WEAKREF, _DICT
+
+
+def adopt(cls):
+    """Give ``cls`` (a subclass of :class:`ServiceNode` with ``__slots__``)
+    the allocator that places each instance in the table's cage with its
+    entry on the object's first cache line (``include/ipvs_svcobj.h``).
+    Call it right after the class statement, before any instance exists.
+    Returns ``cls``.  Raises TypeError for a class it cannot serve and
+    RuntimeError on a Python build whose object layout it does not know."""
+    cdef PyTypeObject *tp
+    if not isinstance(cls, type) or not issubclass(cls, ServiceNode):
+        raise TypeError(f"adopt() takes a subclass of ServiceNode, not "
+                        f"{cls!r}")
+    tp = <PyTypeObject *>cls
+    if not SVO_SUPPORTED:
+        raise RuntimeError("this CPython build (free-threaded) finds "
+                           "objects through its own allocator; services "
+                           "cannot live in the table's cage")
+    if _gc_head_size() != SVO_GC_HEAD:
+        raise RuntimeError(f"unexpected GC header size {_gc_head_size()} "
+                           f"(ipvs_svcobj.h assumes {SVO_GC_HEAD})")
+    if (cls.__itemsize__ or cls.__dictoffset__
+            or tp.tp_flags & _MANAGED_PREHEADER):
+        raise TypeError(f"{cls.__name__} must use __slots__ without "
+                        f"__dict__ to be allocated in the cage")
+    if svo_block_size(tp) > 2048:
+        raise TypeError(f"{cls.__name__} instances are too large for the "
+                        f"cage ({cls.__basicsize__} bytes)")
+    svo_adopt(tp)
+    return cls
+
+
+svo_adopt(<PyTypeObject *>ServiceNode)
+
+
+def _entry_offset():
+    """Where the entry starts in a ServiceNode: right after the object
+    header, so node, obj and key end at byte 64 (one line)."""
+    cdef ServiceNode probe = ServiceNode()
+    return <char *>&probe.ent - <char *><PyObject *>probe
+
+
+if _entry_offset() + SVT_ENTRY_LINE_BYTES != 64:
+    raise ImportError(f"ServiceNode's entry starts at byte {_entry_offset()}"
+                      f" of the object, not 16: a lookup would read two "
+                      f"lines (rebuild the extension)")
 
 
 class TableView:
@@ -127,6 +225,7 @@ class TableView:
 
 
 @cython.final
+@cython.no_gc_clear          # __dealloc__ unmarks the services in objs
 cdef class SvcTable:
     """Services of one netns (kernel "7.1"), hashed and sized like the
     kernel, in the core table.
@@ -154,7 +253,7 @@ cdef class SvcTable:
     cdef bint live                 # t is initialised (count > 0)
     cdef svt_keysrc keysrc
     cdef iht_lock_profile prof
-    cdef svt_entry **ents          # handle -> entry
+    cdef svt_entry **ents          # handle -> entry (in its Service)
     cdef Py_ssize_t cap
     cdef list objs                 # handle -> Service (None when free)
     cdef list free_handles
@@ -165,6 +264,7 @@ cdef class SvcTable:
     cdef object __weakref__      # TableView._owner; tests (freed with Netns)
     cdef uint64_t resizes_before   # resizes of freed incarnations
     cdef object view
+    cdef int holding               # _hold_read_section(): 0, 1 in, 2 left
 
     def __cinit__(self):
         self.live = False
@@ -190,7 +290,8 @@ cdef class SvcTable:
 
     def __dealloc__(self):
         if self.live:
-            iht_destroy(&self.t, svt_free_node, &self.t)
+            self._unmark_all()
+            iht_destroy(&self.t, NULL, NULL)   # the services own the nodes
             self.live = False
         free(self.ents)
         self.ents = NULL
@@ -235,12 +336,23 @@ cdef class SvcTable:
         # then returns None instead of entering a table being destroyed
         self.live = False
         with nogil:
-            iht_destroy(&self.t, svt_free_node, &self.t)
+            # the services own the nodes; destroy waits for walkers (it
+            # takes resize_lock), and a lookup holds the GIL
+            iht_destroy(&self.t, NULL, NULL)
+        self._unmark_all()
         self._gen += 1
         self.view = None
         self.objs = []
         self.free_handles = []
         self.handles = {}
+
+    cdef void _unmark_all(self):
+        """The table is going: its services are in no table any more."""
+        if self.objs is None:
+            return
+        for svc in self.objs:
+            if svc is not None:
+                (<ServiceNode>svc).linked_in = NULL
 
     cdef int _key(self, svt_key *k, int af, int protocol, object addr_bytes,
                   int port, uint32_t fwmark) except -1:
@@ -287,42 +399,55 @@ cdef class SvcTable:
 
     def _walk_keys(self):
         """(Service, hash_key) in walk order."""
-        cdef uint32_t *hs = NULL
-        cdef uint32_t *ks = NULL
+        return self._walk(True)
+
+    cdef list _walk(self, bint with_keys):
+        """Services (or (Service, hash_key) pairs) in walk order.  The
+        walk runs without the GIL (it holds resize_lock and a read-side
+        section) and notes each entry's handle and object; back under the
+        GIL, an entry counts only if its handle still holds that object.
+        One that another thread removed meanwhile (its slot empty or
+        reused) is left out: the object may be gone, so its pointer is
+        compared, never followed."""
+        cdef walk_row *rows = NULL
         cdef size_t n = 0, i
+        cdef object svc
         if not self.live:
             return []
-        n = self._collect(&hs, &ks)
+        n = self._collect(&rows)
         try:
             objs = self.objs
-            return [(objs[hs[i]], ks[i]) for i in range(n)]
+            out = []
+            for i in range(n):
+                svc = objs[rows[i].handle] if rows[i].handle < len(objs) \
+                    else None
+                if svc is None or <void *>svc != rows[i].obj:
+                    continue
+                out.append((svc, rows[i].hash_key) if with_keys else svc)
+            return out
         finally:
-            free(hs)
-            free(ks)
+            free(rows)
 
-    cdef size_t _collect(self, uint32_t **hs, uint32_t **ks) except? 0:
-        """Handles (and hash keys) of every node in walk order, into
-        malloc'd arrays the caller frees.  The walk holds resize_lock, so
-        it runs without the GIL."""
+    cdef size_t _collect(self, walk_row **rows) except? 0:
+        """Every node in walk order into a malloc'd array the caller
+        frees.  The walk holds resize_lock, so it runs without the GIL."""
         cdef size_t cap = <size_t>iht_count(&self.t) + 1, n = 0
         cdef iht_walker w
         cdef iht_node *node
-        hs[0] = <uint32_t *>malloc(cap * sizeof(uint32_t))
-        ks[0] = <uint32_t *>malloc(cap * sizeof(uint32_t))
-        if hs[0] == NULL or ks[0] == NULL:
-            free(hs[0])
-            free(ks[0])
-            hs[0] = ks[0] = NULL
+        cdef svt_entry *e
+        rows[0] = <walk_row *>malloc(cap * sizeof(walk_row))
+        if rows[0] == NULL:
             raise MemoryError()
         with nogil:
             iht_walk_start(&self.t, &w)
             node = iht_walk_next(&w)
-            # nobody else modifies a netns' table (the GIL serialises the
-            # Python side), so the count bounds the walk; the check only
-            # guards the buffers
+            # the count bounds the walk when nobody changes the table
+            # meanwhile; the check guards the buffer when someone does
             while node != NULL and n < cap:
-                hs[0][n] = svt_of(node).handle
-                ks[0][n] = svt_node_hash_key(node)
+                e = svt_of(node)
+                rows[0][n].handle = e.handle
+                rows[0][n].obj = e.obj
+                rows[0][n].hash_key = svt_node_hash_key(node)
                 n += 1
                 node = iht_walk_next(&w)
             iht_walk_stop(&w)
@@ -336,30 +461,35 @@ cdef class SvcTable:
         past ``u_thresh`` requests a resize."""
         cdef svt_key k
         cdef svt_entry *e
+        cdef ServiceNode node
         cdef bint first = not self.live
         cdef uint32_t h
+        if not isinstance(svc, ServiceNode) or not svo_owns(<PyObject *>svc):
+            raise TypeError(
+                f"a {type(svc).__name__} cannot be linked: the table links "
+                f"the entry inside a ServiceNode subclass passed to "
+                f"svctab.adopt() (like ipvs_py.Service)")
+        node = <ServiceNode>svc
         self._key(&k, svc.af, svc.protocol, svc.addr_bytes, svc.port,
                   svc.fwmark)
-        if svc in self.handles:
+        if node.linked_in == <void *>self:
             raise ValueError(f"{svc!r} is already in the table")
+        if node.linked_in != NULL:
+            raise ValueError(f"{svc!r} is already in another table")
         if first:
             self._start()
-        e = svt_entry_alloc(&self.t)
-        if e == NULL:
-            if first:
-                self._stop()
-            raise MemoryError("cannot allocate a service entry")
         try:
             h = self._new_handle(svc)
         except BaseException:
-            svt_free_node(&e.node, &self.t)
             if first:
                 self._stop()
             raise
+        e = &node.ent
         e.key = k
         e.handle = h
-        e.obj = <void *>svc          # borrowed: self.objs[h] owns it
+        e.obj = <void *>svc          # itself, borrowed: self.objs[h] owns it
         self.ents[h] = e
+        node.linked_in = <void *>self
         with nogil:
             iht_insert(&self.t, &e.node, &e.key, svt_key_hash, NULL, 1)
             if first:
@@ -375,14 +505,18 @@ cdef class SvcTable:
         cdef int rc
         with nogil:
             rc = iht_unlink(&self.t, &e.node, 1)
-            # freed after a grace period: a reader in another thread may
-            # still stand on the node
+            # The node is the Service's memory, freed with it once the
+            # reference below goes: first a grace period, as the kernel's
+            # call_rcu, for a walker in another thread standing on it.
+            # (~0.1 us with no reader, the service table's writers are
+            # the control plane.)
             if rc == 0:
-                iht_retire(&self.t, e, SVT_ENTRY_BYTES)
+                iht_synchronize(&self.t)
         if rc:
             raise RuntimeError(f"{svc!r} was not linked (table corrupt)")
         # Only now drop the references: a lookup that found the entry held
         # the GIL from the probe to its INCREF, so none is using e.obj.
+        (<ServiceNode>svc).linked_in = NULL
         del self.handles[svc]
         self.ents[h] = NULL
         self.objs[h] = None
@@ -394,6 +528,23 @@ cdef class SvcTable:
         """ip_vs_flush(): unlink everything and free the table."""
         if self.live:
             self._stop()
+
+    def _hold_read_section(self, double seconds):
+        """Tests: stay in a read-side section for ``seconds`` without the
+        GIL, as a walker in another thread would (``_holding()`` reads 1
+        inside, 2 after).  remove() must not return meanwhile."""
+        cdef unsigned int slot
+        if not self.live:
+            raise ValueError("no table")
+        with nogil:
+            slot = iht_read_lock(&self.t)
+            self.holding = 1
+            usleep(<unsigned int>(seconds * 1e6))
+            self.holding = 2
+            iht_read_unlock(&self.t, slot)
+
+    def _holding(self):
+        return self.holding
 
     def kick(self):
         """A write to svc_lfactor: queue the resizer (it rebuilds when the
@@ -465,18 +616,7 @@ cdef class SvcTable:
     def walk(self):
         """Services in the kernel's walk order (buckets 0..size-1, each
         chain head first): /proc/net/ip_vs, dumps, flush.  A list."""
-        cdef uint32_t *hs = NULL
-        cdef uint32_t *ks = NULL
-        cdef size_t n, i
-        if not self.live:
-            return []
-        n = self._collect(&hs, &ks)
-        try:
-            objs = self.objs
-            return [objs[hs[i]] for i in range(n)]
-        finally:
-            free(hs)
-            free(ks)
+        return self._walk(False)
 
     def __len__(self):
         return iht_count(&self.t) if self.live else 0
@@ -549,10 +689,12 @@ cdef class SvcTable:
         return self.view
 
     def memory(self):
-        """Bytes the C side holds, by kind (as allocated)."""
+        """Bytes the C side holds, by kind (as allocated).  ``entries`` are
+        inside the Service objects (``ENTRY_SIZE`` bytes each), which the
+        Python side owns; counted here as the table's share of them."""
         if not self.live:
             return {"buckets": 0, "locks": 0, "entries": 0, "meta": 0}
         return {"buckets": iht_mem_bytes(&self.t.mem, IHT_MEM_BUCKETS),
                 "locks": iht_mem_bytes(&self.t.mem, IHT_MEM_LOCKS),
-                "entries": iht_mem_bytes(&self.t.mem, IHT_MEM_ENTRIES),
+                "entries": iht_count(&self.t) * sizeof(svt_entry),
                 "meta": iht_mem_bytes(&self.t.mem, IHT_MEM_META)}

@@ -15,10 +15,13 @@
  * words of an IPv6 address (ipv6_addr_hash()).  The table stores
  * table_id | (hash & 0x7fffffff) in node.hash_key, as the kernel does.
  *
- * entry->handle is the caller's handle: the index of the Python Service object
- * in a Python list, which owns the object; entry->obj is the same object,
- * borrowed.  Nothing here touches Python objects; the Cython layer
- * (svctab.pyx) reads them only with the GIL held.
+ * The entry lives inside the Python Service object, on the object's first
+ * cache line, as the kernel's hlist node lives inside struct ip_vs_service
+ * (ipvs_svcobj.h allocates such objects in the cage).  entry->obj points
+ * back to that object; entry->handle is the object's index in a Python
+ * list, which owns it while it is linked.  Nothing here touches Python
+ * objects; the Cython layer (svctab.pyx) reads them only with the GIL
+ * held.
  */
 #ifndef IPVS_PY_IPVS_SVCTAB_H
 #define IPVS_PY_IPVS_SVCTAB_H
@@ -48,20 +51,24 @@ struct svt_key {
 	uint8_t addr[16];
 };
 
-/* One service in the table: 8-byte node + 32-byte key + 8 + 4 = 52 bytes,
- * on one 64-byte line (svt_entry_alloc). */
+/* One service in the table: 8-byte node + 8 + 32-byte key + 4 = 52 bytes.
+ * Embedded in a Service object right after its 16-byte PyObject header, the
+ * fields a lookup reads (node, obj, key) end at byte 64 of the object:
+ * a hit reads one line, the one the caller's Py_INCREF writes anyway. */
 struct svt_entry {
 	struct iht_node node;
-	struct svt_key key;
-	uint32_t handle;	/* index of the Python object (walks, tests) */
-	/* The Python object itself, a borrowed reference: the Python side owns
-	 * it (its handle list) for as long as the entry is linked, and only
-	 * reads it with the GIL held.  C code never dereferences it.  It
-	 * saves the handle -> list slot step of a lookup: measured at 100,000
-	 * services (cold, loaded 2-core VM) the probe alone cost 530-740 ns
-	 * and the list slot plus the object another 590-730 ns. */
+	/* The Python object that contains this entry (borrowed; the Python
+	 * side owns it while the entry is linked and reads it only with the
+	 * GIL held; C code never dereferences it). */
 	void *obj;
+	struct svt_key key;
+	uint32_t handle;	/* index of the object in the owner's list */
 };
+
+#define SVT_ENTRY_LINE_BYTES 48	/* node + obj + key: what a lookup reads */
+_Static_assert(offsetof(struct svt_entry, handle) == SVT_ENTRY_LINE_BYTES,
+	       "node, obj and key fill 48 bytes, so with a 16-byte object "
+	       "header they fill one cache line");
 
 static inline struct svt_entry *svt_of(const struct iht_node *n)
 {
@@ -177,34 +184,10 @@ static inline void svt_cancel_resize(struct iht_table *t)
 	atomic_store(&t->resize_requested, 0);
 }
 
-/* A zeroed entry on a cache line of its own, counted as IHT_MEM_ENTRIES;
- * freed with iht_mem_free() (svt_free_node, or after a grace period through
- * iht_retire()).  It takes the cage's 64-byte class, whose blocks are
- * 64-byte aligned, so that a lookup that compares the node's hash_key and
- * then the key reads one line, not two (a 16-byte aligned 52-byte block
- * straddles two lines three times in four).  Context: no table lock held.
- * NULL on ENOMEM. */
-#define SVT_ENTRY_BYTES 64
-_Static_assert(sizeof(struct svt_entry) <= SVT_ENTRY_BYTES,
-	       "a service entry fits one cache line");
-
-static inline struct svt_entry *svt_entry_alloc(struct iht_table *t)
-{
-	return iht_mem_alloc(&t->mem, IHT_MEM_ENTRIES, SVT_ENTRY_BYTES, 1);
-}
-
 /* Queue the resize work (a write to svc_lfactor). */
 static inline void svt_request_resize(struct iht_table *t)
 {
 	atomic_store(&t->resize_requested, 1);
-}
-
-/* iht_destroy() callback: free an entry (ctx is the table). */
-static inline void svt_free_node(struct iht_node *n, void *ctx)
-{
-	struct iht_table *t = ctx;
-
-	iht_mem_free(&t->mem, IHT_MEM_ENTRIES, svt_of(n), SVT_ENTRY_BYTES);
 }
 
 /* Node fields for the Cython layer (it cannot name _Atomic members). */
