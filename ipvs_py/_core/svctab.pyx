@@ -102,7 +102,7 @@ cdef extern from "ipvs_svcobj.h" nogil:
     enum:
         SVO_SUPPORTED
         SVO_GC_HEAD
-        SVO_LEAD
+        SVO_MAX_BLOCK
     void svo_adopt(PyTypeObject *t)
     int svo_owns(PyObject *op)
     size_t svo_block_size(PyTypeObject *t)
@@ -175,7 +175,7 @@ def adopt(cls):
             or tp.tp_flags & _MANAGED_PREHEADER):
         raise TypeError(f"{cls.__name__} must use __slots__ without "
                         f"__dict__ to be allocated in the cage")
-    if svo_block_size(tp) > 2048:
+    if svo_block_size(tp) > SVO_MAX_BLOCK:
         raise TypeError(f"{cls.__name__} instances are too large for the "
                         f"cage ({cls.__basicsize__} bytes)")
     svo_adopt(tp)

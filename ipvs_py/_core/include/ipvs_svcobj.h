@@ -40,6 +40,7 @@
 
 #define SVO_LEAD	64	/* bytes before the object: one line */
 #define SVO_GC_HEAD	16	/* sizeof(PyGC_Head); svctab.adopt checks */
+#define SVO_MAX_BLOCK	IHT_CAGE_SMALL_MAX	/* largest cage small block */
 
 /* 1 when this build of CPython can run objects allocated here. */
 #ifdef Py_GIL_DISABLED
@@ -69,7 +70,7 @@ static PyObject *svo_alloc(PyTypeObject *type, Py_ssize_t nitems)
 				"svo_alloc: variable-size objects unsupported");
 		return NULL;
 	}
-	if (size > IHT_CAGE_SMALL_MAX) {
+	if (size > SVO_MAX_BLOCK) {
 		PyErr_Format(PyExc_TypeError,
 			     "%s instances are too large (%zd bytes) for the "
 			     "service table's allocator",
