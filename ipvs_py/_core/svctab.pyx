@@ -264,7 +264,10 @@ cdef class SvcTable:
     cdef object __weakref__      # TableView._owner; tests (freed with Netns)
     cdef uint64_t resizes_before   # resizes of freed incarnations
     cdef object view
-    cdef int holding               # _hold_read_section(): 0, 1 in, 2 left
+    # _hold_read_section(): 0, 1 inside, 2 left; written without the GIL,
+    # polled with it (a test hook: an int store, read after each poll's
+    # GIL round trip)
+    cdef int holding
 
     def __cinit__(self):
         self.live = False
@@ -336,8 +339,9 @@ cdef class SvcTable:
         # then returns None instead of entering a table being destroyed
         self.live = False
         with nogil:
-            # the services own the nodes; destroy waits for walkers (it
-            # takes resize_lock), and a lookup holds the GIL
+            # nothing to free: the services own the nodes (and, as
+            # iht_destroy requires, no walk of this netns' table runs: the
+            # netns' owner serialises flush and walks)
             iht_destroy(&self.t, NULL, NULL)
         self._unmark_all()
         self._gen += 1
