@@ -101,7 +101,7 @@ cdef extern from "ipvs_svctab.h" nogil:
 cdef extern from "ipvs_svcobj.h" nogil:
     enum:
         SVO_SUPPORTED
-        SVO_GC_HEAD
+        SVO_LEAD
         SVO_MAX_BLOCK
     void svo_adopt(PyTypeObject *t)
     int svo_owns(PyObject *op)
@@ -141,25 +141,27 @@ cdef class ServiceNode:
         return self.linked_in != NULL
 
 
-def _gc_head_size():
-    """The bytes CPython keeps before a GC object (``sys.getsizeof`` adds
-    them to ``__sizeof__``)."""
+def _preheader_size(cls):
+    """Bytes CPython keeps before an instance of ``cls``: the GC header,
+    and on 3.11+ the managed dict / weakref pointers (``sys.getsizeof``
+    adds them to ``__sizeof__``).  Measured on a bare instance (``__new__``
+    only), so it follows the running CPython's layout."""
     import sys
-    x = []
-    return sys.getsizeof(x) - x.__sizeof__()
-
-
-cdef int _MANAGED_PREHEADER = (1 << 3) | (1 << 4)  # MANAGED_WEAKREF, _DICT
+    probe = cls.__new__(cls)
+    return sys.getsizeof(probe) - probe.__sizeof__()
 
 
 def adopt(cls):
-    """Give ``cls`` (a subclass of :class:`ServiceNode` with ``__slots__``)
-    the allocator that places each instance in the table's cage with its
-    entry on the object's first cache line (``include/ipvs_svcobj.h``).
-    Call it right after the class statement, before any instance exists.
-    Returns ``cls``.  Raises TypeError for a class it cannot serve and
-    RuntimeError on a Python build whose object layout it does not know."""
+    """Give ``cls`` (a subclass of :class:`ServiceNode`) the allocator that
+    places each instance in the table's cage with its entry on the object's
+    first cache line (``include/ipvs_svcobj.h``).  Call it right after the
+    class statement, before any instance exists (one made before keeps its
+    pymalloc memory and cannot be linked).  Returns ``cls``.  Raises
+    TypeError for a class it cannot serve and RuntimeError on a
+    free-threaded CPython, whose collector finds objects through its own
+    allocator."""
     cdef PyTypeObject *tp
+    cdef Py_ssize_t pre
     if not isinstance(cls, type) or not issubclass(cls, ServiceNode):
         raise TypeError(f"adopt() takes a subclass of ServiceNode, not "
                         f"{cls!r}")
@@ -168,13 +170,14 @@ def adopt(cls):
         raise RuntimeError("this CPython build (free-threaded) finds "
                            "objects through its own allocator; services "
                            "cannot live in the table's cage")
-    if _gc_head_size() != SVO_GC_HEAD:
-        raise RuntimeError(f"unexpected GC header size {_gc_head_size()} "
-                           f"(ipvs_svcobj.h assumes {SVO_GC_HEAD})")
-    if (cls.__itemsize__ or cls.__dictoffset__
-            or tp.tp_flags & _MANAGED_PREHEADER):
-        raise TypeError(f"{cls.__name__} must use __slots__ without "
-                        f"__dict__ to be allocated in the cage")
+    if cls.__itemsize__:
+        raise TypeError(f"{cls.__name__} is variable-size; the cage holds "
+                        f"fixed-size objects")
+    pre = _preheader_size(cls)
+    if not 0 <= pre <= SVO_LEAD:
+        raise RuntimeError(f"{cls.__name__} instances need {pre} bytes "
+                           f"before the object (ipvs_svcobj.h leaves "
+                           f"{SVO_LEAD})")
     if svo_block_size(tp) > SVO_MAX_BLOCK:
         raise TypeError(f"{cls.__name__} instances are too large for the "
                         f"cage ({cls.__basicsize__} bytes)")

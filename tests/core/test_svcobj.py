@@ -153,9 +153,19 @@ def test_adopt_refusals():
         svctab.adopt(svc())
 
     class WithDict(Service):
-        pass                               # no __slots__: a __dict__
-    with pytest.raises(TypeError, match="__slots__ without __dict__"):
-        svctab.adopt(WithDict)
+        pass                  # a __dict__: a bigger pre-header on 3.11+
+    assert svctab.adopt(WithDict) is WithDict
+    d = WithDict(2, 6, ipaddress.IPv4Address("10.2.2.2"), 80, 0, "rr", 0,
+                 0, 0xFFFFFFFF, "")
+    d.note = [d]                           # a cycle through the dict
+    r = weakref.ref(d)
+    t = svctab.SvcTable(random.Random(1))
+    t.insert(d)
+    assert id(d) % 64 == 0 and t.find(2, 6, d.addr_bytes, 80) is d
+    t.remove(d)
+    del d
+    gc.collect()
+    assert r() is None
 
     class Huge(Service):
         __slots__ = tuple(f"f{i}" for i in range(300))

@@ -15,19 +15,22 @@
  * (iht_cage.h), which is what lets a 32-bit table reference reach its
  * node:
  *
- *   block + 0  .. 48   unused: keeps the object on a line boundary
- *   block + 48 .. 64   PyGC_Head (the cycle collector's links), GC types
+ *   block + 0  .. 64   the pre-header, at its end: PyGC_Head (the cycle
+ *                      collector's links; 16 bytes) and, on 3.12+ for a
+ *                      class with __weakref__ (3.11+ with __dict__), the
+ *                      managed weakref/dict pointers before it; zeroed,
+ *                      as PyType_GenericAlloc leaves them
  *   block + 64 ..      the object: PyObject_HEAD, then ServiceNode's
  *                      struct svt_entry (node, obj, key end at byte 64)
  *
- * This is what PyType_GenericAlloc and PyObject_GC_Del do for a type with
- * no managed dict or weakref pre-header, with the cage in place of
- * pymalloc.  One difference: the collector's allocation count
+ * This is what PyType_GenericAlloc and PyObject_GC_Del do, with the cage
+ * in place of pymalloc and the pre-header right-aligned in a fixed
+ * 64-byte lead.  One difference: the collector's allocation count
  * (_PyObject_GC_Link, internal) is not bumped, so creating services does
- * not bring the next automatic collection closer.  svctab.adopt() checks
- * the runtime's GC header size and the type's flags before installing
- * these, and refuses builds whose collector finds objects by walking its
- * own heaps (free-threaded CPython).
+ * not bring the next automatic collection closer.  svctab.adopt() measures
+ * the type's pre-header (sys.getsizeof - __sizeof__) and refuses one
+ * larger than the lead, and refuses builds whose collector finds objects
+ * by walking its own heaps (free-threaded CPython).
  *
  * Context: GIL held (they are type slots).
  */
@@ -39,7 +42,6 @@
 #include "iht_cage.h"
 
 #define SVO_LEAD	64	/* bytes before the object: one line */
-#define SVO_GC_HEAD	16	/* sizeof(PyGC_Head); svctab.adopt checks */
 #define SVO_MAX_BLOCK	IHT_CAGE_SMALL_MAX	/* largest cage small block */
 
 /* 1 when this build of CPython can run objects allocated here. */
