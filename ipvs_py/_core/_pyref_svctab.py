@@ -27,8 +27,8 @@ _hashing = _load("hashing")
 _jhash2 = _hashing.jhash_2words
 _jhash3 = _hashing.jhash_3words
 
-__all__ = ["SvcTable", "ServiceNode", "adopt", "desired_size", "thresholds", "svc_addr32",
-           "SVC_TAB_MIN_BITS", "SVC_TAB_MAX_BITS"]
+__all__ = ["SvcTable", "ServiceNode", "adopt", "desired_size", "thresholds",
+           "svc_addr32", "SVC_TAB_MIN_BITS", "SVC_TAB_MAX_BITS"]
 
 SVC_TAB_MIN_BITS = 4          # IP_VS_SVC_TAB_MIN_BITS
 SVC_TAB_MAX_BITS = 20         # IP_VS_SVC_TAB_MAX_BITS

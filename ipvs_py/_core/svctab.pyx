@@ -34,7 +34,7 @@ cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.object cimport PyObject, PyTypeObject
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
-from libc.stdlib cimport malloc, free, realloc
+from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 from posix.unistd cimport usleep
 
@@ -256,11 +256,8 @@ cdef class SvcTable:
     cdef bint live                 # t is initialised (count > 0)
     cdef svt_keysrc keysrc
     cdef iht_lock_profile prof
-    cdef svt_entry **ents          # handle -> entry (in its Service)
-    cdef Py_ssize_t cap
     cdef list objs                 # handle -> Service (None when free)
     cdef list free_handles
-    cdef dict handles              # Service -> handle
     cdef object rng
     cdef object lfactor_fn
     cdef readonly uint64_t _gen    # bumped by every new/freed array
@@ -274,8 +271,6 @@ cdef class SvcTable:
 
     def __cinit__(self):
         self.live = False
-        self.ents = NULL
-        self.cap = 0
 
     def __init__(self, rng=None, lfactor=lambda: -3, ncpus=None):
         self.rng = rng if rng is not None else random.Random()
@@ -286,7 +281,6 @@ cdef class SvcTable:
         self.prof.ncpus = (os.cpu_count() or 1) if ncpus is None else ncpus
         self.objs = []
         self.free_handles = []
-        self.handles = {}
         self._gen = 0
         self.resizes_before = 0
         self.view = None
@@ -299,8 +293,6 @@ cdef class SvcTable:
             self._unmark_all()
             iht_destroy(&self.t, NULL, NULL)   # the services own the nodes
             self.live = False
-        free(self.ents)
-        self.ents = NULL
 
     # ------------------------------------------------------------ helpers
 
@@ -351,7 +343,6 @@ cdef class SvcTable:
         self.view = None
         self.objs = []
         self.free_handles = []
-        self.handles = {}
 
     cdef void _unmark_all(self):
         """The table is going: its services are in no table any more."""
@@ -377,8 +368,8 @@ cdef class SvcTable:
         return 0
 
     cdef uint32_t _new_handle(self, object svc) except 0xFFFFFFFF:
-        cdef Py_ssize_t h, ncap
-        cdef svt_entry **p
+        """A slot of ``objs`` for ``svc`` (which then owns it)."""
+        cdef Py_ssize_t h
         if self.free_handles:
             h = self.free_handles.pop()
             self.objs[h] = svc
@@ -387,16 +378,6 @@ cdef class SvcTable:
             if h >= <Py_ssize_t>_NO_HANDLE:
                 raise OverflowError("too many services")
             self.objs.append(svc)
-        if h >= self.cap:
-            ncap = max(64, 2 * self.cap, h + 1)
-            p = <svt_entry **>realloc(self.ents, ncap * sizeof(svt_entry *))
-            if p == NULL:
-                self.objs[h] = None
-                self.free_handles.append(h)
-                raise MemoryError()
-            self.ents = p
-            self.cap = ncap
-        self.handles[svc] = h
         return <uint32_t>h
 
     cdef void _sync_hash_keys(self):
@@ -495,7 +476,6 @@ cdef class SvcTable:
         e.key = k
         e.handle = h
         e.obj = <void *>svc          # itself, borrowed: self.objs[h] owns it
-        self.ents[h] = e
         node.linked_in = <void *>self
         with nogil:
             iht_insert(&self.t, &e.node, &e.key, svt_key_hash, NULL, 1)
@@ -507,9 +487,16 @@ cdef class SvcTable:
         """ip_vs_svc_unhash() plus ip_vs_del_service()'s table policy: the
         last service frees the table; otherwise a count at or below
         ``l_thresh`` requests a shrink."""
-        cdef Py_ssize_t h = self.handles[svc]
-        cdef svt_entry *e = self.ents[h]
+        cdef ServiceNode node
+        cdef svt_entry *e
+        cdef uint32_t h
         cdef int rc
+        if (not isinstance(svc, ServiceNode)
+                or (<ServiceNode>svc).linked_in != <void *>self):
+            raise KeyError(svc)
+        node = <ServiceNode>svc
+        e = &node.ent
+        h = e.handle
         with nogil:
             rc = iht_unlink(&self.t, &e.node, 1)
             # The node is the Service's memory, freed with it once the
@@ -523,9 +510,7 @@ cdef class SvcTable:
             raise RuntimeError(f"{svc!r} was not linked (table corrupt)")
         # Only now drop the references: a lookup that found the entry held
         # the GIL from the probe to its INCREF, so none is using e.obj.
-        (<ServiceNode>svc).linked_in = NULL
-        del self.handles[svc]
-        self.ents[h] = NULL
+        node.linked_in = NULL
         self.objs[h] = None
         self.free_handles.append(h)
         if iht_count(&self.t) == 0:

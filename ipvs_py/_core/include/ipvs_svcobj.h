@@ -59,6 +59,13 @@ static inline size_t svo_block_size(PyTypeObject *type)
 	       ~(size_t)63;
 }
 
+/* 1 if @op came from svo_alloc (its entry is reachable by a table
+ * reference). */
+static inline int svo_owns(PyObject *op)
+{
+	return iht_cage_contains(op, 1);
+}
+
 /* tp_alloc: a zeroed object of @type in the cage, tracked by the collector
  * when @type is a GC type. */
 static PyObject *svo_alloc(PyTypeObject *type, Py_ssize_t nitems)
@@ -97,7 +104,7 @@ static void svo_free(void *p)
 	PyObject *op = p;
 	PyTypeObject *type = Py_TYPE(op);
 
-	if (!iht_cage_contains(op, 1)) {
+	if (!svo_owns(op)) {
 		if (PyType_IS_GC(type))
 			PyObject_GC_Del(p);
 		else
@@ -114,13 +121,6 @@ static inline void svo_adopt(PyTypeObject *type)
 {
 	type->tp_alloc = svo_alloc;
 	type->tp_free = svo_free;
-}
-
-/* 1 if @op came from svo_alloc (its entry is reachable by a table
- * reference). */
-static inline int svo_owns(PyObject *op)
-{
-	return iht_cage_contains(op, 1);
 }
 
 #endif /* IPVS_PY_IPVS_SVCOBJ_H */
