@@ -502,8 +502,9 @@ cdef class SvcTable:
             # The node is the Service's memory, freed with it once the
             # reference below goes: first a grace period, as the kernel's
             # call_rcu, for a walker in another thread standing on it.
-            # (~0.1 us with no reader, the service table's writers are
-            # the control plane.)
+            # (With no reader that is a counter flip and a scan of the
+            # reader slots; the service table's writers are the control
+            # plane.)
             if rc == 0:
                 iht_synchronize(&self.t)
         if rc:

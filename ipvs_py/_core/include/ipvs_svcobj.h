@@ -5,9 +5,9 @@
  * Why: a lookup that hands the caller a Service object reads the bucket
  * head, the entry, and the object (the caller's Py_INCREF).  At 100,000
  * services each is a dependent cache miss.  With the entry in a separate
- * block, removing the object's miss alone took find_service from 1.77-2.12x
- * to 1.20-1.49x of its cost at 10 services (bench_ctl's lookup, same run,
- * docs/control-plane.md).  Here the entry is in the object, so the object's
+ * block, a hack build that skipped the object's miss took find_service
+ * from 1.70-2.16x to 1.20-1.49x of its cost at 10 services (builds
+ * alternating, docs/control-plane.md).  Here the entry is in the object, so the object's
  * line and the entry's are the same line.
  *
  * How: types adopted by svctab.adopt() get svo_alloc / svo_free as
